@@ -1,0 +1,82 @@
+/* buf.c - growable byte buffer and a JSON string escaper. */
+#include "orch.h"
+
+#include "buf.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void reserve(orch_buf *b, size_t extra) {
+  if (b->len + extra + 1 <= b->cap) return;
+  size_t cap = b->cap ? b->cap : 256;
+  while (cap < b->len + extra + 1) cap *= 2;
+  b->data = orch_xrealloc(b->data, cap);
+  b->cap = cap;
+}
+
+void orch_buf_append(orch_buf *b, const void *data, size_t len) {
+  reserve(b, len);
+  if (len) memcpy(b->data + b->len, data, len);
+  b->len += len;
+  b->data[b->len] = '\0';
+}
+
+void orch_buf_puts(orch_buf *b, const char *s) { orch_buf_append(b, s, strlen(s)); }
+
+void orch_buf_printf(orch_buf *b, const char *fmt, ...) {
+  va_list ap, cp;
+  va_start(ap, fmt);
+  va_copy(cp, ap);
+  int n = vsnprintf(NULL, 0, fmt, cp);
+  va_end(cp);
+  if (n > 0) {
+    reserve(b, (size_t)n);
+    vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+    b->len += (size_t)n;
+  }
+  va_end(ap);
+}
+
+void orch_buf_json_string(orch_buf *b, const char *s, size_t len) {
+  static const char hex[] = "0123456789abcdef";
+  reserve(b, len + 2);
+  orch_buf_append(b, "\"", 1);
+  for (size_t i = 0; i < len; i++) {
+    unsigned char c = (unsigned char)s[i];
+    switch (c) {
+    case '"': orch_buf_append(b, "\\\"", 2); break;
+    case '\\': orch_buf_append(b, "\\\\", 2); break;
+    case '\n': orch_buf_append(b, "\\n", 2); break;
+    case '\r': orch_buf_append(b, "\\r", 2); break;
+    case '\t': orch_buf_append(b, "\\t", 2); break;
+    default:
+      if (c < 0x20) {
+        char esc[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
+        orch_buf_append(b, esc, 6);
+      } else {
+        orch_buf_append(b, &s[i], 1);
+      }
+    }
+  }
+  orch_buf_append(b, "\"", 1);
+}
+
+char *orch_buf_take(orch_buf *b, size_t *len) {
+  if (!b->data) orch_buf_append(b, "", 0);
+  char *d = b->data;
+  if (len) *len = b->len;
+  *b = (orch_buf)ORCH_BUF_INIT;
+  return d;
+}
+
+void orch_buf_reset(orch_buf *b) {
+  b->len = 0;
+  if (b->data) b->data[0] = '\0';
+}
+
+void orch_buf_free(orch_buf *b) {
+  if (!b) return;
+  free(b->data);
+  *b = (orch_buf)ORCH_BUF_INIT;
+}

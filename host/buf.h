@@ -1,0 +1,28 @@
+/*
+ * buf.h - growable byte buffer used to build response bodies and SQL.
+ * A buf owns its memory; orch_buf_free() releases it and is safe on a zeroed buf.
+ * The contents are always NUL-terminated.
+ */
+#pragma once
+
+#include "orch.h"
+
+#include <stddef.h>
+
+typedef struct orch_buf {
+  char *data; /* owned; NULL until the first append */
+  size_t len;
+  size_t cap;
+} orch_buf;
+
+#define ORCH_BUF_INIT {NULL, 0, 0}
+
+void orch_buf_append(orch_buf *b, const void *data, size_t len);
+void orch_buf_puts(orch_buf *b, const char *s);
+void orch_buf_printf(orch_buf *b, const char *fmt, ...) ORCH_PRINTF(2, 3);
+/* Append `s` as a JSON string literal, quotes included. */
+void orch_buf_json_string(orch_buf *b, const char *s, size_t len);
+/* Give the data to the caller (who frees it) and reset the buf. Never NULL. */
+char *orch_buf_take(orch_buf *b, size_t *len);
+void orch_buf_reset(orch_buf *b);
+void orch_buf_free(orch_buf *b);

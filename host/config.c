@@ -1,0 +1,156 @@
+/* config.c - defaults, environment variables and flags, in that order. */
+#include "orch.h"
+
+#include "config.h"
+#include "log.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+enum kind { K_STR, K_INT, K_SIZE, K_LONG, K_LEVEL, K_MB };
+
+/* One row per setting: the table is the documentation of the names. */
+struct setting {
+  const char *env;
+  const char *flag;
+  enum kind kind;
+  size_t offset;
+  const char *help;
+};
+
+#define OFF(f) offsetof(orch_config, f)
+static const struct setting settings[] = {
+    {"DATABASE_URI", "--database", K_STR, OFF(database_uri), "PostgreSQL URI or conninfo"},
+    {"ORCH_HTTP_HOST", "--host", K_STR, OFF(http_host), "address to listen on (127.0.0.1)"},
+    {"ORCH_HTTP_PORT", "--port", K_INT, OFF(http_port), "port to listen on (8080; 0 = any)"},
+    {"ORCH_HTTP_THREADS", "--http-threads", K_INT, OFF(http_threads), "HTTP threads (2)"},
+    {"ORCH_MAX_BODY_BYTES", "--max-body", K_SIZE, OFF(max_body), "request body limit (1048576)"},
+    {"ORCH_CORS_ORIGINS", "--cors-origins", K_STR, OFF(cors_origins), "allowed origins (*)"},
+    {"ORCH_PRODUCTS_DIR", "--products", K_STR, OFF(products_dir), "product scripts (products/)"},
+    {"ORCH_LUA_DIR", "--lua-dir", K_STR, OFF(lua_dir), "core Lua ruleset (lua/)"},
+    {"ORCH_MIGRATIONS_DIR", "--migrations", K_STR, OFF(migrations_dir), "SQL migrations"},
+    {"ORCH_LOG_LEVEL", "--log-level", K_LEVEL, OFF(log_level), "debug|info|warning|error"},
+    {"ORCH_LUA_MEMORY_MB", "--lua-memory-mb", K_MB, OFF(lua_memory), "memory cap per Lua state (256)"},
+    {"ORCH_LUA_TIMEOUT_MS", "--lua-timeout-ms", K_LONG, OFF(lua_timeout_ms),
+     "time budget per call into Lua (10000)"},
+};
+
+static int set_value(orch_config *cfg, const struct setting *s, const char *value,
+                     const char *source, orch_error *err) {
+  char *base = (char *)cfg + s->offset;
+  char *end = NULL;
+  errno = 0;
+  switch (s->kind) {
+  case K_STR: {
+    char **dst = (char **)base;
+    free(*dst);
+    *dst = orch_strdup(value);
+    return ORCH_OK;
+  }
+  case K_LEVEL: {
+    int lvl = orch_log_parse_level(value);
+    if (lvl < 0) break;
+    *(int *)base = lvl;
+    return ORCH_OK;
+  }
+  case K_INT: {
+    long v = strtol(value, &end, 10);
+    if (errno || end == value || *end || v < 0 || v > 65535) break;
+    *(int *)base = (int)v;
+    return ORCH_OK;
+  }
+  case K_LONG: {
+    long v = strtol(value, &end, 10);
+    if (errno || end == value || *end || v < 0) break;
+    *(long *)base = v;
+    return ORCH_OK;
+  }
+  case K_SIZE:
+  case K_MB: {
+    unsigned long long v = strtoull(value, &end, 10);
+    if (errno || end == value || *end || value[0] == '-') break;
+    *(size_t *)base = (size_t)(s->kind == K_MB ? v * 1024 * 1024 : v);
+    return ORCH_OK;
+  }
+  }
+  orch_error_set(err, ORCH_ECONFIG, "invalid value '%s' for %s", value, source);
+  return ORCH_ECONFIG;
+}
+
+/* A default folder: "./<name>" when it exists, else the compiled-in data dir. */
+static char *default_dir(const char *name) {
+  struct stat st;
+  if (stat(name, &st) == 0 && S_ISDIR(st.st_mode)) return orch_strdup(name);
+  return orch_sprintf("%s/%s", ORCH_DATA_DIR, name);
+}
+
+int orch_config_init(orch_config *cfg, orch_error *err) {
+  memset(cfg, 0, sizeof *cfg);
+  cfg->http_host = orch_strdup("127.0.0.1");
+  cfg->http_port = 8080;
+  cfg->http_threads = 2;
+  cfg->max_body = 1024 * 1024;
+  cfg->cors_origins = orch_strdup("*");
+  cfg->products_dir = default_dir("products");
+  cfg->lua_dir = default_dir("lua");
+  cfg->migrations_dir = default_dir("migrations");
+  cfg->log_level = ORCH_LOG_INFO;
+  cfg->lua_memory = 256u * 1024 * 1024;
+  cfg->lua_timeout_ms = 10000;
+  for (size_t i = 0; i < ORCH_ARRAY_LEN(settings); i++) {
+    const char *v = getenv(settings[i].env);
+    if (v && *v && set_value(cfg, &settings[i], v, settings[i].env, err) != ORCH_OK)
+      return ORCH_ECONFIG;
+  }
+  return ORCH_OK;
+}
+
+int orch_config_parse_flags(orch_config *cfg, int argc, char **argv, int *i, orch_error *err) {
+  while (*i < argc && strncmp(argv[*i], "--", 2) == 0) {
+    const char *arg = argv[*i];
+    const char *eq = strchr(arg, '=');
+    size_t name_len = eq ? (size_t)(eq - arg) : strlen(arg);
+    const struct setting *s = NULL;
+    for (size_t k = 0; k < ORCH_ARRAY_LEN(settings); k++)
+      if (strlen(settings[k].flag) == name_len && !strncmp(settings[k].flag, arg, name_len))
+        s = &settings[k];
+    if (!s) return ORCH_OK; /* not ours: the subcommand may know it */
+    const char *value = eq ? eq + 1 : NULL;
+    if (!value) {
+      if (*i + 1 >= argc) {
+        orch_error_set(err, ORCH_ECONFIG, "flag %s needs a value", s->flag);
+        return ORCH_ECONFIG;
+      }
+      value = argv[++*i];
+    }
+    if (set_value(cfg, s, value, s->flag, err) != ORCH_OK) return ORCH_ECONFIG;
+    ++*i;
+  }
+  return ORCH_OK;
+}
+
+void orch_config_free(orch_config *cfg) {
+  if (!cfg) return;
+  for (size_t i = 0; i < ORCH_ARRAY_LEN(settings); i++)
+    if (settings[i].kind == K_STR) {
+      char **p = (char **)((char *)cfg + settings[i].offset);
+      free(*p);
+      *p = NULL;
+    }
+}
+
+const char *orch_config_flags_help(void) {
+  static char text[4096];
+  if (!text[0]) {
+    size_t used = 0;
+    for (size_t i = 0; i < ORCH_ARRAY_LEN(settings) && used < sizeof text; i++) {
+      int n = snprintf(text + used, sizeof text - used, "  %-18s %-22s %s\n", settings[i].flag,
+                       settings[i].env, settings[i].help);
+      if (n > 0) used += (size_t)n;
+    }
+  }
+  return text;
+}

@@ -1,0 +1,37 @@
+/*
+ * config.h - typed configuration, read once at start-up from environment
+ * variables and then from command-line flags (flags win). Immutable afterwards;
+ * threads may read it without locking.
+ */
+#pragma once
+
+#include "orch.h"
+
+#include <stddef.h>
+
+typedef struct orch_config {
+  char *database_uri;   /* DATABASE_URI / --database; libpq URI or conninfo; NULL if unset */
+  char *http_host;      /* ORCH_HTTP_HOST / --host (127.0.0.1) */
+  int http_port;        /* ORCH_HTTP_PORT / --port (8080; 0 = any free port) */
+  int http_threads;     /* ORCH_HTTP_THREADS / --http-threads (2) */
+  size_t max_body;      /* ORCH_MAX_BODY_BYTES / --max-body (1 MiB) */
+  char *cors_origins;   /* ORCH_CORS_ORIGINS / --cors-origins ("*" or comma list) */
+  char *products_dir;   /* ORCH_PRODUCTS_DIR / --products (products/) */
+  char *lua_dir;        /* ORCH_LUA_DIR / --lua-dir (lua/) */
+  char *migrations_dir; /* ORCH_MIGRATIONS_DIR / --migrations (migrations/) */
+  int log_level;        /* ORCH_LOG_LEVEL / --log-level (info) */
+  size_t lua_memory;    /* ORCH_LUA_MEMORY_MB / --lua-memory-mb (256 MiB) per Lua state */
+  long lua_timeout_ms;  /* ORCH_LUA_TIMEOUT_MS / --lua-timeout-ms (10000) per call into Lua */
+} orch_config;
+
+/* Fill defaults, then the environment. */
+int orch_config_init(orch_config *cfg, orch_error *err) ORCH_MUSTCHECK;
+/*
+ * Apply flags from argv[*i] on; stops at the first non-flag argument and
+ * leaves *i there. Unknown flags are an error.
+ */
+int orch_config_parse_flags(orch_config *cfg, int argc, char **argv, int *i,
+                            orch_error *err) ORCH_MUSTCHECK;
+void orch_config_free(orch_config *cfg);
+/* Usage text for the flags (static string). */
+const char *orch_config_flags_help(void);

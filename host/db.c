@@ -1,0 +1,113 @@
+/* db.c - a libpq connection with lazy connect, reconnect and status mapping. */
+#include "orch.h"
+
+#include "db.h"
+#include "log.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+struct orch_db {
+  char *uri;      /* owned */
+  PGconn *conn;   /* owned; NULL until connected */
+  char sqlstate[6];
+};
+
+/* libpq does not know SQLAlchemy's driver suffixes; orchestrator-core users have them. */
+static char *normalise_uri(const char *uri) {
+  static const char *prefixes[] = {"postgresql+psycopg2://", "postgresql+psycopg://",
+                                   "postgres+psycopg://"};
+  for (size_t i = 0; i < ORCH_ARRAY_LEN(prefixes); i++) {
+    size_t n = strlen(prefixes[i]);
+    if (!strncmp(uri, prefixes[i], n)) return orch_sprintf("postgresql://%s", uri + n);
+  }
+  return orch_strdup(uri);
+}
+
+orch_db *orch_db_new(const char *uri) {
+  orch_db *db = orch_xcalloc(1, sizeof *db);
+  db->uri = normalise_uri(uri ? uri : "");
+  return db;
+}
+
+void orch_db_free(orch_db *db) {
+  if (!db) return;
+  if (db->conn) PQfinish(db->conn);
+  free(db->uri);
+  free(db);
+}
+
+static void notice_quiet(void *arg, const char *message) {
+  ORCH_UNUSED(arg);
+  LOG_DEBUG("db", "notice: %s", message);
+}
+
+int orch_db_ensure(orch_db *db, orch_error *err) {
+  if (db->conn && PQstatus(db->conn) == CONNECTION_OK) return ORCH_OK;
+  if (db->conn) {
+    PQfinish(db->conn);
+    db->conn = NULL;
+  }
+  /* Later keywords override what the URI sets: UTC like orchestrator-core. */
+  const char *keys[] = {"dbname", "options", "application_name", "connect_timeout", NULL};
+  const char *vals[] = {db->uri, "-c timezone=UTC", "orchestrator", "10", NULL};
+  PGconn *conn = PQconnectdbParams(keys, vals, 1);
+  if (!conn || PQstatus(conn) != CONNECTION_OK) {
+    const char *msg = conn ? PQerrorMessage(conn) : "out of memory";
+    size_t n = strlen(msg);
+    while (n && (msg[n - 1] == '\n' || msg[n - 1] == ' ')) n--;
+    orch_error_set(err, ORCH_EDB, "cannot connect to the database: %.*s", (int)n, msg);
+    if (conn) PQfinish(conn);
+    return ORCH_EDB;
+  }
+  PQsetNoticeProcessor(conn, notice_quiet, NULL);
+  db->conn = conn;
+  return ORCH_OK;
+}
+
+PGconn *orch_db_conn(orch_db *db) { return db->conn; }
+
+const char *orch_db_last_sqlstate(orch_db *db) { return db->sqlstate; }
+
+orch_dbstatus orch_db_status_of(orch_db *db, PGresult *res, orch_error *err) {
+  ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+  db->sqlstate[0] = '\0';
+  if (st == PGRES_COMMAND_OK) return ORCH_DB_NO_RESULTS;
+  if (st == PGRES_TUPLES_OK) {
+    int n = PQntuples(res);
+    return n == 0 ? ORCH_DB_NO_RESULTS : n == 1 ? ORCH_DB_ONE_RESULT : ORCH_DB_MANY_RESULTS;
+  }
+  const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+  const char *msg = res ? PQresultErrorMessage(res) : NULL;
+  if (!msg || !*msg) msg = db->conn ? PQerrorMessage(db->conn) : "no connection";
+  size_t n = strlen(msg);
+  while (n && (msg[n - 1] == '\n' || msg[n - 1] == ' ')) n--;
+  if (state) snprintf(db->sqlstate, sizeof db->sqlstate, "%s", state);
+  int lost = !db->conn || PQstatus(db->conn) != CONNECTION_OK;
+  int soft = lost || (state && (!strcmp(state, "40001") || !strcmp(state, "40P01") ||
+                                !strncmp(state, "08", 2) || !strcmp(state, "57P01")));
+  orch_error_set(err, ORCH_EDB, "%.*s", (int)n, msg);
+  return soft ? ORCH_DB_SOFT_ERROR : ORCH_DB_HARD_ERROR;
+}
+
+orch_dbstatus orch_db_exec(orch_db *db, const char *sql, int nparams, const char *const *params,
+                           PGresult **res, orch_error *err) {
+  if (res) *res = NULL;
+  if (orch_db_ensure(db, err) != ORCH_OK) return ORCH_DB_SOFT_ERROR;
+  PGresult *r = PQexecParams(db->conn, sql, nparams, NULL, params, NULL, NULL, 0);
+  orch_dbstatus st = orch_db_status_of(db, r, err);
+  if (st < 0 || !res) {
+    PQclear(r);
+    return st;
+  }
+  *res = r;
+  return st;
+}
+
+orch_dbstatus orch_db_exec_script(orch_db *db, const char *sql, orch_error *err) {
+  if (orch_db_ensure(db, err) != ORCH_OK) return ORCH_DB_SOFT_ERROR;
+  PGresult *r = PQexec(db->conn, sql);
+  orch_dbstatus st = orch_db_status_of(db, r, err);
+  PQclear(r);
+  return st;
+}

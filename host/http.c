@@ -1,0 +1,382 @@
+/* http.c - libmicrohttpd daemon: body limits, CORS, routing, problem details, access log. */
+#include "orch.h"
+
+#include "buf.h"
+#include "http.h"
+#include "log.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+
+struct orch_http {
+  struct MHD_Daemon *daemon;
+  const orch_config *cfg;
+  orch_http_dispatch_fn dispatch;
+  void *arg;
+  int port;
+};
+
+/* Per-connection request state, created on the first callback, freed on completion. */
+typedef struct req_state {
+  orch_buf body;
+  int too_large;
+  int status; /* for the access log */
+  size_t sent;
+  long long started_ns;
+  char request_id[17];
+  char *method; /* owned copies for the access log */
+  char *url;
+} req_state;
+
+void orch_kvlist_add(orch_kvlist *l, const char *key, const char *value) {
+  if (l->n == l->cap) l->items = orch_xrealloc(l->items, (l->cap = l->cap ? l->cap * 2 : 16) * sizeof *l->items);
+  l->items[l->n].key = orch_strdup(key);
+  l->items[l->n].value = orch_strdup(value ? value : "");
+  l->n++;
+}
+
+const char *orch_kvlist_get(const orch_kvlist *l, const char *key) {
+  for (size_t i = 0; i < l->n; i++)
+    if (!strcasecmp(l->items[i].key, key)) return l->items[i].value;
+  return NULL;
+}
+
+void orch_kvlist_free(orch_kvlist *l) {
+  for (size_t i = 0; i < l->n; i++) {
+    free(l->items[i].key);
+    free(l->items[i].value);
+  }
+  free(l->items);
+  *l = (orch_kvlist){0};
+}
+
+const char *orch_http_reason(int status) {
+  switch (status) {
+  case 200: return "OK";
+  case 201: return "Created";
+  case 202: return "Accepted";
+  case 204: return "No Content";
+  case 304: return "Not Modified";
+  case 400: return "Bad Request";
+  case 401: return "Unauthorized";
+  case 403: return "Forbidden";
+  case 404: return "Not Found";
+  case 405: return "Method Not Allowed";
+  case 409: return "Conflict";
+  case 412: return "Precondition Failed";
+  case 413: return "Content Too Large";
+  case 415: return "Unsupported Media Type";
+  case 422: return "Unprocessable Entity";
+  case 429: return "Too Many Requests";
+  case 500: return "Internal Server Error";
+  case 501: return "Not Implemented";
+  case 502: return "Bad Gateway";
+  case 503: return "Service Unavailable";
+  case 510: return "Not Extended";
+  default: return "Error";
+  }
+}
+
+void orch_http_problem(orch_http_response *resp, int status, const char *detail) {
+  orch_buf b = ORCH_BUF_INIT;
+  const char *title = orch_http_reason(status);
+  orch_buf_puts(&b, "{\"detail\":");
+  orch_buf_json_string(&b, detail, strlen(detail));
+  orch_buf_printf(&b, ",\"status\":%d,\"title\":", status);
+  orch_buf_json_string(&b, title, strlen(title));
+  orch_buf_puts(&b, "}");
+  free(resp->body);
+  free(resp->content_type);
+  resp->content_type = NULL;
+  resp->status = status;
+  resp->body = orch_buf_take(&b, &resp->body_len);
+}
+
+void orch_http_response_clear(orch_http_response *resp) {
+  free(resp->body);
+  free(resp->content_type);
+  orch_kvlist_free(&resp->headers);
+  *resp = (orch_http_response){0};
+}
+
+/* ---- CORS ---- */
+
+static const char *allowed_origin(const orch_http *h, const char *origin) {
+  const char *list = h->cfg->cors_origins;
+  if (!strcmp(list, "*")) return "*";
+  if (!origin) return NULL;
+  size_t olen = strlen(origin);
+  for (const char *p = list; *p;) {
+    while (*p == ' ' || *p == ',') p++;
+    const char *end = p;
+    while (*end && *end != ',') end++;
+    const char *t = end;
+    while (t > p && t[-1] == ' ') t--;
+    if ((size_t)(t - p) == olen && !strncmp(p, origin, olen)) return origin;
+    p = end;
+  }
+  return NULL;
+}
+
+static void add_cors_headers(const orch_http *h, struct MHD_Connection *conn,
+                             struct MHD_Response *r) {
+  const char *origin = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Origin");
+  const char *allow = allowed_origin(h, origin);
+  if (!allow) return;
+  MHD_add_response_header(r, "Access-Control-Allow-Origin", allow);
+  if (strcmp(allow, "*")) {
+    MHD_add_response_header(r, "Vary", "Origin");
+    MHD_add_response_header(r, "Access-Control-Allow-Credentials", "true");
+  }
+  MHD_add_response_header(r, "Access-Control-Expose-Headers", "Content-Range, ETag");
+}
+
+/* ---- sending ---- */
+
+static enum MHD_Result send_response(orch_http *h, struct MHD_Connection *conn, req_state *rs,
+                                     orch_http_response *resp) {
+  size_t len = resp->body ? resp->body_len : 0;
+  char *body = resp->body;
+  resp->body = NULL;
+  if (resp->status == 204 || resp->status == 304) {
+    free(body);
+    body = NULL;
+    len = 0;
+  }
+  struct MHD_Response *r =
+      MHD_create_response_from_buffer(len, body ? body : (void *)"",
+                                      body ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
+  if (!r) {
+    free(body);
+    return MHD_NO;
+  }
+  if (len || resp->content_type)
+    MHD_add_response_header(r, "Content-Type",
+                            resp->content_type ? resp->content_type : "application/json");
+  for (size_t i = 0; i < resp->headers.n; i++)
+    MHD_add_response_header(r, resp->headers.items[i].key, resp->headers.items[i].value);
+  MHD_add_response_header(r, "X-Request-Id", rs->request_id);
+  add_cors_headers(h, conn, r);
+  rs->status = resp->status;
+  rs->sent = len;
+  enum MHD_Result ret = MHD_queue_response(conn, (unsigned)resp->status, r);
+  MHD_destroy_response(r);
+  return ret;
+}
+
+static enum MHD_Result send_problem(orch_http *h, struct MHD_Connection *conn, req_state *rs,
+                                    int status, const char *detail) {
+  orch_http_response resp = {0};
+  orch_http_problem(&resp, status, detail);
+  enum MHD_Result ret = send_response(h, conn, rs, &resp);
+  orch_http_response_clear(&resp);
+  return ret;
+}
+
+/* Answer a CORS preflight (OPTIONS with Access-Control-Request-Method). */
+static enum MHD_Result preflight(orch_http *h, struct MHD_Connection *conn, req_state *rs) {
+  const char *origin = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Origin");
+  if (!allowed_origin(h, origin)) return send_problem(h, conn, rs, 400, "Disallowed CORS origin");
+  orch_http_response resp = {.status = 200};
+  resp.body = orch_strdup("OK");
+  resp.body_len = 2;
+  resp.content_type = orch_strdup("text/plain; charset=utf-8");
+  orch_kvlist_add(&resp.headers, "Access-Control-Allow-Methods",
+                  "GET, POST, PUT, PATCH, DELETE, OPTIONS");
+  orch_kvlist_add(&resp.headers, "Access-Control-Allow-Headers",
+                  "content-type, authorization, if-none-match, idempotency-key");
+  orch_kvlist_add(&resp.headers, "Access-Control-Max-Age", "600");
+  enum MHD_Result ret = send_response(h, conn, rs, &resp);
+  orch_http_response_clear(&resp);
+  return ret;
+}
+
+static enum MHD_Result collect_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                      const char *value) {
+  ORCH_UNUSED(kind);
+  char *lower = orch_strdup(key);
+  for (char *p = lower; *p; p++) *p = (char)tolower((unsigned char)*p);
+  orch_kvlist_add(cls, lower, value);
+  free(lower);
+  return MHD_YES;
+}
+
+static enum MHD_Result collect_arg(void *cls, enum MHD_ValueKind kind, const char *key,
+                                   const char *value) {
+  ORCH_UNUSED(kind);
+  orch_kvlist_add(cls, key, value);
+  return MHD_YES;
+}
+
+static enum MHD_Result handle(orch_http *h, struct MHD_Connection *conn, const char *url,
+                              const char *method, req_state *rs) {
+  if (!strcmp(method, "OPTIONS") &&
+      MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Access-Control-Request-Method"))
+    return preflight(h, conn, rs);
+
+  const orch_route *route = NULL;
+  orch_route_param params[ORCH_ROUTE_MAX_PARAMS];
+  size_t nparams = 0;
+  char allow[256];
+  int m = orch_route_match(method, url, &route, params, &nparams, allow, sizeof allow);
+  if (m == ORCH_ROUTE_NO_PATH) return send_problem(h, conn, rs, 404, "Not Found");
+  if (m == ORCH_ROUTE_NO_METHOD) {
+    orch_http_response resp = {0};
+    orch_http_problem(&resp, 405, "Method Not Allowed");
+    orch_kvlist_add(&resp.headers, "Allow", allow);
+    enum MHD_Result ret = send_response(h, conn, rs, &resp);
+    orch_http_response_clear(&resp);
+    return ret;
+  }
+
+  orch_http_request req = {.method = method, .path = url, .route = route};
+  memcpy(req.request_id, rs->request_id, sizeof req.request_id);
+  for (size_t i = 0; i < nparams; i++) {
+    char *k = orch_strndup(params[i].name, params[i].name_len);
+    char *v = orch_strndup(params[i].value, params[i].value_len);
+    orch_kvlist_add(&req.params, k, v);
+    free(k);
+    free(v);
+  }
+  MHD_get_connection_values(conn, MHD_HEADER_KIND, collect_header, &req.headers);
+  MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, collect_arg, &req.query);
+  if (rs->body.len) {
+    req.body = rs->body.data;
+    req.body_len = rs->body.len;
+  }
+  orch_http_response resp = {0};
+  h->dispatch(&req, &resp, h->arg);
+  if (resp.status < 100 || resp.status > 599)
+    orch_http_problem(&resp, 500, "Internal Server Error: handler set no status");
+  enum MHD_Result ret = send_response(h, conn, rs, &resp);
+  orch_http_response_clear(&resp);
+  orch_kvlist_free(&req.params);
+  orch_kvlist_free(&req.headers);
+  orch_kvlist_free(&req.query);
+  return ret;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version,
+                                  const char *upload_data, size_t *upload_data_size,
+                                  void **req_cls) {
+  ORCH_UNUSED(version);
+  orch_http *h = cls;
+  req_state *rs = *req_cls;
+  if (!rs) {
+    rs = orch_xcalloc(1, sizeof *rs);
+    rs->started_ns = orch_now_ns();
+    rs->method = orch_strdup(method);
+    rs->url = orch_strdup(url);
+    unsigned char id[8];
+    orch_random_bytes(id, sizeof id);
+    for (int i = 0; i < 8; i++) snprintf(rs->request_id + 2 * i, 3, "%02x", id[i]);
+    *req_cls = rs;
+    /* Refuse a declared oversized body before reading any of it. */
+    const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
+    if (cl && strtoull(cl, NULL, 10) > h->cfg->max_body) {
+      rs->too_large = 1;
+      return send_problem(h, conn, rs, 413, "Request body too large");
+    }
+    return MHD_YES;
+  }
+  if (*upload_data_size) {
+    if (!rs->too_large && rs->body.len + *upload_data_size > h->cfg->max_body) {
+      rs->too_large = 1;
+      orch_buf_free(&rs->body);
+    }
+    if (!rs->too_large) orch_buf_append(&rs->body, upload_data, *upload_data_size);
+    *upload_data_size = 0;
+    return MHD_YES;
+  }
+  if (rs->too_large) return send_problem(h, conn, rs, 413, "Request body too large");
+  return handle(h, conn, url, method, rs);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
+                         enum MHD_RequestTerminationCode toe) {
+  ORCH_UNUSED(cls);
+  req_state *rs = *req_cls;
+  if (!rs) return;
+  const union MHD_ConnectionInfo *ci =
+      MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+  char addr[INET6_ADDRSTRLEN] = "-";
+  if (ci && ci->client_addr) {
+    const struct sockaddr *sa = ci->client_addr;
+    if (sa->sa_family == AF_INET)
+      inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, addr, sizeof addr);
+    else if (sa->sa_family == AF_INET6)
+      inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, addr, sizeof addr);
+  }
+  double ms = (double)(orch_now_ns() - rs->started_ns) / 1e6;
+  LOG_INFO("access", "%s \"%s %s\" %d %zuB %.2fms id=%s%s", addr, rs->method, rs->url, rs->status,
+           rs->sent, ms, rs->request_id,
+           toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (aborted)");
+  orch_buf_free(&rs->body);
+  free(rs->method);
+  free(rs->url);
+  free(rs);
+  *req_cls = NULL;
+}
+
+static void mhd_log(void *cls, const char *fmt, va_list ap) {
+  ORCH_UNUSED(cls);
+  char msg[512];
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  size_t n = strlen(msg);
+  while (n && msg[n - 1] == '\n') msg[--n] = '\0';
+  LOG_WARN("http", "%s", msg);
+}
+
+int orch_http_start(orch_http **out, const orch_config *cfg, orch_http_dispatch_fn dispatch,
+                    void *arg, orch_error *err) {
+  struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                           .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+  struct addrinfo *ai = NULL;
+  char port[16];
+  snprintf(port, sizeof port, "%d", cfg->http_port);
+  int gai = getaddrinfo(cfg->http_host, port, &hints, &ai);
+  if (gai != 0) {
+    orch_error_set(err, ORCH_ECONFIG, "cannot resolve listen address '%s': %s", cfg->http_host,
+                   gai_strerror(gai));
+    return ORCH_ECONFIG;
+  }
+  orch_http *h = orch_xcalloc(1, sizeof *h);
+  h->cfg = cfg;
+  h->dispatch = dispatch;
+  h->arg = arg;
+  unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ERROR_LOG;
+  if (ai->ai_family == AF_INET6) flags |= MHD_USE_IPv6;
+  h->daemon = MHD_start_daemon(
+      flags, 0, NULL, NULL, on_request, h, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+      MHD_OPTION_SOCK_ADDR, ai->ai_addr,
+      MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(cfg->http_threads > 0 ? cfg->http_threads : 1),
+      MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_CONNECTION_TIMEOUT, 120u,
+      MHD_OPTION_END);
+  freeaddrinfo(ai);
+  if (!h->daemon) {
+    orch_error_set(err, ORCH_EIO, "cannot listen on %s:%d (address in use?)", cfg->http_host,
+                   cfg->http_port);
+    free(h);
+    return ORCH_EIO;
+  }
+  const union MHD_DaemonInfo *di = MHD_get_daemon_info(h->daemon, MHD_DAEMON_INFO_BIND_PORT);
+  h->port = di ? di->port : cfg->http_port;
+  *out = h;
+  return ORCH_OK;
+}
+
+int orch_http_port(const orch_http *h) { return h->port; }
+
+void orch_http_stop(orch_http *h) {
+  if (!h) return;
+  MHD_stop_daemon(h->daemon);
+  free(h);
+}

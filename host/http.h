@@ -1,0 +1,72 @@
+/*
+ * http.h - the HTTP server (libmicrohttpd with a thread pool) and the request /
+ * response shapes handed to route handlers. No Lua here: http.c matches the
+ * route table (routes.h) and calls the dispatch function the caller installed.
+ *
+ * Every error the server produces itself is a problem detail
+ * {"detail", "status", "title"}: 404 unknown route, 405 wrong method (with
+ * Allow), 413 body too large, 400 disallowed CORS preflight.
+ */
+#pragma once
+
+#include "orch.h"
+
+#include "config.h"
+#include "routes.h"
+
+typedef struct orch_kv {
+  char *key;   /* owned */
+  char *value; /* owned */
+} orch_kv;
+
+typedef struct orch_kvlist {
+  orch_kv *items;
+  size_t n, cap;
+} orch_kvlist;
+
+void orch_kvlist_add(orch_kvlist *l, const char *key, const char *value);
+const char *orch_kvlist_get(const orch_kvlist *l, const char *key); /* case-insensitive */
+void orch_kvlist_free(orch_kvlist *l);
+
+typedef struct orch_http_request {
+  const char *method;        /* borrowed from MHD */
+  const char *path;          /* borrowed from MHD, without the query string */
+  const orch_route *route;   /* the matched route */
+  orch_kvlist params;        /* path parameters, e.g. {id} */
+  orch_kvlist query;         /* query string arguments */
+  orch_kvlist headers;       /* request headers, names lowercased */
+  const char *body;          /* request body (NUL-terminated) or NULL */
+  size_t body_len;
+  char request_id[17];       /* random hex id, also in the access log */
+} orch_http_request;
+
+typedef struct orch_http_response {
+  int status;
+  char *body;          /* owned, may be NULL for no body */
+  size_t body_len;
+  char *content_type;  /* owned; NULL means application/json */
+  orch_kvlist headers; /* extra response headers */
+} orch_http_response;
+
+/* Set a problem-detail body {"detail","status","title"} (replaces any body). */
+void orch_http_problem(orch_http_response *resp, int status, const char *detail);
+/* The reason phrase for a status ("Not Found"). */
+const char *orch_http_reason(int status);
+void orch_http_response_clear(orch_http_response *resp);
+
+/*
+ * Called on an HTTP thread for every matched route. It must set resp->status
+ * (and usually a body); it owns nothing of req.
+ */
+typedef void (*orch_http_dispatch_fn)(const orch_http_request *req, orch_http_response *resp,
+                                      void *arg);
+
+typedef struct orch_http orch_http;
+
+/* Start listening (cfg is borrowed and must outlive the server). */
+int orch_http_start(orch_http **out, const orch_config *cfg, orch_http_dispatch_fn dispatch,
+                    void *arg, orch_error *err) ORCH_MUSTCHECK;
+/* The port actually bound (useful with port 0). */
+int orch_http_port(const orch_http *h);
+/* Stop accepting, finish in-flight requests, free. NULL is a no-op. */
+void orch_http_stop(orch_http *h);

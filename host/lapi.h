@@ -1,0 +1,31 @@
+/*
+ * lapi.h - the `orch` module table exposed to Lua, built from one file per API
+ * area (lapi_<area>.c), each with a luaL_Reg list and an inject function that
+ * adds its functions to the table on top of the stack.
+ * Private to the Lua bridge.
+ */
+#pragma once
+
+#include "orch.h"
+
+#include "db.h"
+
+#include <lua.h>
+
+/* What C functions of the API reach through lua_getextraspace(L). */
+typedef struct orch_lua_ctx {
+  orch_db *db;   /* borrowed; NULL when no database is available (e.g. `check`) */
+  int loading;   /* 1 while product scripts are being loaded */
+} orch_lua_ctx;
+
+orch_lua_ctx *orch_lapi_ctx(lua_State *L);
+
+/* [-0, +1, e] Push a new `orch` table with every API area injected. */
+void orch_lapi_push(lua_State *L);
+
+/* [-0, +0, e] Each adds its sub-table or functions to the table on top of the stack. */
+void orch_lapi_log_inject(lua_State *L);
+void orch_lapi_json_inject(lua_State *L);
+void orch_lapi_time_inject(lua_State *L);
+void orch_lapi_uuid_inject(lua_State *L);
+void orch_lapi_db_inject(lua_State *L);

@@ -1,0 +1,71 @@
+/* lapi_uuid.c - orch.uuid: random v4 UUIDs, validation and random URL-safe tokens. */
+#include "orch.h"
+
+#include "lapi.h"
+
+#include <ctype.h>
+#include <lauxlib.h>
+#include <stdio.h>
+#include <string.h>
+
+/* orch.uuid.v4() -> "xxxxxxxx-xxxx-4xxx-yxxx-xxxxxxxxxxxx" */
+static int l_uuid_v4(lua_State *L) {
+  unsigned char b[16];
+  orch_random_bytes(b, sizeof b);
+  b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
+  b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
+  char out[37];
+  snprintf(out, sizeof out,
+           "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1],
+           b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14],
+           b[15]);
+  lua_pushstring(L, out);
+  return 1;
+}
+
+/* orch.uuid.valid(s) -> true if s is a UUID in canonical 8-4-4-4-12 form (any case). */
+static int l_uuid_valid(lua_State *L) {
+  size_t len;
+  const char *s = lua_tolstring(L, 1, &len);
+  int ok = s && len == 36;
+  for (size_t i = 0; ok && i < 36; i++) {
+    if (i == 8 || i == 13 || i == 18 || i == 23)
+      ok = s[i] == '-';
+    else
+      ok = isxdigit((unsigned char)s[i]);
+  }
+  lua_pushboolean(L, ok);
+  return 1;
+}
+
+/* orch.uuid.token([bytes=32]) -> URL-safe base64 of that many random bytes (no padding). */
+static int l_uuid_token(lua_State *L) {
+  static const char alphabet[] =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+  lua_Integer n = luaL_optinteger(L, 1, 32);
+  luaL_argcheck(L, n >= 16 && n <= 256, 1, "between 16 and 256 bytes");
+  unsigned char raw[256];
+  char out[360];
+  orch_random_bytes(raw, (size_t)n);
+  size_t o = 0;
+  for (lua_Integer i = 0; i < n; i += 3) {
+    unsigned v = (unsigned)raw[i] << 16;
+    if (i + 1 < n) v |= (unsigned)raw[i + 1] << 8;
+    if (i + 2 < n) v |= raw[i + 2];
+    out[o++] = alphabet[(v >> 18) & 63];
+    out[o++] = alphabet[(v >> 12) & 63];
+    if (i + 1 < n) out[o++] = alphabet[(v >> 6) & 63];
+    if (i + 2 < n) out[o++] = alphabet[v & 63];
+  }
+  lua_pushlstring(L, out, o);
+  return 1;
+}
+
+static const luaL_Reg uuid_funcs[] = {
+    {"v4", l_uuid_v4}, {"valid", l_uuid_valid}, {"token", l_uuid_token}, {NULL, NULL},
+};
+
+void orch_lapi_uuid_inject(lua_State *L) {
+  luaL_newlib(L, uuid_funcs);
+  lua_setfield(L, -2, "uuid");
+}

@@ -1,0 +1,426 @@
+/*
+ * lhost.c - Lua states: creation under pcall, the counting allocator, the
+ * time-budget hook, the single call wrapper and the HTTP handler bridge.
+ */
+#include "orch.h"
+
+#include "lapi.h"
+#include "lhost.h"
+#include "log.h"
+#include "lsandbox.h"
+
+#include <lauxlib.h>
+#include <lua.h>
+#include <lualib.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct orch_lua {
+  lua_State *L;
+  orch_gen *gen; /* reference held for the state's lifetime */
+  orch_lua_ctx ctx;
+  /* memory accounting (the allocator's ud) */
+  size_t mem_used, mem_limit;
+  int mem_over;
+  /* time budget of the current call */
+  long timeout_ms;
+  long long deadline_ns;
+  const char *kill_reason; /* set once the budget is gone; sticky until the call ends */
+};
+
+/* ---- error lists ---- */
+
+void orch_errlist_add(orch_errlist *l, orch_error *e) {
+  if (l->n == l->cap) l->items = orch_xrealloc(l->items, (l->cap = l->cap ? l->cap * 2 : 8) * sizeof *e);
+  l->items[l->n++] = *e;
+  *e = (orch_error)ORCH_ERROR_INIT;
+}
+
+void orch_errlist_free(orch_errlist *l) {
+  for (size_t i = 0; i < l->n; i++) orch_error_clear(&l->items[i]);
+  free(l->items);
+  *l = (orch_errlist){0};
+}
+
+/* ---- memory cap ----
+ * Crossing the limit flags the state and the next hook raises a normal error
+ * (with file and line); a hard stop at limit + 1/8 returns NULL (LUA_ERRMEM)
+ * for allocations that run ahead of the hook. */
+static void *l_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
+  orch_lua *lh = ud;
+  size_t old = ptr ? osize : 0;
+  if (nsize == 0) {
+    free(ptr);
+    lh->mem_used -= old;
+    return NULL;
+  }
+  if (lh->mem_limit && nsize > old) {
+    size_t next = lh->mem_used - old + nsize;
+    if (next > lh->mem_limit) {
+      lh->mem_over = 1;
+      if (next > lh->mem_limit + lh->mem_limit / 8) return NULL;
+    }
+  }
+  void *p = realloc(ptr, nsize);
+  if (!p) return NULL;
+  lh->mem_used = lh->mem_used - old + nsize;
+  return p;
+}
+
+static orch_lua *from_state(lua_State *L) {
+  return *(orch_lua **)lua_getextraspace(L);
+}
+
+orch_lua_ctx *orch_lapi_ctx(lua_State *L) { return &from_state(L)->ctx; }
+
+/* ---- time budget ---- */
+
+#define HOOK_COUNT 1000
+
+static void budget_hook(lua_State *L, lua_Debug *ar) {
+  ORCH_UNUSED(ar);
+  orch_lua *lh = from_state(L);
+  if (!lh->kill_reason) {
+    if (lh->mem_over)
+      lh->kill_reason = "memory limit exceeded";
+    else if (lh->deadline_ns && orch_now_ns() > lh->deadline_ns)
+      lh->kill_reason = "time limit exceeded";
+    else
+      return;
+  }
+  /* From now on every line raises again, so pcall in the script can't swallow it. */
+  lua_sethook(L, budget_hook, LUA_MASKCOUNT | LUA_MASKLINE, 1);
+  lua_Debug here;
+  if (lua_getstack(L, 0, &here) && lua_getinfo(L, "Sl", &here) && here.currentline > 0)
+    lua_pushfstring(L, "%s:%d: ", here.short_src, here.currentline);
+  else
+    lua_pushliteral(L, "");
+  if (lh->mem_over)
+    lua_pushfstring(L, "%s (%d MiB)", lh->kill_reason, (int)(lh->mem_limit >> 20));
+  else
+    lua_pushfstring(L, "%s (%d ms)", lh->kill_reason, (int)lh->timeout_ms);
+  lua_concat(L, 2);
+  lua_error(L);
+}
+
+/* ---- message handler: structured error {message, file, line, traceback} ---- */
+
+static int msgh(lua_State *L) {
+  if (lua_type(L, 1) == LUA_TTABLE) {
+    if (lua_getfield(L, 1, "__problem") != LUA_TNIL) {
+      lua_settop(L, 1);
+      return 1; /* an HTTP problem raised on purpose: no traceback needed */
+    }
+    lua_pop(L, 1);
+  }
+  const char *msg = luaL_tolstring(L, 1, NULL); /* 1 err, 2 msg */
+  lua_createtable(L, 0, 4);                    /* 3 result */
+  lua_pushvalue(L, 2);
+  lua_setfield(L, 3, "message");
+  luaL_traceback(L, L, NULL, 1);
+  lua_setfield(L, 3, "traceback");
+  /* The innermost Lua frame, for errors whose message carries no position. */
+  lua_Debug ar;
+  for (int level = 0; lua_getstack(L, level, &ar); level++) {
+    if (lua_getinfo(L, "Sl", &ar) && ar.currentline > 0 && ar.source[0] == '@') {
+      lua_pushstring(L, ar.source + 1);
+      lua_setfield(L, 3, "file");
+      lua_pushinteger(L, ar.currentline);
+      lua_setfield(L, 3, "line");
+      break;
+    }
+  }
+  ORCH_UNUSED(msg);
+  return 1;
+}
+
+/* Split "file:line: message" into its parts; returns 1 if it matched. */
+static int split_position(const char *msg, orch_error *err) {
+  const char *colon = msg;
+  while ((colon = strchr(colon, ':'))) {
+    const char *p = colon + 1;
+    int line = 0, digits = 0;
+    while (*p >= '0' && *p <= '9') line = line * 10 + (*p++ - '0'), digits++;
+    if (digits && p[0] == ':' && p[1] == ' ' && colon > msg) {
+      err->file = orch_strndup(msg, (size_t)(colon - msg));
+      err->line = line;
+      err->message = orch_strdup(p + 2);
+      return 1;
+    }
+    colon++;
+  }
+  return 0;
+}
+
+/* [-1, +0] Turn the error object on top of the stack into err. */
+static void take_error(orch_lua *lh, int status, const char *context_file, orch_error *err) {
+  lua_State *L = lh->L;
+  orch_error_clear(err);
+  err->code = lh->kill_reason ? ORCH_ELIMIT : ORCH_ELUA;
+  if (status == LUA_ERRMEM) {
+    err->code = ORCH_ELIMIT;
+    err->message = orch_sprintf("memory limit exceeded (%d MiB)", (int)(lh->mem_limit >> 20));
+    err->file = context_file ? orch_strdup(context_file) : NULL;
+  } else if (lua_type(L, -1) == LUA_TTABLE) {
+    const char *msg = (lua_getfield(L, -1, "message"), lua_tostring(L, -1));
+    if (!msg || !split_position(msg, err)) {
+      err->message = orch_strdup(msg ? msg : "error object is not a string");
+      if (lua_getfield(L, -2, "file") == LUA_TSTRING) err->file = orch_strdup(lua_tostring(L, -1));
+      lua_pop(L, 1);
+      if (lua_getfield(L, -2, "line") == LUA_TNUMBER) err->line = (int)lua_tointeger(L, -1);
+      lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+    if (lua_getfield(L, -1, "traceback") == LUA_TSTRING)
+      err->traceback = orch_strdup(lua_tostring(L, -1));
+    lua_pop(L, 1);
+  } else {
+    const char *msg = lua_tostring(L, -1);
+    if (!msg || !split_position(msg, err)) err->message = orch_strdup(msg ? msg : "unknown error");
+  }
+  if (!err->file && context_file) err->file = orch_strdup(context_file);
+  lua_pop(L, 1);
+}
+
+/*
+ * The one way into Lua: function and nargs arguments on the stack. On success
+ * the results are left on the stack; on failure nothing is, err is filled and
+ * the error object is left for the caller only if keep_error is set.
+ */
+static int lcall(orch_lua *lh, int nargs, int nres, const char *context_file, int keep_error,
+                 orch_error *err) {
+  lua_State *L = lh->L;
+  int base = lua_gettop(L) - nargs; /* the function's index */
+  lua_pushcfunction(L, msgh);
+  lua_insert(L, base);
+  lh->kill_reason = NULL;
+  lh->deadline_ns = lh->timeout_ms ? orch_now_ns() + lh->timeout_ms * 1000000LL : 0;
+  lua_sethook(L, budget_hook, LUA_MASKCOUNT, HOOK_COUNT);
+  int status = lua_pcall(L, nargs, nres, base);
+  lua_sethook(L, NULL, 0, 0);
+  int rc = ORCH_OK;
+  if (status != LUA_OK) {
+    if (keep_error) {
+      lua_pushvalue(L, -1);
+      lua_insert(L, base); /* keep a copy under the handler */
+    }
+    take_error(lh, status, context_file, err);
+    rc = err->code;
+  }
+  lua_remove(L, base + (keep_error && status != LUA_OK ? 1 : 0)); /* the message handler */
+  if (lh->mem_over) {
+    lua_gc(L, LUA_GCCOLLECT);
+    if (lh->mem_used < lh->mem_limit) lh->mem_over = 0;
+  }
+  lh->kill_reason = NULL;
+  lh->deadline_ns = 0;
+  return rc;
+}
+
+/* ---- building a state ---- */
+
+static int build_base(lua_State *L) {
+  const orch_gen *g = lua_touserdata(L, 1);
+  orch_lapi_push(L);
+  orch_sandbox_open(L, g);
+  lua_pop(L, 1);
+  return 0;
+}
+
+/* [-1, +1] Protected body of a product load: require(module). */
+static int require_protected(lua_State *L) {
+  orch_sandbox_require(L, lua_tostring(L, 1));
+  return 1;
+}
+
+static int forget_failed_protected(lua_State *L) {
+  orch_sandbox_forget_failed(L);
+  return 0;
+}
+
+/* Load one module under the budget; on failure record the error. */
+static int load_module(orch_lua *lh, const char *module, const char *path, orch_errlist *errors) {
+  orch_error err = ORCH_ERROR_INIT;
+  lua_pushcfunction(lh->L, require_protected);
+  lua_pushstring(lh->L, module);
+  if (lcall(lh, 1, 0, path, 0, &err) == ORCH_OK) return ORCH_OK;
+  int rc = err.code;
+  orch_errlist_add(errors, &err);
+  lua_pushcfunction(lh->L, forget_failed_protected);
+  if (lcall(lh, 0, 0, NULL, 0, &err) != ORCH_OK) orch_errlist_add(errors, &err);
+  return rc;
+}
+
+int orch_lua_new(orch_lua **out, orch_gen *g, const orch_lua_limits *lim, orch_errlist *errors) {
+  *out = NULL;
+  orch_lua *lh = orch_xcalloc(1, sizeof *lh);
+  lh->mem_limit = lim ? lim->memory : 0;
+  lh->timeout_ms = lim ? lim->timeout_ms : 0;
+  orch_error err = ORCH_ERROR_INIT;
+  lh->L = lua_newstate(l_alloc, lh);
+  if (!lh->L) {
+    orch_error_set(&err, ORCH_ENOMEM, "cannot create a Lua state");
+    orch_errlist_add(errors, &err);
+    free(lh);
+    return ORCH_ENOMEM;
+  }
+  *(orch_lua **)lua_getextraspace(lh->L) = lh;
+  lh->gen = orch_gen_ref(g);
+  lua_State *L = lh->L;
+
+  /* Libraries, sandbox and API are built inside one protected call (as lua.c does). */
+  lua_pushcfunction(L, build_base);
+  lua_pushlightuserdata(L, g);
+  if (lcall(lh, 1, 0, NULL, 0, &err) != ORCH_OK) {
+    orch_error_prefix(&err, "cannot build the Lua sandbox");
+    orch_errlist_add(errors, &err);
+    orch_lua_free(lh);
+    return ORCH_ELUA;
+  }
+
+  /* The core ruleset first: product scripts build on it. */
+  lh->ctx.loading = 1;
+  size_t before = errors->n;
+  const orch_script *core = orch_gen_find_module(g, "orch");
+  if (!core) {
+    orch_error_set(&err, ORCH_ECONFIG,
+                   "the core ruleset is missing: no module 'orch' (lua/orch/init.lua)");
+    orch_errlist_add(errors, &err);
+  } else if (load_module(lh, "orch", core->path, errors) == ORCH_OK) {
+    for (size_t i = 0; i < g->count; i++)
+      if (g->scripts[i].is_product)
+        load_module(lh, g->scripts[i].module, g->scripts[i].path, errors);
+  }
+  lh->ctx.loading = 0;
+  if (errors->n != before) {
+    orch_lua_free(lh);
+    return ORCH_ELUA;
+  }
+  *out = lh;
+  return ORCH_OK;
+}
+
+void orch_lua_free(orch_lua *lh) {
+  if (!lh) return;
+  if (lh->L) lua_close(lh->L);
+  orch_gen_unref(lh->gen);
+  free(lh);
+}
+
+long orch_lua_generation(const orch_lua *lh) { return lh->gen->number; }
+size_t orch_lua_memory(const orch_lua *lh) { return lh->mem_used; }
+void orch_lua_set_db(orch_lua *lh, orch_db *db) { lh->ctx.db = db; }
+
+/* ---- HTTP handlers ---- */
+
+static void push_kvlist(lua_State *L, const orch_kvlist *l) {
+  lua_createtable(L, 0, (int)l->n);
+  for (size_t i = 0; i < l->n; i++) {
+    lua_pushstring(L, l->items[i].value);
+    lua_setfield(L, -2, l->items[i].key);
+  }
+}
+
+/* [-0, +1] The request table handed to orch.http.dispatch. */
+static int push_request(lua_State *L) {
+  const orch_http_request *req = lua_touserdata(L, 1);
+  lua_settop(L, 0);
+  orch_sandbox_require(L, "orch.http");
+  lua_getfield(L, -1, "dispatch");
+  lua_remove(L, -2);
+  lua_createtable(L, 0, 10);
+  lua_pushstring(L, req->method);
+  lua_setfield(L, -2, "method");
+  lua_pushstring(L, req->path);
+  lua_setfield(L, -2, "path");
+  lua_pushstring(L, req->route->handler);
+  lua_setfield(L, -2, "handler");
+  lua_pushstring(L, req->route->action);
+  lua_setfield(L, -2, "action");
+  lua_pushboolean(L, (req->route->flags & ORCH_ROUTE_JSON_BODY) != 0);
+  lua_setfield(L, -2, "json_body");
+  lua_pushstring(L, req->request_id);
+  lua_setfield(L, -2, "request_id");
+  push_kvlist(L, &req->params);
+  lua_setfield(L, -2, "params");
+  push_kvlist(L, &req->query);
+  lua_setfield(L, -2, "query");
+  push_kvlist(L, &req->headers);
+  lua_setfield(L, -2, "headers");
+  if (req->body) {
+    lua_pushlstring(L, req->body, req->body_len);
+    lua_setfield(L, -2, "body");
+  }
+  return 2; /* dispatch, request */
+}
+
+/* [-0, +0] Read dispatch's results (status, body, headers, content_type) into resp. */
+static int read_response(lua_State *L) {
+  orch_http_response *resp = lua_touserdata(L, 1);
+  /* 2 status, 3 body, 4 headers, 5 content type */
+  resp->status = (int)luaL_checkinteger(L, 2);
+  if (lua_type(L, 3) == LUA_TSTRING) {
+    size_t len;
+    const char *body = lua_tolstring(L, 3, &len);
+    resp->body = orch_strndup(body, len);
+    resp->body_len = len;
+  }
+  if (lua_type(L, 4) == LUA_TTABLE) {
+    lua_pushnil(L);
+    while (lua_next(L, 4)) {
+      if (lua_type(L, -2) == LUA_TSTRING && lua_type(L, -1) == LUA_TSTRING)
+        orch_kvlist_add(&resp->headers, lua_tostring(L, -2), lua_tostring(L, -1));
+      lua_pop(L, 1);
+    }
+  }
+  if (lua_type(L, 5) == LUA_TSTRING) resp->content_type = orch_strdup(lua_tostring(L, 5));
+  return 0;
+}
+
+/* A problem error raised on purpose: {__problem=true, status=, detail=}. */
+static int problem_from_error(lua_State *L, orch_http_response *resp) {
+  if (lua_type(L, -1) != LUA_TTABLE) return 0;
+  if (lua_getfield(L, -1, "__problem") == LUA_TNIL) {
+    lua_pop(L, 1);
+    return 0;
+  }
+  lua_pop(L, 1);
+  lua_getfield(L, -1, "status");
+  int status = lua_isinteger(L, -1) ? (int)lua_tointeger(L, -1) : 500;
+  lua_getfield(L, -2, "detail");
+  const char *detail = lua_tostring(L, -1);
+  orch_http_problem(resp, status, detail ? detail : orch_http_reason(status));
+  lua_pop(L, 2);
+  return 1;
+}
+
+void orch_lua_handle(orch_lua *lh, const orch_http_request *req, orch_http_response *resp) {
+  lua_State *L = lh->L;
+  int top = lua_gettop(L);
+  orch_error err = ORCH_ERROR_INIT;
+  /* Build the arguments in protected mode too: requiring orch.http may fail. */
+  lua_pushcfunction(L, push_request);
+  lua_pushlightuserdata(L, (void *)req);
+  if (lcall(lh, 1, 2, NULL, 0, &err) == ORCH_OK &&
+      lcall(lh, 1, 4, NULL, 1, &err) == ORCH_OK) {
+    lua_pushcfunction(L, read_response); /* status, body, headers, ctype, fn */
+    lua_insert(L, -5);
+    lua_pushlightuserdata(L, resp);
+    lua_insert(L, -5);
+    if (lcall(lh, 5, 0, NULL, 0, &err) == ORCH_OK) goto done;
+  } else if (lua_gettop(L) > top && problem_from_error(L, resp)) {
+    goto done;
+  }
+  char *where = orch_error_format(&err);
+  LOG_ERROR("lua", "request %s %s (id %s) failed: %s%s%s", req->method, req->path,
+            req->request_id, where, err.traceback ? "\n" : "",
+            err.traceback ? err.traceback : "");
+  free(where);
+  orch_http_response_clear(resp);
+  char *detail = orch_sprintf("Internal server error (request id %s)", req->request_id);
+  orch_http_problem(resp, 500, detail);
+  free(detail);
+done:
+  orch_error_clear(&err);
+  lua_settop(L, top);
+}

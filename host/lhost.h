@@ -1,0 +1,60 @@
+/*
+ * lhost.h - the Lua bridge: the only module (with lsandbox.c and lapi*.c)
+ * that sees a lua_State.
+ *
+ * An orch_lua is one sandboxed Lua state built from one generation (gen.h):
+ * the core ruleset of lua/ and every product script, loaded inside protected
+ * calls. It belongs to one thread at a time. Every call into Lua goes through
+ * one wrapper that installs a traceback message handler, a time budget (a
+ * count hook that pcall inside the script cannot swallow) and relies on the
+ * state's memory cap (a counting allocator); failures come back as orch_error
+ * with message, file, line and traceback.
+ */
+#pragma once
+
+#include "orch.h"
+
+#include "db.h"
+#include "gen.h"
+#include "http.h"
+
+typedef struct orch_lua orch_lua;
+
+typedef struct orch_lua_limits {
+  size_t memory;   /* bytes per state; 0 = unlimited */
+  long timeout_ms; /* per call into Lua; 0 = unlimited */
+} orch_lua_limits;
+
+/* A list of errors (one per failing file when loading). */
+typedef struct orch_errlist {
+  orch_error *items;
+  size_t n, cap;
+} orch_errlist;
+
+void orch_errlist_add(orch_errlist *l, orch_error *e); /* takes over e's strings */
+void orch_errlist_free(orch_errlist *l);
+
+/*
+ * Build a state from generation g (a reference is taken): sandbox, orch API,
+ * core ruleset, then every product script in path order. Errors of single
+ * files are appended to `errors` and loading goes on, so that `check` can
+ * report them all; the call fails (and *out is NULL) if anything failed.
+ */
+int orch_lua_new(orch_lua **out, orch_gen *g, const orch_lua_limits *lim,
+                 orch_errlist *errors) ORCH_MUSTCHECK;
+void orch_lua_free(orch_lua *lh); /* NULL is a no-op */
+
+/* Number of the generation the state was built from. */
+long orch_lua_generation(const orch_lua *lh);
+/* Bytes currently allocated by the state. */
+size_t orch_lua_memory(const orch_lua *lh);
+
+/* The database connection orch.db uses (borrowed; NULL = no database). */
+void orch_lua_set_db(orch_lua *lh, orch_db *db);
+
+/*
+ * Run the route's Lua handler for a request and fill resp. Lua errors become
+ * a 500 problem detail (logged with the traceback); problem errors raised by
+ * handlers become their own status.
+ */
+void orch_lua_handle(orch_lua *lh, const orch_http_request *req, orch_http_response *resp);

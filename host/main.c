@@ -1,0 +1,258 @@
+/*
+ * main.c - the `orchestrator` command: parse the subcommand and flags, bring
+ * the modules up in order, run, and take them down in reverse order.
+ */
+#include "orch.h"
+
+#include "config.h"
+#include "db.h"
+#include "gen.h"
+#include "http.h"
+#include "lhost.h"
+#include "log.h"
+#include "migrate.h"
+#include "threadctx.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void usage(FILE *out) {
+  fprintf(out,
+          "usage: orchestrator <command> [flags]\n"
+          "\n"
+          "commands:\n"
+          "  serve          run the HTTP API\n"
+          "  db upgrade     apply pending SQL migrations\n"
+          "  db status      list migrations and whether they are applied\n"
+          "  check          load lua/ and the products folder; report every error as file:line\n"
+          "  version        print the version\n"
+          "  help           this text\n"
+          "\n"
+          "flags (each overrides the environment variable next to it):\n%s",
+          orch_config_flags_help());
+}
+
+/* Print every error as "file:line: message" on stderr. */
+static void report_errors(const orch_errlist *errors) {
+  for (size_t i = 0; i < errors->n; i++) {
+    char *msg = orch_error_format(&errors->items[i]);
+    fprintf(stderr, "%s\n", msg);
+    if (errors->items[i].traceback && orch_log_get_level() <= ORCH_LOG_DEBUG)
+      fprintf(stderr, "%s\n", errors->items[i].traceback);
+    free(msg);
+  }
+}
+
+/* Load the scripts into a new generation and prove that a state builds from it. */
+static int load_generation(const orch_config *cfg, orch_gen **out, orch_errlist *errors) {
+  orch_error err = ORCH_ERROR_INIT;
+  orch_gen *g = NULL;
+  if (orch_gen_load(&g, cfg->lua_dir, cfg->products_dir, &err) != ORCH_OK) {
+    orch_errlist_add(errors, &err);
+    return ORCH_EIO;
+  }
+  orch_lua_limits lim = {cfg->lua_memory, cfg->lua_timeout_ms};
+  orch_lua *lh = NULL;
+  int rc = orch_lua_new(&lh, g, &lim, errors);
+  orch_lua_free(lh);
+  if (rc != ORCH_OK) {
+    orch_gen_unref(g);
+    return rc;
+  }
+  *out = g;
+  return ORCH_OK;
+}
+
+static int cmd_check(const orch_config *cfg) {
+  orch_errlist errors = {0};
+  orch_gen *g = NULL;
+  int rc = load_generation(cfg, &g, &errors);
+  if (rc != ORCH_OK) {
+    report_errors(&errors);
+    fprintf(stderr, "check failed: %zu error%s\n", errors.n, errors.n == 1 ? "" : "s");
+    orch_errlist_free(&errors);
+    return 1;
+  }
+  size_t products = 0;
+  for (size_t i = 0; i < g->count; i++) products += (size_t)g->scripts[i].is_product;
+  printf("ok: %zu core scripts, %zu product scripts\n", g->count - products, products);
+  orch_gen_unref(g);
+  return 0;
+}
+
+static int need_database(const orch_config *cfg) {
+  if (cfg->database_uri && *cfg->database_uri) return 1;
+  fprintf(stderr, "orchestrator: DATABASE_URI is not set (or pass --database URI)\n");
+  return 0;
+}
+
+static int cmd_db(const orch_config *cfg, const char *sub) {
+  if (!sub || (strcmp(sub, "upgrade") && strcmp(sub, "status"))) {
+    fprintf(stderr, "usage: orchestrator db upgrade|status [flags]\n");
+    return 2;
+  }
+  if (!need_database(cfg)) return 2;
+  orch_db *db = orch_db_new(cfg->database_uri);
+  orch_error err = ORCH_ERROR_INIT;
+  int rc, pending = 0;
+  if (!strcmp(sub, "upgrade"))
+    rc = orch_migrate_upgrade(db, cfg->migrations_dir, stdout, &err);
+  else
+    rc = orch_migrate_status(db, cfg->migrations_dir, stdout, &pending, &err);
+  orch_db_free(db);
+  if (rc != ORCH_OK) {
+    fprintf(stderr, "orchestrator: %s\n", err.message);
+    orch_error_clear(&err);
+    return 1;
+  }
+  return 0;
+}
+
+static void serve_dispatch(const orch_http_request *req, orch_http_response *resp, void *arg) {
+  ORCH_UNUSED(arg);
+  orch_threadctx *tc = orch_threadctx_get();
+  orch_error err = ORCH_ERROR_INIT;
+  orch_lua *lh = orch_threadctx_lua(tc, &err);
+  if (!lh) {
+    orch_http_problem(resp, 500, err.message ? err.message : "no Lua state");
+    orch_error_clear(&err);
+    return;
+  }
+  orch_error_clear(&err);
+  orch_lua_handle(lh, req, resp);
+}
+
+/* SIGHUP: build a new generation; publish it only if it loads cleanly. */
+static void reload(const orch_config *cfg) {
+  orch_errlist errors = {0};
+  orch_gen *g = NULL;
+  if (load_generation(cfg, &g, &errors) != ORCH_OK) {
+    for (size_t i = 0; i < errors.n; i++) {
+      char *msg = orch_error_format(&errors.items[i]);
+      LOG_ERROR("reload", "%s", msg);
+      free(msg);
+    }
+    LOG_ERROR("reload", "reload refused; generation %ld keeps serving", orch_gen_current_number());
+    orch_errlist_free(&errors);
+    return;
+  }
+  orch_gen_publish(g);
+  LOG_INFO("reload", "generation %ld published (%zu scripts)", g->number, g->count);
+  orch_gen_unref(g);
+}
+
+static void warn_about_database(const orch_config *cfg) {
+  orch_db *db = orch_db_new(cfg->database_uri);
+  orch_error err = ORCH_ERROR_INIT;
+  int pending = 0;
+  if (orch_migrate_status(db, cfg->migrations_dir, NULL, &pending, &err) != ORCH_OK)
+    LOG_WARN("serve", "database not usable yet: %s", err.message);
+  else if (pending)
+    LOG_WARN("serve", "%d migration%s pending: run `orchestrator db upgrade`", pending,
+             pending == 1 ? "" : "s");
+  orch_error_clear(&err);
+  orch_db_free(db);
+}
+
+static int cmd_serve(const orch_config *cfg) {
+  if (!need_database(cfg)) return 2;
+  /* Signals are taken synchronously by this thread only; every thread started later inherits the mask. */
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &set, NULL);
+  signal(SIGPIPE, SIG_IGN);
+
+  orch_errlist errors = {0};
+  orch_gen *g = NULL;
+  if (load_generation(cfg, &g, &errors) != ORCH_OK) {
+    report_errors(&errors);
+    fprintf(stderr, "orchestrator: the scripts do not load; not starting\n");
+    orch_errlist_free(&errors);
+    return 1;
+  }
+  orch_gen_publish(g);
+  LOG_INFO("serve", "loaded generation %ld (%zu scripts)", g->number, g->count);
+  orch_gen_unref(g);
+  warn_about_database(cfg);
+
+  orch_threadctx_setup(cfg);
+  orch_http *http = NULL;
+  orch_error err = ORCH_ERROR_INIT;
+  if (orch_http_start(&http, cfg, serve_dispatch, NULL, &err) != ORCH_OK) {
+    fprintf(stderr, "orchestrator: %s\n", err.message);
+    orch_error_clear(&err);
+    orch_gen_shutdown();
+    return 1;
+  }
+  LOG_INFO("serve", "listening on http://%s:%d", cfg->http_host, orch_http_port(http));
+
+  for (;;) {
+    int sig = 0;
+    if (sigwait(&set, &sig) != 0) continue;
+    if (sig == SIGHUP) {
+      reload(cfg);
+      continue;
+    }
+    LOG_INFO("serve", "%s received, shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    break;
+  }
+  orch_http_stop(http);
+  orch_threadctx_shutdown();
+  orch_gen_shutdown();
+  LOG_INFO("serve", "stopped");
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  orch_config cfg;
+  orch_error err = ORCH_ERROR_INIT;
+  int rc = 2;
+  if (orch_config_init(&cfg, &err) != ORCH_OK) {
+    fprintf(stderr, "orchestrator: %s\n", err.message);
+    orch_error_clear(&err);
+    orch_config_free(&cfg);
+    return 2;
+  }
+  int i = 1;
+  if (orch_config_parse_flags(&cfg, argc, argv, &i, &err) != ORCH_OK) goto bad_flags;
+  const char *cmd = i < argc ? argv[i++] : "help";
+  const char *sub = NULL;
+  if (!strcmp(cmd, "db") && i < argc && argv[i][0] != '-') sub = argv[i++];
+  if (orch_config_parse_flags(&cfg, argc, argv, &i, &err) != ORCH_OK) goto bad_flags;
+  if (i < argc) {
+    fprintf(stderr, "orchestrator: unknown argument '%s'\n\n", argv[i]);
+    usage(stderr);
+    goto done;
+  }
+  orch_log_set_level(cfg.log_level);
+
+  if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
+    usage(stdout);
+    rc = 0;
+  } else if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
+    printf("orchestrator %s\n", ORCH_VERSION);
+    rc = 0;
+  } else if (!strcmp(cmd, "serve")) {
+    rc = cmd_serve(&cfg);
+  } else if (!strcmp(cmd, "db")) {
+    rc = cmd_db(&cfg, sub);
+  } else if (!strcmp(cmd, "check")) {
+    rc = cmd_check(&cfg);
+  } else {
+    fprintf(stderr, "orchestrator: unknown command '%s'\n\n", cmd);
+    usage(stderr);
+  }
+  goto done;
+bad_flags:
+  fprintf(stderr, "orchestrator: %s\n", err.message);
+  orch_error_clear(&err);
+done:
+  orch_config_free(&cfg);
+  return rc;
+}

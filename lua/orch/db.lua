@@ -1,0 +1,56 @@
+-- Database access for the core ruleset and scripts, on the calling thread's
+-- connection (see host/lapi_db.c). Values come back typed: booleans,
+-- integers, numbers, strings; SQL NULL is nil; json/jsonb columns decoded.
+
+local json = require("orch.json")
+local C = orch._db
+
+local db = {}
+
+-- query(sql, ...) -> rows, affected | nil, err {message, sqlstate, retryable}
+function db.query(sql, ...)
+  local rows, affected, json_columns = C.query(sql, ...)
+  if not rows then
+    return nil, affected
+  end
+  if json_columns then
+    for _, row in ipairs(rows) do
+      for _, name in ipairs(json_columns) do
+        local text = row[name]
+        if text ~= nil then
+          row[name] = json.decode(text)
+        end
+      end
+    end
+  end
+  return rows, affected
+end
+
+-- Like query, but raises on error (with the caller's position).
+function db.must(sql, ...)
+  local rows, err = db.query(sql, ...)
+  if not rows then
+    error("database: " .. err.message, 2)
+  end
+  return rows, err
+end
+
+-- First row or nil.
+function db.one(sql, ...)
+  local rows = db.must(sql, ...)
+  return rows[1]
+end
+
+-- Run fn() inside BEGIN/COMMIT; ROLLBACK and re-raise if it fails.
+function db.transaction(fn, ...)
+  db.must("BEGIN")
+  local results = table.pack(pcall(fn, ...))
+  if not results[1] then
+    db.query("ROLLBACK")
+    error(results[2], 0)
+  end
+  db.must("COMMIT")
+  return table.unpack(results, 2, results.n)
+end
+
+return db

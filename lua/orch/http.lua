@@ -1,0 +1,73 @@
+-- The Lua side of the HTTP API: the host matches the route (host/routes.c)
+-- and calls dispatch(req) with
+--   req = {method, path, handler, action, request_id, params, query, headers,
+--          body, json_body}
+-- Handlers live in lua/orch/api/<module>.lua and return
+--   status, body [, headers [, content_type]]
+-- where a table body (or any non-string) is sent as JSON and http.raw(s, ctype)
+-- is sent as is. Errors for the client are raised with http.raise(status, detail)
+-- and become problem details {"detail", "status", "title"}.
+
+local json = require("orch.json")
+
+local http = {}
+
+local problem_mt = {
+  __tostring = function(p)
+    return string.format("HTTP %d: %s", p.status, tostring(p.detail))
+  end,
+}
+
+function http.problem(status, detail)
+  return setmetatable({ __problem = true, status = status, detail = detail }, problem_mt)
+end
+
+-- Raise a problem detail; never returns.
+function http.raise(status, detail)
+  error(http.problem(status, detail), 0)
+end
+
+local raw_mt = {}
+
+-- A body that is sent as it is, with its content type.
+function http.raw(text, content_type)
+  return setmetatable({ text = text, content_type = content_type or "text/plain; charset=utf-8" }, raw_mt)
+end
+
+local handlers = {}
+
+local function resolve(name)
+  local fn = handlers[name]
+  if fn then
+    return fn
+  end
+  local module, func = name:match("^(.*)%.([^.]+)$")
+  local mod = module and require("orch.api." .. module)
+  fn = mod and mod[func]
+  if type(fn) ~= "function" then
+    error("route handler '" .. name .. "' does not exist", 0)
+  end
+  handlers[name] = fn
+  return fn
+end
+
+function http.dispatch(req)
+  local handler = resolve(req.handler)
+  if req.json_body and req.body ~= nil and req.body ~= "" then
+    local value, err = json.try_decode(req.body)
+    if err then
+      http.raise(400, "Malformed JSON in request body: " .. err)
+    end
+    req.json = value
+  end
+  local status, body, headers, content_type = handler(req)
+  if body == nil then
+    return status, nil, headers, content_type
+  end
+  if getmetatable(body) == raw_mt then
+    return status, body.text, headers, body.content_type
+  end
+  return status, json.encode(body), headers, content_type
+end
+
+return http
