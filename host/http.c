@@ -279,9 +279,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     orch_random_bytes(id, sizeof id);
     for (int i = 0; i < 8; i++) snprintf(rs->request_id + 2 * i, 3, "%02x", id[i]);
     *req_cls = rs;
-    /* Refuse a declared oversized body before reading any of it. */
+    /* A modestly oversized body is read and dropped so that the client sees
+       the 413 (clients that send the body at once otherwise get a reset);
+       an absurd declared size is refused before reading any of it. */
     const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
-    if (cl && strtoull(cl, NULL, 10) > h->cfg->max_body) {
+    unsigned long long limit = h->cfg->max_body * 16ULL;
+    if (limit < 16ULL << 20) limit = 16ULL << 20;
+    if (cl && strtoull(cl, NULL, 10) > limit) {
       rs->too_large = 1;
       return send_problem(h, conn, rs, 413, "Request body too large");
     }

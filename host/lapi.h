@@ -20,6 +20,13 @@ typedef struct orch_lua_ctx {
 
 orch_lua_ctx *orch_lapi_ctx(lua_State *L);
 
+/*
+ * [-0, +0, v] Raise an error positioned at the innermost *product* script
+ * frame (falling back to the innermost Lua frame), so that misuse of the API
+ * points at the author's line, not at the core ruleset's wrapper.
+ */
+int orch_lapi_error(lua_State *L, const char *fmt, ...) ORCH_PRINTF(2, 3);
+
 /* [-0, +1, e] Push a new `orch` table with every API area injected. */
 void orch_lapi_push(lua_State *L);
 

@@ -27,8 +27,8 @@ static int result_box_gc(lua_State *L) {
 
 static orch_db *checked_db(lua_State *L) {
   orch_lua_ctx *ctx = orch_lapi_ctx(L);
-  if (ctx->loading) luaL_error(L, "orch.db is not available while scripts are being loaded");
-  if (!ctx->db) luaL_error(L, "orch.db is not available here (no database connection)");
+  if (ctx->loading) orch_lapi_error(L, "orch.db is not available while scripts are being loaded");
+  if (!ctx->db) orch_lapi_error(L, "orch.db is not available here (no database connection)");
   return ctx->db;
 }
 

@@ -73,6 +73,37 @@ static orch_lua *from_state(lua_State *L) {
 
 orch_lua_ctx *orch_lapi_ctx(lua_State *L) { return &from_state(L)->ctx; }
 
+static int is_product_source(const orch_gen *g, const char *source) {
+  if (source[0] != '@') return 0;
+  for (size_t i = 0; i < g->count; i++)
+    if (g->scripts[i].is_product && !strcmp(g->scripts[i].path, source + 1)) return 1;
+  return 0;
+}
+
+int orch_lapi_error(lua_State *L, const char *fmt, ...) {
+  orch_lua *lh = from_state(L);
+  lua_Debug ar;
+  int chosen = -1;
+  for (int level = 1; lua_getstack(L, level, &ar); level++) {
+    if (!lua_getinfo(L, "Sl", &ar) || ar.currentline <= 0) continue;
+    if (chosen < 0) chosen = level;
+    if (is_product_source(lh->gen, ar.source)) {
+      chosen = level;
+      break;
+    }
+  }
+  if (chosen > 0)
+    luaL_where(L, chosen);
+  else
+    lua_pushliteral(L, "");
+  va_list ap;
+  va_start(ap, fmt);
+  lua_pushvfstring(L, fmt, ap);
+  va_end(ap);
+  lua_concat(L, 2);
+  return lua_error(L);
+}
+
 /* ---- time budget ---- */
 
 #define HOOK_COUNT 1000

@@ -1,0 +1,80 @@
+-- A pure-Lua stand-in for the C half of `orch` (host/lapi_*.c), so that the
+-- core ruleset in lua/ can be unit-tested with busted outside the host.
+-- The real C half is exercised by tests/c/test_lhost.c and the HTTP tests.
+
+local fake = {}
+
+-- Same contract as host/lapi_json.c: empty arrays outside strings become "\u0000[]".
+local function mark_empty_arrays(text)
+  local out, i, n, found, in_string = {}, 1, #text, false, false
+  local start = 1
+  while i <= n do
+    local c = text:sub(i, i)
+    if in_string then
+      if c == "\\" then
+        i = i + 1
+      elseif c == '"' then
+        in_string = false
+      end
+    elseif c == '"' then
+      in_string = true
+    elseif c == "[" then
+      local j = i + 1
+      while j <= n and text:sub(j, j):match("[ \t\r\n]") do
+        j = j + 1
+      end
+      if text:sub(j, j) == "]" then
+        out[#out + 1] = text:sub(start, i - 1)
+        out[#out + 1] = '"\\u0000[]"'
+        start = j + 1
+        i = j
+        found = true
+      end
+    end
+    i = i + 1
+  end
+  if not found then
+    return text, false
+  end
+  out[#out + 1] = text:sub(start)
+  return table.concat(out), true
+end
+
+function fake.install()
+  fake.queries = {}
+  fake.results = {}
+  _G.orch = {
+    version = "test",
+    log = {
+      debug = function() end,
+      info = function() end,
+      warn = function() end,
+      error = function() end,
+    },
+    _json = { mark_empty_arrays = mark_empty_arrays },
+    _db = {
+      -- Records every statement; answers with the next queued result.
+      query = function(sql, ...)
+        fake.queries[#fake.queries + 1] = { sql = sql, params = table.pack(...) }
+        local r = table.remove(fake.results, 1)
+        if r == nil then
+          return {}, 0, nil
+        end
+        return table.unpack(r)
+      end,
+    },
+  }
+  for name in pairs(package.loaded) do
+    if name == "orch" or name:match("^orch%.") then
+      package.loaded[name] = nil
+    end
+  end
+  return _G.orch
+end
+
+-- Queue the result of the next orch._db.query call: rows, affected, json_columns | nil, err.
+function fake.queue(...)
+  fake.results[#fake.results + 1] = table.pack(...)
+end
+
+return fake

@@ -1,0 +1,181 @@
+-- Test harness for integration specs: a throwaway database per spec, the real
+-- `orchestrator` binary started as a child process, and an HTTP client.
+-- Environment (set by ctest): ORCH_BIN, ORCH_SOURCE_DIR, ORCH_TEST_PG_STATE.
+
+local proc = require("testproc")
+local http = require("socket.http")
+local ltn12 = require("ltn12")
+local cjson = require("cjson")
+
+http.TIMEOUT = 30
+
+local H = {}
+
+H.bin = assert(os.getenv("ORCH_BIN"), "ORCH_BIN is not set")
+H.source = assert(os.getenv("ORCH_SOURCE_DIR"), "ORCH_SOURCE_DIR is not set")
+H.json = cjson
+
+local function read_file(path)
+  local f = io.open(path, "rb")
+  if not f then
+    return nil
+  end
+  local s = f:read("a")
+  f:close()
+  return s
+end
+H.read_file = read_file
+
+H.sleep = proc.sleep
+H.now = proc.now
+H.proc = proc
+
+function H.shell_quote(s)
+  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
+end
+local q = H.shell_quote
+
+-- The socket folder of the shared test cluster.
+function H.pg_dir()
+  local state = assert(os.getenv("ORCH_TEST_PG_STATE"), "ORCH_TEST_PG_STATE is not set")
+  return assert(read_file(state), "test cluster not running (no " .. state .. ")"):gsub("%s+$", "")
+end
+
+-- Run psql; returns its output (tuples only, unaligned) or raises.
+function H.psql(dir, db, sql)
+  local cmd = string.format("psql -X -q -At -v ON_ERROR_STOP=1 -h %s -U postgres -d %s -c %s 2>&1",
+    q(dir), q(db), q(sql))
+  local p = io.popen(cmd)
+  local out = p:read("a")
+  local ok = p:close()
+  if not ok then
+    error("psql failed: " .. out, 2)
+  end
+  return (out:gsub("%s+$", ""))
+end
+
+local counter = 0
+-- A new empty database in the shared cluster: returns name, URI.
+function H.new_database(dir)
+  dir = dir or H.pg_dir()
+  counter = counter + 1
+  local name = string.format("t_%d_%d_%d", proc.getpid(), os.time() % 100000, counter)
+  H.psql(dir, "postgres", "CREATE DATABASE " .. name)
+  return name, string.format("postgresql://postgres@/%s?host=%s", name, dir)
+end
+
+-- Run the binary to completion: returns exit code, combined output.
+function H.run(args, env)
+  local parts = {}
+  for k, v in pairs(env or {}) do
+    parts[#parts + 1] = k .. "=" .. q(v)
+  end
+  parts[#parts + 1] = q(H.bin)
+  for _, a in ipairs(args) do
+    parts[#parts + 1] = q(a)
+  end
+  local p = io.popen("env " .. table.concat(parts, " ") .. " 2>&1")
+  local out = p:read("a")
+  local _, _, code = p:close()
+  return code, out
+end
+
+local sanitizer_marks = { "AddressSanitizer", "LeakSanitizer", "UndefinedBehaviorSanitizer", "runtime error:" }
+
+-- Fail if a log shows a sanitizer report.
+function H.assert_clean_log(text, what)
+  for _, mark in ipairs(sanitizer_marks) do
+    if text:find(mark, 1, true) then
+      error((what or "log") .. " has a sanitizer report:\n" .. text, 2)
+    end
+  end
+end
+
+local Host = {}
+Host.__index = Host
+
+-- Start `orchestrator serve` on a free port. opts: database (URI), env (table),
+-- args (extra flags). Returns a host object once it is listening.
+function H.start_host(opts)
+  opts = opts or {}
+  local log = os.tmpname()
+  local args = { H.bin, "serve", "--port", "0", "--lua-dir", H.source .. "/lua",
+    "--products", opts.products or (H.source .. "/products"),
+    "--migrations", H.source .. "/migrations" }
+  for _, a in ipairs(opts.args or {}) do
+    args[#args + 1] = a
+  end
+  local env = opts.env or {}
+  env.DATABASE_URI = opts.database
+  local pid = proc.spawn(args, env, log)
+  local host = setmetatable({ pid = pid, log_path = log }, Host)
+  for _ = 1, 600 do
+    local text = read_file(log) or ""
+    local port = text:match("listening on http://[^:]+:(%d+)")
+    if port then
+      host.port = tonumber(port)
+      host.base = "http://127.0.0.1:" .. port
+      return host
+    end
+    if proc.wait(pid, true) then
+      error("orchestrator exited before listening:\n" .. text, 2)
+    end
+    H.sleep(0.05)
+  end
+  host:kill()
+  error("orchestrator did not start listening:\n" .. (read_file(log) or ""), 2)
+end
+
+function Host:log()
+  return read_file(self.log_path) or ""
+end
+
+-- request(method, path [, body [, headers]]) -> status, body, headers, decoded JSON (or nil)
+function Host:request(method, path, body, headers)
+  local chunks = {}
+  headers = headers or {}
+  if type(body) == "table" then
+    body = cjson.encode(body)
+  end
+  if body then
+    headers["content-length"] = tostring(#body)
+    headers["content-type"] = headers["content-type"] or "application/json"
+  end
+  local _, status, resp_headers = http.request({
+    url = self.base .. path,
+    method = method,
+    headers = headers,
+    source = body and ltn12.source.string(body) or nil,
+    sink = ltn12.sink.table(chunks),
+  })
+  local text = table.concat(chunks)
+  local ok, decoded = pcall(cjson.decode, text)
+  return status, text, resp_headers or {}, ok and decoded or nil
+end
+
+-- SIGTERM, wait, and check a clean exit without sanitizer reports.
+function Host:stop()
+  if not self.pid then
+    return
+  end
+  proc.kill(self.pid, "TERM")
+  local how, code = proc.wait(self.pid)
+  self.pid = nil
+  local text = self:log()
+  H.assert_clean_log(text, "orchestrator log")
+  if how ~= "exited" or code ~= 0 then
+    error(string.format("orchestrator did not exit cleanly (%s %s):\n%s", how, tostring(code), text), 2)
+  end
+  os.remove(self.log_path)
+end
+
+-- SIGKILL without checks (for crash tests and clean-up).
+function Host:kill()
+  if self.pid then
+    proc.kill(self.pid, "KILL")
+    proc.wait(self.pid)
+    self.pid = nil
+  end
+end
+
+return H
