@@ -10,7 +10,8 @@
 static void reserve(orch_buf *b, size_t extra) {
   if (b->len + extra + 1 <= b->cap) return;
   size_t cap = b->cap ? b->cap : 256;
-  while (cap < b->len + extra + 1) cap *= 2;
+  while (cap < b->len + extra + 1)
+    cap *= 2;
   b->data = orch_xrealloc(b->data, cap);
   b->cap = cap;
 }
@@ -22,7 +23,9 @@ void orch_buf_append(orch_buf *b, const void *data, size_t len) {
   b->data[b->len] = '\0';
 }
 
-void orch_buf_puts(orch_buf *b, const char *s) { orch_buf_append(b, s, strlen(s)); }
+void orch_buf_puts(orch_buf *b, const char *s) {
+  orch_buf_append(b, s, strlen(s));
+}
 
 void orch_buf_printf(orch_buf *b, const char *fmt, ...) {
   va_list ap, cp;

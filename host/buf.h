@@ -15,7 +15,8 @@ typedef struct orch_buf {
   size_t cap;
 } orch_buf;
 
-#define ORCH_BUF_INIT {NULL, 0, 0}
+#define ORCH_BUF_INIT                                                                              \
+  { NULL, 0, 0 }
 
 void orch_buf_append(orch_buf *b, const void *data, size_t len);
 void orch_buf_puts(orch_buf *b, const char *s);

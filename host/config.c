@@ -33,7 +33,8 @@ static const struct setting settings[] = {
     {"ORCH_LUA_DIR", "--lua-dir", K_STR, OFF(lua_dir), "core Lua ruleset (lua/)"},
     {"ORCH_MIGRATIONS_DIR", "--migrations", K_STR, OFF(migrations_dir), "SQL migrations"},
     {"ORCH_LOG_LEVEL", "--log-level", K_LEVEL, OFF(log_level), "debug|info|warning|error"},
-    {"ORCH_LUA_MEMORY_MB", "--lua-memory-mb", K_MB, OFF(lua_memory), "memory cap per Lua state (256)"},
+    {"ORCH_LUA_MEMORY_MB", "--lua-memory-mb", K_MB, OFF(lua_memory),
+     "memory cap per Lua state (256)"},
     {"ORCH_LUA_TIMEOUT_MS", "--lua-timeout-ms", K_LONG, OFF(lua_timeout_ms),
      "time budget per call into Lua (10000)"},
 };

@@ -8,8 +8,8 @@
 #include <string.h>
 
 struct orch_db {
-  char *uri;      /* owned */
-  PGconn *conn;   /* owned; NULL until connected */
+  char *uri;    /* owned */
+  PGconn *conn; /* owned; NULL until connected */
   char sqlstate[6];
 };
 
@@ -55,7 +55,8 @@ int orch_db_ensure(orch_db *db, orch_error *err) {
   if (!conn || PQstatus(conn) != CONNECTION_OK) {
     const char *msg = conn ? PQerrorMessage(conn) : "out of memory";
     size_t n = strlen(msg);
-    while (n && (msg[n - 1] == '\n' || msg[n - 1] == ' ')) n--;
+    while (n && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
+      n--;
     orch_error_set(err, ORCH_EDB, "cannot connect to the database: %.*s", (int)n, msg);
     if (conn) PQfinish(conn);
     return ORCH_EDB;
@@ -65,9 +66,13 @@ int orch_db_ensure(orch_db *db, orch_error *err) {
   return ORCH_OK;
 }
 
-PGconn *orch_db_conn(orch_db *db) { return db->conn; }
+PGconn *orch_db_conn(orch_db *db) {
+  return db->conn;
+}
 
-const char *orch_db_last_sqlstate(orch_db *db) { return db->sqlstate; }
+const char *orch_db_last_sqlstate(orch_db *db) {
+  return db->sqlstate;
+}
 
 orch_dbstatus orch_db_status_of(orch_db *db, PGresult *res, orch_error *err) {
   ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
@@ -81,7 +86,8 @@ orch_dbstatus orch_db_status_of(orch_db *db, PGresult *res, orch_error *err) {
   const char *msg = res ? PQresultErrorMessage(res) : NULL;
   if (!msg || !*msg) msg = db->conn ? PQerrorMessage(db->conn) : "no connection";
   size_t n = strlen(msg);
-  while (n && (msg[n - 1] == '\n' || msg[n - 1] == ' ')) n--;
+  while (n && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
+    n--;
   if (state) snprintf(db->sqlstate, sizeof db->sqlstate, "%s", state);
   int lost = !db->conn || PQstatus(db->conn) != CONNECTION_OK;
   int soft = lost || (state && (!strcmp(state, "40001") || !strcmp(state, "40P01") ||
@@ -90,11 +96,31 @@ orch_dbstatus orch_db_status_of(orch_db *db, PGresult *res, orch_error *err) {
   return soft ? ORCH_DB_SOFT_ERROR : ORCH_DB_HARD_ERROR;
 }
 
+/*
+ * A connection that sat idle while the server restarted looks fine until it is
+ * used. When a statement outside any transaction fails because the connection
+ * is gone, reconnect and send it once more: the server never saw it (or
+ * terminated the session before running it).
+ */
+static int lost_while_idle(orch_db *db, PGTransactionStatusType before) {
+  return before == PQTRANS_IDLE && PQstatus(db->conn) == CONNECTION_BAD;
+}
+
 orch_dbstatus orch_db_exec(orch_db *db, const char *sql, int nparams, const char *const *params,
                            PGresult **res, orch_error *err) {
   if (res) *res = NULL;
   if (orch_db_ensure(db, err) != ORCH_OK) return ORCH_DB_SOFT_ERROR;
+  PGTransactionStatusType before = PQtransactionStatus(db->conn);
   PGresult *r = PQexecParams(db->conn, sql, nparams, NULL, params, NULL, NULL, 0);
+  if (!r || PQresultStatus(r) == PGRES_FATAL_ERROR) {
+    if (lost_while_idle(db, before)) {
+      PQclear(r);
+      r = NULL;
+      if (orch_db_ensure(db, err) != ORCH_OK) return ORCH_DB_SOFT_ERROR;
+      LOG_INFO("db", "reconnected to the database");
+      r = PQexecParams(db->conn, sql, nparams, NULL, params, NULL, NULL, 0);
+    }
+  }
   orch_dbstatus st = orch_db_status_of(db, r, err);
   if (st < 0 || !res) {
     PQclear(r);

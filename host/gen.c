@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 /* The refcount lives next to the public struct so that callers can't touch it. */
 typedef struct gen_box {
@@ -92,11 +93,19 @@ static void free_scripts(orch_script *s, size_t n) {
   free(s);
 }
 
-int orch_gen_load(orch_gen **out, const char *lua_dir, const char *products_dir,
-                  orch_error *err) {
+/* Paths inside the working directory are shown relative to it: shorter messages. */
+static const char *display_dir(const char *dir, char *cwd, size_t cwd_size) {
+  if (dir[0] != '/' || !getcwd(cwd, cwd_size)) return dir;
+  size_t n = strlen(cwd);
+  if (n > 1 && !strncmp(dir, cwd, n) && dir[n] == '/' && dir[n + 1]) return dir + n + 1;
+  return dir;
+}
+
+int orch_gen_load(orch_gen **out, const char *lua_dir, const char *products_dir, orch_error *err) {
   list l = {0};
-  int rc = scan(&l, lua_dir, "", 0, err);
-  if (rc == ORCH_OK) rc = scan(&l, products_dir, "", 1, err);
+  char cwd[4096];
+  int rc = scan(&l, display_dir(lua_dir, cwd, sizeof cwd), "", 0, err);
+  if (rc == ORCH_OK) rc = scan(&l, display_dir(products_dir, cwd, sizeof cwd), "", 1, err);
   if (rc != ORCH_OK) {
     free_scripts(l.items, l.n);
     return rc;
@@ -154,7 +163,9 @@ orch_gen *orch_gen_current(void) {
   return g;
 }
 
-long orch_gen_current_number(void) { return atomic_load(&current_number); }
+long orch_gen_current_number(void) {
+  return atomic_load(&current_number);
+}
 
 void orch_gen_shutdown(void) {
   pthread_mutex_lock(&current_lock);

@@ -36,7 +36,8 @@ typedef struct req_state {
 } req_state;
 
 void orch_kvlist_add(orch_kvlist *l, const char *key, const char *value) {
-  if (l->n == l->cap) l->items = orch_xrealloc(l->items, (l->cap = l->cap ? l->cap * 2 : 16) * sizeof *l->items);
+  if (l->n == l->cap)
+    l->items = orch_xrealloc(l->items, (l->cap = l->cap ? l->cap * 2 : 16) * sizeof *l->items);
   l->items[l->n].key = orch_strdup(key);
   l->items[l->n].value = orch_strdup(value ? value : "");
   l->n++;
@@ -114,11 +115,14 @@ static const char *allowed_origin(const orch_http *h, const char *origin) {
   if (!origin) return NULL;
   size_t olen = strlen(origin);
   for (const char *p = list; *p;) {
-    while (*p == ' ' || *p == ',') p++;
+    while (*p == ' ' || *p == ',')
+      p++;
     const char *end = p;
-    while (*end && *end != ',') end++;
+    while (*end && *end != ',')
+      end++;
     const char *t = end;
-    while (t > p && t[-1] == ' ') t--;
+    while (t > p && t[-1] == ' ')
+      t--;
     if ((size_t)(t - p) == olen && !strncmp(p, origin, olen)) return origin;
     p = end;
   }
@@ -150,9 +154,8 @@ static enum MHD_Result send_response(orch_http *h, struct MHD_Connection *conn, 
     body = NULL;
     len = 0;
   }
-  struct MHD_Response *r =
-      MHD_create_response_from_buffer(len, body ? body : (void *)"",
-                                      body ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
+  struct MHD_Response *r = MHD_create_response_from_buffer(
+      len, body ? body : (void *)"", body ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
   if (!r) {
     free(body);
     return MHD_NO;
@@ -202,7 +205,8 @@ static enum MHD_Result collect_header(void *cls, enum MHD_ValueKind kind, const 
                                       const char *value) {
   ORCH_UNUSED(kind);
   char *lower = orch_strdup(key);
-  for (char *p = lower; *p; p++) *p = (char)tolower((unsigned char)*p);
+  for (char *p = lower; *p; p++)
+    *p = (char)tolower((unsigned char)*p);
   orch_kvlist_add(cls, lower, value);
   free(lower);
   return MHD_YES;
@@ -264,9 +268,8 @@ static enum MHD_Result handle(orch_http *h, struct MHD_Connection *conn, const c
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
-                                  const char *method, const char *version,
-                                  const char *upload_data, size_t *upload_data_size,
-                                  void **req_cls) {
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **req_cls) {
   ORCH_UNUSED(version);
   orch_http *h = cls;
   req_state *rs = *req_cls;
@@ -277,7 +280,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     rs->url = orch_strdup(url);
     unsigned char id[8];
     orch_random_bytes(id, sizeof id);
-    for (int i = 0; i < 8; i++) snprintf(rs->request_id + 2 * i, 3, "%02x", id[i]);
+    for (int i = 0; i < 8; i++)
+      snprintf(rs->request_id + 2 * i, 3, "%02x", id[i]);
     *req_cls = rs;
     /* A modestly oversized body is read and dropped so that the client sees
        the 413 (clients that send the body at once otherwise get a reset);
@@ -335,14 +339,15 @@ static void mhd_log(void *cls, const char *fmt, va_list ap) {
   char msg[512];
   vsnprintf(msg, sizeof msg, fmt, ap);
   size_t n = strlen(msg);
-  while (n && msg[n - 1] == '\n') msg[--n] = '\0';
+  while (n && msg[n - 1] == '\n')
+    msg[--n] = '\0';
   LOG_WARN("http", "%s", msg);
 }
 
 int orch_http_start(orch_http **out, const orch_config *cfg, orch_http_dispatch_fn dispatch,
                     void *arg, orch_error *err) {
-  struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-                           .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+  struct addrinfo hints = {
+      .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
   struct addrinfo *ai = NULL;
   char port[16];
   snprintf(port, sizeof port, "%d", cfg->http_port);
@@ -360,10 +365,9 @@ int orch_http_start(orch_http **out, const orch_config *cfg, orch_http_dispatch_
   if (ai->ai_family == AF_INET6) flags |= MHD_USE_IPv6;
   h->daemon = MHD_start_daemon(
       flags, 0, NULL, NULL, on_request, h, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
-      MHD_OPTION_SOCK_ADDR, ai->ai_addr,
-      MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(cfg->http_threads > 0 ? cfg->http_threads : 1),
-      MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_CONNECTION_TIMEOUT, 120u,
-      MHD_OPTION_END);
+      MHD_OPTION_SOCK_ADDR, ai->ai_addr, MHD_OPTION_THREAD_POOL_SIZE,
+      (unsigned)(cfg->http_threads > 0 ? cfg->http_threads : 1), MHD_OPTION_NOTIFY_COMPLETED,
+      on_completed, h, MHD_OPTION_CONNECTION_TIMEOUT, 120u, MHD_OPTION_END);
   freeaddrinfo(ai);
   if (!h->daemon) {
     orch_error_set(err, ORCH_EIO, "cannot listen on %s:%d (address in use?)", cfg->http_host,
@@ -377,7 +381,9 @@ int orch_http_start(orch_http **out, const orch_config *cfg, orch_http_dispatch_
   return ORCH_OK;
 }
 
-int orch_http_port(const orch_http *h) { return h->port; }
+int orch_http_port(const orch_http *h) {
+  return h->port;
+}
 
 void orch_http_stop(orch_http *h) {
   if (!h) return;

@@ -29,20 +29,20 @@ const char *orch_kvlist_get(const orch_kvlist *l, const char *key); /* case-inse
 void orch_kvlist_free(orch_kvlist *l);
 
 typedef struct orch_http_request {
-  const char *method;        /* borrowed from MHD */
-  const char *path;          /* borrowed from MHD, without the query string */
-  const orch_route *route;   /* the matched route */
-  orch_kvlist params;        /* path parameters, e.g. {id} */
-  orch_kvlist query;         /* query string arguments */
-  orch_kvlist headers;       /* request headers, names lowercased */
-  const char *body;          /* request body (NUL-terminated) or NULL */
+  const char *method;      /* borrowed from MHD */
+  const char *path;        /* borrowed from MHD, without the query string */
+  const orch_route *route; /* the matched route */
+  orch_kvlist params;      /* path parameters, e.g. {id} */
+  orch_kvlist query;       /* query string arguments */
+  orch_kvlist headers;     /* request headers, names lowercased */
+  const char *body;        /* request body (NUL-terminated) or NULL */
   size_t body_len;
-  char request_id[17];       /* random hex id, also in the access log */
+  char request_id[17]; /* random hex id, also in the access log */
 } orch_http_request;
 
 typedef struct orch_http_response {
   int status;
-  char *body;          /* owned, may be NULL for no body */
+  char *body; /* owned, may be NULL for no body */
   size_t body_len;
   char *content_type;  /* owned; NULL means application/json */
   orch_kvlist headers; /* extra response headers */

@@ -14,8 +14,8 @@
 
 /* What C functions of the API reach through lua_getextraspace(L). */
 typedef struct orch_lua_ctx {
-  orch_db *db;   /* borrowed; NULL when no database is available (e.g. `check`) */
-  int loading;   /* 1 while product scripts are being loaded */
+  orch_db *db; /* borrowed; NULL when no database is available (e.g. `check`) */
+  int loading; /* 1 while product scripts are being loaded */
 } orch_lua_ctx;
 
 orch_lua_ctx *orch_lapi_ctx(lua_State *L);
@@ -26,6 +26,9 @@ orch_lua_ctx *orch_lapi_ctx(lua_State *L);
  * points at the author's line, not at the core ruleset's wrapper.
  */
 int orch_lapi_error(lua_State *L, const char *fmt, ...) ORCH_PRINTF(2, 3);
+
+/* [-0, +1] Like luaL_where, but with the whole file path (luaL_where cuts it at 60 bytes). */
+void orch_lapi_where(lua_State *L, int level);
 
 /* [-0, +1, e] Push a new `orch` table with every API area injected. */
 void orch_lapi_push(lua_State *L);

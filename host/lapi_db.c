@@ -13,8 +13,17 @@
 #include <string.h>
 
 /* PostgreSQL type OIDs we convert (from pg_type.dat; stable across versions). */
-enum { OID_BOOL = 16, OID_INT8 = 20, OID_INT2 = 21, OID_INT4 = 23, OID_JSON = 114,
-       OID_FLOAT4 = 700, OID_FLOAT8 = 701, OID_NUMERIC = 1700, OID_JSONB = 3802 };
+enum {
+  OID_BOOL = 16,
+  OID_INT8 = 20,
+  OID_INT2 = 21,
+  OID_INT4 = 23,
+  OID_JSON = 114,
+  OID_FLOAT4 = 700,
+  OID_FLOAT8 = 701,
+  OID_NUMERIC = 1700,
+  OID_JSONB = 3802
+};
 
 #define RESULT_BOX "orch.db.result"
 
@@ -84,7 +93,8 @@ static int l_db_query(lua_State *L) {
     case LUA_TNUMBER:
     case LUA_TSTRING: params[i] = lua_tostring(L, idx); break; /* converts in place */
     default:
-      return luaL_argerror(L, idx, "expected nil, boolean, number or string (encode tables as JSON)");
+      return luaL_argerror(L, idx,
+                           "expected nil, boolean, number or string (encode tables as JSON)");
     }
   }
   /* The result lives in a box with __gc: a Lua error while converting can't leak it. */

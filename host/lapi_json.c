@@ -23,8 +23,10 @@ static int l_mark_empty_arrays(lua_State *L) {
   for (size_t i = 0; i < len; i++) {
     char c = s[i];
     if (in_string) {
-      if (c == '\\') i++;
-      else if (c == '"') in_string = 0;
+      if (c == '\\')
+        i++;
+      else if (c == '"')
+        in_string = 0;
       continue;
     }
     if (c == '"') {
@@ -33,7 +35,8 @@ static int l_mark_empty_arrays(lua_State *L) {
     }
     if (c != '[') continue;
     size_t j = i + 1;
-    while (j < len && (s[j] == ' ' || s[j] == '\t' || s[j] == '\n' || s[j] == '\r')) j++;
+    while (j < len && (s[j] == ' ' || s[j] == '\t' || s[j] == '\n' || s[j] == '\r'))
+      j++;
     if (j < len && s[j] == ']') {
       orch_buf_append(&out, s + copied, i - copied);
       orch_buf_puts(&out, EMPTY_ARRAY_SENTINEL);

@@ -11,7 +11,7 @@ static int log_at(lua_State *L, int level) {
   int n = lua_gettop(L);
   luaL_Buffer b;
   luaL_buffinit(L, &b);
-  luaL_where(L, 1);
+  orch_lapi_where(L, 1);
   luaL_addvalue(&b);
   for (int i = 1; i <= n; i++) {
     if (i > 1) luaL_addchar(&b, ' ');
@@ -23,10 +23,18 @@ static int log_at(lua_State *L, int level) {
   return 0;
 }
 
-static int l_log_debug(lua_State *L) { return log_at(L, ORCH_LOG_DEBUG); }
-static int l_log_info(lua_State *L) { return log_at(L, ORCH_LOG_INFO); }
-static int l_log_warn(lua_State *L) { return log_at(L, ORCH_LOG_WARN); }
-static int l_log_error(lua_State *L) { return log_at(L, ORCH_LOG_ERROR); }
+static int l_log_debug(lua_State *L) {
+  return log_at(L, ORCH_LOG_DEBUG);
+}
+static int l_log_info(lua_State *L) {
+  return log_at(L, ORCH_LOG_INFO);
+}
+static int l_log_warn(lua_State *L) {
+  return log_at(L, ORCH_LOG_WARN);
+}
+static int l_log_error(lua_State *L) {
+  return log_at(L, ORCH_LOG_ERROR);
+}
 
 static const luaL_Reg log_funcs[] = {
     {"debug", l_log_debug}, {"info", l_log_info}, {"warn", l_log_warn},

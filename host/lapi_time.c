@@ -52,7 +52,10 @@ static int l_time_iso(lua_State *L) {
 }
 
 static const luaL_Reg time_funcs[] = {
-    {"now", l_time_now}, {"monotonic_ms", l_time_monotonic_ms}, {"iso", l_time_iso}, {NULL, NULL},
+    {"now", l_time_now},
+    {"monotonic_ms", l_time_monotonic_ms},
+    {"iso", l_time_iso},
+    {NULL, NULL},
 };
 
 void orch_lapi_time_inject(lua_State *L) {

@@ -15,10 +15,9 @@ static int l_uuid_v4(lua_State *L) {
   b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
   b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
   char out[37];
-  snprintf(out, sizeof out,
-           "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1],
-           b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14],
-           b[15]);
+  snprintf(out, sizeof out, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+           b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13],
+           b[14], b[15]);
   lua_pushstring(L, out);
   return 1;
 }
@@ -40,8 +39,7 @@ static int l_uuid_valid(lua_State *L) {
 
 /* orch.uuid.token([bytes=32]) -> URL-safe base64 of that many random bytes (no padding). */
 static int l_uuid_token(lua_State *L) {
-  static const char alphabet[] =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+  static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
   lua_Integer n = luaL_optinteger(L, 1, 32);
   luaL_argcheck(L, n >= 16 && n <= 256, 1, "between 16 and 256 bytes");
   unsigned char raw[256];
@@ -62,7 +60,10 @@ static int l_uuid_token(lua_State *L) {
 }
 
 static const luaL_Reg uuid_funcs[] = {
-    {"v4", l_uuid_v4}, {"valid", l_uuid_valid}, {"token", l_uuid_token}, {NULL, NULL},
+    {"v4", l_uuid_v4},
+    {"valid", l_uuid_valid},
+    {"token", l_uuid_token},
+    {NULL, NULL},
 };
 
 void orch_lapi_uuid_inject(lua_State *L) {

@@ -31,13 +31,15 @@ struct orch_lua {
 /* ---- error lists ---- */
 
 void orch_errlist_add(orch_errlist *l, orch_error *e) {
-  if (l->n == l->cap) l->items = orch_xrealloc(l->items, (l->cap = l->cap ? l->cap * 2 : 8) * sizeof *e);
+  if (l->n == l->cap)
+    l->items = orch_xrealloc(l->items, (l->cap = l->cap ? l->cap * 2 : 8) * sizeof *e);
   l->items[l->n++] = *e;
   *e = (orch_error)ORCH_ERROR_INIT;
 }
 
 void orch_errlist_free(orch_errlist *l) {
-  for (size_t i = 0; i < l->n; i++) orch_error_clear(&l->items[i]);
+  for (size_t i = 0; i < l->n; i++)
+    orch_error_clear(&l->items[i]);
   free(l->items);
   *l = (orch_errlist){0};
 }
@@ -71,13 +73,24 @@ static orch_lua *from_state(lua_State *L) {
   return *(orch_lua **)lua_getextraspace(L);
 }
 
-orch_lua_ctx *orch_lapi_ctx(lua_State *L) { return &from_state(L)->ctx; }
+orch_lua_ctx *orch_lapi_ctx(lua_State *L) {
+  return &from_state(L)->ctx;
+}
 
 static int is_product_source(const orch_gen *g, const char *source) {
   if (source[0] != '@') return 0;
   for (size_t i = 0; i < g->count; i++)
     if (g->scripts[i].is_product && !strcmp(g->scripts[i].path, source + 1)) return 1;
   return 0;
+}
+
+void orch_lapi_where(lua_State *L, int level) {
+  lua_Debug ar;
+  if (lua_getstack(L, level, &ar) && lua_getinfo(L, "Sl", &ar) && ar.currentline > 0)
+    lua_pushfstring(L, "%s:%d: ", ar.source[0] == '@' ? ar.source + 1 : ar.short_src,
+                    ar.currentline);
+  else
+    lua_pushliteral(L, "");
 }
 
 int orch_lapi_error(lua_State *L, const char *fmt, ...) {
@@ -93,7 +106,7 @@ int orch_lapi_error(lua_State *L, const char *fmt, ...) {
     }
   }
   if (chosen > 0)
-    luaL_where(L, chosen);
+    orch_lapi_where(L, chosen);
   else
     lua_pushliteral(L, "");
   va_list ap;
@@ -121,11 +134,7 @@ static void budget_hook(lua_State *L, lua_Debug *ar) {
   }
   /* From now on every line raises again, so pcall in the script can't swallow it. */
   lua_sethook(L, budget_hook, LUA_MASKCOUNT | LUA_MASKLINE, 1);
-  lua_Debug here;
-  if (lua_getstack(L, 0, &here) && lua_getinfo(L, "Sl", &here) && here.currentline > 0)
-    lua_pushfstring(L, "%s:%d: ", here.short_src, here.currentline);
-  else
-    lua_pushliteral(L, "");
+  orch_lapi_where(L, 0); /* in a hook, level 0 is the running function */
   if (lh->mem_over)
     lua_pushfstring(L, "%s (%d MiB)", lh->kill_reason, (int)(lh->mem_limit >> 20));
   else
@@ -145,7 +154,7 @@ static int msgh(lua_State *L) {
     lua_pop(L, 1);
   }
   const char *msg = luaL_tolstring(L, 1, NULL); /* 1 err, 2 msg */
-  lua_createtable(L, 0, 4);                    /* 3 result */
+  lua_createtable(L, 0, 4);                     /* 3 result */
   lua_pushvalue(L, 2);
   lua_setfield(L, 3, "message");
   luaL_traceback(L, L, NULL, 1);
@@ -171,7 +180,8 @@ static int split_position(const char *msg, orch_error *err) {
   while ((colon = strchr(colon, ':'))) {
     const char *p = colon + 1;
     int line = 0, digits = 0;
-    while (*p >= '0' && *p <= '9') line = line * 10 + (*p++ - '0'), digits++;
+    while (*p >= '0' && *p <= '9')
+      line = line * 10 + (*p++ - '0'), digits++;
     if (digits && p[0] == ':' && p[1] == ' ' && colon > msg) {
       err->file = orch_strndup(msg, (size_t)(colon - msg));
       err->line = line;
@@ -338,9 +348,15 @@ void orch_lua_free(orch_lua *lh) {
   free(lh);
 }
 
-long orch_lua_generation(const orch_lua *lh) { return lh->gen->number; }
-size_t orch_lua_memory(const orch_lua *lh) { return lh->mem_used; }
-void orch_lua_set_db(orch_lua *lh, orch_db *db) { lh->ctx.db = db; }
+long orch_lua_generation(const orch_lua *lh) {
+  return lh->gen->number;
+}
+size_t orch_lua_memory(const orch_lua *lh) {
+  return lh->mem_used;
+}
+void orch_lua_set_db(orch_lua *lh, orch_db *db) {
+  lh->ctx.db = db;
+}
 
 /* ---- HTTP handlers ---- */
 
@@ -432,8 +448,7 @@ void orch_lua_handle(orch_lua *lh, const orch_http_request *req, orch_http_respo
   /* Build the arguments in protected mode too: requiring orch.http may fail. */
   lua_pushcfunction(L, push_request);
   lua_pushlightuserdata(L, (void *)req);
-  if (lcall(lh, 1, 2, NULL, 0, &err) == ORCH_OK &&
-      lcall(lh, 1, 4, NULL, 1, &err) == ORCH_OK) {
+  if (lcall(lh, 1, 2, NULL, 0, &err) == ORCH_OK && lcall(lh, 1, 4, NULL, 1, &err) == ORCH_OK) {
     lua_pushcfunction(L, read_response); /* status, body, headers, ctype, fn */
     lua_insert(L, -5);
     lua_pushlightuserdata(L, resp);
@@ -443,9 +458,8 @@ void orch_lua_handle(orch_lua *lh, const orch_http_request *req, orch_http_respo
     goto done;
   }
   char *where = orch_error_format(&err);
-  LOG_ERROR("lua", "request %s %s (id %s) failed: %s%s%s", req->method, req->path,
-            req->request_id, where, err.traceback ? "\n" : "",
-            err.traceback ? err.traceback : "");
+  LOG_ERROR("lua", "request %s %s (id %s) failed: %s%s%s", req->method, req->path, req->request_id,
+            where, err.traceback ? "\n" : "", err.traceback ? err.traceback : "");
   free(where);
   orch_http_response_clear(resp);
   char *detail = orch_sprintf("Internal server error (request id %s)", req->request_id);

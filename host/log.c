@@ -11,8 +11,12 @@
 
 static atomic_int min_level = ORCH_LOG_INFO;
 
-void orch_log_set_level(int level) { atomic_store(&min_level, level); }
-int orch_log_get_level(void) { return atomic_load(&min_level); }
+void orch_log_set_level(int level) {
+  atomic_store(&min_level, level);
+}
+int orch_log_get_level(void) {
+  return atomic_load(&min_level);
+}
 
 int orch_log_parse_level(const char *name) {
   if (!name) return -1;
@@ -33,9 +37,10 @@ void orch_logv(int level, const char *module, const char *fmt, va_list ap) {
   struct tm tm;
   clock_gettime(CLOCK_REALTIME, &ts);
   gmtime_r(&ts.tv_sec, &tm);
-  int n = snprintf(line, sizeof line, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s %s: ",
-                   tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-                   tm.tm_sec, ts.tv_nsec / 1000000, level_names[level], module ? module : "-");
+  int n =
+      snprintf(line, sizeof line, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s %s: ", tm.tm_year + 1900,
+               tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000,
+               level_names[level], module ? module : "-");
   if (n < 0) return;
   size_t used = (size_t)n < sizeof line ? (size_t)n : sizeof line - 1;
   int m = vsnprintf(line + used, sizeof line - used, fmt, ap);

@@ -18,6 +18,6 @@ void orch_log(int level, const char *module, const char *fmt, ...) ORCH_PRINTF(3
 void orch_logv(int level, const char *module, const char *fmt, va_list ap);
 
 #define LOG_DEBUG(mod, ...) orch_log(ORCH_LOG_DEBUG, mod, __VA_ARGS__)
-#define LOG_INFO(mod, ...) orch_log(ORCH_LOG_INFO, mod, __VA_ARGS__)
-#define LOG_WARN(mod, ...) orch_log(ORCH_LOG_WARN, mod, __VA_ARGS__)
+#define LOG_INFO(mod, ...)  orch_log(ORCH_LOG_INFO, mod, __VA_ARGS__)
+#define LOG_WARN(mod, ...)  orch_log(ORCH_LOG_WARN, mod, __VA_ARGS__)
 #define LOG_ERROR(mod, ...) orch_log(ORCH_LOG_ERROR, mod, __VA_ARGS__)

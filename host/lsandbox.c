@@ -8,6 +8,7 @@
  */
 #include "orch.h"
 
+#include "lapi.h"
 #include "log.h"
 #include "lsandbox.h"
 
@@ -20,17 +21,16 @@
 int luaopen_cjson_safe(lua_State *L);
 
 /* Registry keys: addresses of static variables cannot collide with strings. */
-static const char base_key = 'b';     /* the allow-listed base table */
-static const char env_mt_key = 'm';   /* metatable shared by every chunk environment */
-static const char loaded_key = 'l';   /* module name -> value */
-static const char loading_key = 'x';  /* sentinel while a module is being loaded */
-static const char gen_key = 'g';      /* light userdata: the orch_gen */
+static const char base_key = 'b';    /* the allow-listed base table */
+static const char env_mt_key = 'm';  /* metatable shared by every chunk environment */
+static const char loaded_key = 'l';  /* module name -> value */
+static const char loading_key = 'x'; /* sentinel while a module is being loaded */
+static const char gen_key = 'g';     /* light userdata: the orch_gen */
 
 static const char *const base_functions[] = {
-    "assert", "error",    "ipairs",       "next",         "pairs",  "pcall",
-    "rawequal", "rawget", "rawlen",       "rawset",       "select", "setmetatable",
-    "getmetatable", "tonumber", "tostring", "type",       "xpcall", "_VERSION",
-    NULL,
+    "assert",   "error",  "ipairs", "next",     "pairs",        "pcall",        "rawequal",
+    "rawget",   "rawlen", "rawset", "select",   "setmetatable", "getmetatable", "tonumber",
+    "tostring", "type",   "xpcall", "_VERSION", NULL,
 };
 
 static const char *const os_allowed[] = {"clock", "date", "difftime", "time", NULL};
@@ -41,7 +41,7 @@ static int env_index(lua_State *L) {
   lua_rawgetp(L, LUA_REGISTRYINDEX, &base_key); /* env, key, base */
   lua_pushvalue(L, 2);                          /* env, key, base, key */
   if (lua_rawget(L, -2) != LUA_TNIL) return 1;  /* env, key, base, value */
-  luaL_where(L, 2);
+  orch_lapi_where(L, 2);
   if (lua_type(L, 2) == LUA_TSTRING)
     lua_pushfstring(L, "undefined global '%s'", lua_tostring(L, 2));
   else
@@ -60,7 +60,7 @@ static void push_env(lua_State *L) {
 /* __index of the restricted os table: say what is missing instead of nil. */
 static int os_index(lua_State *L) {
   const char *k = lua_tostring(L, 2);
-  luaL_where(L, 2);
+  orch_lapi_where(L, 2);
   lua_pushfstring(L, "os.%s is not available in the sandbox", k ? k : "?");
   lua_concat(L, 2);
   return lua_error(L);
@@ -126,7 +126,7 @@ static int l_print(lua_State *L) {
   int n = lua_gettop(L);
   luaL_Buffer b;
   luaL_buffinit(L, &b);
-  luaL_where(L, 1);
+  orch_lapi_where(L, 1);
   luaL_addvalue(&b);
   for (int i = 1; i <= n; i++) {
     if (i > 1) luaL_addchar(&b, '\t');
@@ -216,8 +216,8 @@ void orch_sandbox_open(lua_State *L, const orch_gen *g) {
 
   /* Nothing may reach the real globals through the registry's LUA_RIDX_GLOBALS
      either: empty them of everything dangerous that the base library put there. */
-  static const char *const drop[] = {"dofile", "loadfile", "load", "collectgarbage",
-                                     "require", "package", "io", "debug", NULL};
+  static const char *const drop[] = {
+      "dofile", "loadfile", "load", "collectgarbage", "require", "package", "io", "debug", NULL};
   for (const char *const *d = drop; *d; d++) {
     lua_pushnil(L);
     lua_setfield(L, real_g, *d);

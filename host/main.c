@@ -77,7 +77,8 @@ static int cmd_check(const orch_config *cfg) {
     return 1;
   }
   size_t products = 0;
-  for (size_t i = 0; i < g->count; i++) products += (size_t)g->scripts[i].is_product;
+  for (size_t i = 0; i < g->count; i++)
+    products += (size_t)g->scripts[i].is_product;
   printf("ok: %zu core scripts, %zu product scripts\n", g->count - products, products);
   orch_gen_unref(g);
   return 0;
@@ -159,7 +160,8 @@ static void warn_about_database(const orch_config *cfg) {
 
 static int cmd_serve(const orch_config *cfg) {
   if (!need_database(cfg)) return 2;
-  /* Signals are taken synchronously by this thread only; every thread started later inherits the mask. */
+  /* Signals are taken synchronously by this thread only; every thread started later inherits the
+   * mask. */
   sigset_t set;
   sigemptyset(&set);
   sigaddset(&set, SIGINT);

@@ -23,7 +23,8 @@ static int cmp_migration(const void *a, const void *b) {
 }
 
 static void free_list(migration *list, size_t n) {
-  for (size_t i = 0; i < n; i++) free(list[i].name);
+  for (size_t i = 0; i < n; i++)
+    free(list[i].name);
   free(list);
 }
 
@@ -53,8 +54,8 @@ static int list_migrations(const char *dir, migration **out, size_t *count, orch
   qsort(list, n, sizeof *list, cmp_migration);
   for (size_t i = 1; i < n; i++)
     if (list[i].version == list[i - 1].version) {
-      orch_error_set(err, ORCH_ECONFIG, "two migrations numbered %04d: %s and %s",
-                     list[i].version, list[i - 1].name, list[i].name);
+      orch_error_set(err, ORCH_ECONFIG, "two migrations numbered %04d: %s and %s", list[i].version,
+                     list[i - 1].name, list[i].name);
       free_list(list, n);
       return ORCH_ECONFIG;
     }
@@ -63,19 +64,17 @@ static int list_migrations(const char *dir, migration **out, size_t *count, orch
   return ORCH_OK;
 }
 
-static const char *create_table_sql =
-    "CREATE TABLE IF NOT EXISTS orch_schema_migrations ("
-    " version integer PRIMARY KEY,"
-    " name text NOT NULL,"
-    " checksum text NOT NULL,"
-    " applied_at timestamptz NOT NULL DEFAULT now())";
+static const char *create_table_sql = "CREATE TABLE IF NOT EXISTS orch_schema_migrations ("
+                                      " version integer PRIMARY KEY,"
+                                      " name text NOT NULL,"
+                                      " checksum text NOT NULL,"
+                                      " applied_at timestamptz NOT NULL DEFAULT now())";
 
 static int exec_ok(orch_db *db, const char *sql, orch_error *err) {
   return orch_db_exec(db, sql, 0, NULL, NULL, err) < 0 ? ORCH_EDB : ORCH_OK;
 }
 
-static int apply_one(orch_db *db, const char *dir, const migration *m, FILE *out,
-                     orch_error *err) {
+static int apply_one(orch_db *db, const char *dir, const migration *m, FILE *out, orch_error *err) {
   char *path = orch_sprintf("%s/%s", dir, m->name);
   char *sql = NULL;
   size_t len = 0;

@@ -43,7 +43,9 @@ char *orch_strndup(const char *s, size_t n) {
   return d;
 }
 
-char *orch_strdup(const char *s) { return s ? orch_strndup(s, strlen(s)) : NULL; }
+char *orch_strdup(const char *s) {
+  return s ? orch_strndup(s, strlen(s)) : NULL;
+}
 
 static char *vformat(const char *fmt, va_list ap) {
   va_list cp;

@@ -10,22 +10,22 @@
 
 #define ORCH_VERSION ORCH_VERSION_STRING
 
-#define ORCH_UNUSED(x) ((void)(x))
-#define ORCH_MUSTCHECK __attribute__((warn_unused_result))
+#define ORCH_UNUSED(x)    ((void)(x))
+#define ORCH_MUSTCHECK    __attribute__((warn_unused_result))
 #define ORCH_PRINTF(a, b) __attribute__((format(printf, a, b)))
 #define ORCH_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
 /* Error codes: 0 is success, failures are negative (libuv style). */
 enum orch_err {
   ORCH_OK = 0,
-  ORCH_EINVAL = -1,   /* bad argument or bad input */
-  ORCH_ENOMEM = -2,   /* allocation failed */
-  ORCH_EIO = -3,      /* file or socket I/O */
-  ORCH_EDB = -4,      /* database error */
-  ORCH_ELUA = -5,     /* error raised by Lua code */
+  ORCH_EINVAL = -1, /* bad argument or bad input */
+  ORCH_ENOMEM = -2, /* allocation failed */
+  ORCH_EIO = -3,    /* file or socket I/O */
+  ORCH_EDB = -4,    /* database error */
+  ORCH_ELUA = -5,   /* error raised by Lua code */
   ORCH_ENOTFOUND = -6,
-  ORCH_ELIMIT = -7,   /* a time or memory budget was exhausted */
-  ORCH_ECONFIG = -8,  /* configuration error */
+  ORCH_ELIMIT = -7,  /* a time or memory budget was exhausted */
+  ORCH_ECONFIG = -8, /* configuration error */
 };
 
 /*
@@ -41,7 +41,8 @@ typedef struct orch_error {
   char *traceback; /* Lua traceback, or NULL */
 } orch_error;
 
-#define ORCH_ERROR_INIT {0, NULL, NULL, 0, NULL}
+#define ORCH_ERROR_INIT                                                                            \
+  { 0, NULL, NULL, 0, NULL }
 
 /* Set code and formatted message (replacing what was there). NULL err is a no-op. */
 void orch_error_set(orch_error *err, int code, const char *fmt, ...) ORCH_PRINTF(3, 4);

@@ -48,8 +48,8 @@ static int match_pattern(const char *pattern, const char *path, size_t path_len,
 }
 
 int orch_route_match(const char *method, const char *path, const orch_route **route,
-                     orch_route_param params[ORCH_ROUTE_MAX_PARAMS], size_t *nparams,
-                     char *allow, size_t allow_size) {
+                     orch_route_param params[ORCH_ROUTE_MAX_PARAMS], size_t *nparams, char *allow,
+                     size_t allow_size) {
   size_t len = strlen(path);
   if (len > 1 && path[len - 1] == '/') len--; /* "/api/health/" == "/api/health" */
   size_t used = 0;

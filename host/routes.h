@@ -36,8 +36,8 @@ enum orch_route_match { ORCH_ROUTE_FOUND, ORCH_ROUTE_NO_PATH, ORCH_ROUTE_NO_METH
  * methods, listed in `allow` (comma separated, OPTIONS included).
  */
 int orch_route_match(const char *method, const char *path, const orch_route **route,
-                     orch_route_param params[ORCH_ROUTE_MAX_PARAMS], size_t *nparams,
-                     char *allow, size_t allow_size);
+                     orch_route_param params[ORCH_ROUTE_MAX_PARAMS], size_t *nparams, char *allow,
+                     size_t allow_size);
 
 /* The table, for listing and tests. */
 const orch_route *orch_routes(size_t *count);

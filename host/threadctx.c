@@ -18,7 +18,9 @@ static pthread_mutex_t all_lock = PTHREAD_MUTEX_INITIALIZER;
 static orch_threadctx *all;
 static _Thread_local orch_threadctx *mine;
 
-void orch_threadctx_setup(const orch_config *cfg) { config = cfg; }
+void orch_threadctx_setup(const orch_config *cfg) {
+  config = cfg;
+}
 
 orch_threadctx *orch_threadctx_get(void) {
   if (mine) return mine;
@@ -32,7 +34,9 @@ orch_threadctx *orch_threadctx_get(void) {
   return tc;
 }
 
-orch_db *orch_threadctx_db(orch_threadctx *tc) { return tc->db; }
+orch_db *orch_threadctx_db(orch_threadctx *tc) {
+  return tc->db;
+}
 
 orch_lua *orch_threadctx_lua(orch_threadctx *tc, orch_error *err) {
   long current = orch_gen_current_number();

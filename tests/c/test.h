@@ -35,13 +35,15 @@
 #define ASSERT_STR_EQ(a, b)                                                                        \
   do {                                                                                             \
     const char *a_ = (a), *b_ = (b);                                                               \
-    if (!a_ || !b_ || strcmp(a_, b_)) FAIL("%s == %s: \"%s\" != \"%s\"", #a, #b, a_ ? a_ : "(null)", b_ ? b_ : "(null)"); \
+    if (!a_ || !b_ || strcmp(a_, b_))                                                              \
+      FAIL("%s == %s: \"%s\" != \"%s\"", #a, #b, a_ ? a_ : "(null)", b_ ? b_ : "(null)");          \
   } while (0)
 
 #define ASSERT_CONTAINS(hay, needle)                                                               \
   do {                                                                                             \
     const char *h_ = (hay), *n_ = (needle);                                                        \
-    if (!h_ || !strstr(h_, n_)) FAIL("%s does not contain \"%s\": \"%s\"", #hay, n_, h_ ? h_ : "(null)"); \
+    if (!h_ || !strstr(h_, n_))                                                                    \
+      FAIL("%s does not contain \"%s\": \"%s\"", #hay, n_, h_ ? h_ : "(null)");                    \
   } while (0)
 
 #define ASSERT_OK(expr) ASSERT_EQ((expr), 0)

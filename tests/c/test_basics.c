@@ -10,7 +10,8 @@
 
 TEST(buf_append_and_take) {
   orch_buf b = ORCH_BUF_INIT;
-  for (int i = 0; i < 1000; i++) orch_buf_printf(&b, "%d,", i);
+  for (int i = 0; i < 1000; i++)
+    orch_buf_printf(&b, "%d,", i);
   ASSERT(b.len > 3000);
   ASSERT(!strncmp(b.data, "0,1,2,", 6));
   size_t len = 0;
@@ -89,7 +90,8 @@ TEST(routes_not_found) {
   size_t count = 0;
   const orch_route *all = orch_routes(&count);
   ASSERT(count > 0);
-  for (size_t i = 0; i < count; i++) ASSERT(all[i].handler && all[i].action && all[i].method);
+  for (size_t i = 0; i < count; i++)
+    ASSERT(all[i].handler && all[i].action && all[i].method);
 }
 
 TEST(config_env_then_flags) {

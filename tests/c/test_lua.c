@@ -139,8 +139,8 @@ TEST(lua_sandbox_allows_the_basics) {
 }
 
 TEST(lua_sandbox_hides_dangerous_globals) {
-  static const char *forbidden[] = {"io",           "debug",    "package", "dofile",
-                                    "loadfile",     "collectgarbage", "_G", "require_c", NULL};
+  static const char *forbidden[] = {
+      "io", "debug", "package", "dofile", "loadfile", "collectgarbage", "_G", "require_c", NULL};
   for (const char **f = forbidden; *f; f++) {
     char src[200];
     snprintf(src, sizeof src, "local x = %s\n", *f);
@@ -159,8 +159,8 @@ TEST(lua_sandbox_hides_dangerous_globals) {
     ASSERT_CONTAINS(msg, "is not available in the sandbox");
     free(msg);
   }
-  char *msg = expect_error("local f = load(string.dump or '\\27Lua')\nassert(f)\n", 2000,
-                           64u << 20, NULL);
+  char *msg =
+      expect_error("local f = load(string.dump or '\\27Lua')\nassert(f)\n", 2000, 64u << 20, NULL);
   ASSERT_CONTAINS(msg, "t.lua:2:");
   free(msg);
   msg = expect_error("local f, e = load('x', 'n', 'b')\n", 2000, 64u << 20, NULL);
@@ -170,8 +170,8 @@ TEST(lua_sandbox_hides_dangerous_globals) {
 
 TEST(lua_error_has_file_line_traceback) {
   orch_error e = ORCH_ERROR_INIT;
-  char *msg = expect_error("local function inner()\n  error('deep')\nend\ninner()\n", 2000,
-                           64u << 20, &e);
+  char *msg =
+      expect_error("local function inner()\n  error('deep')\nend\ninner()\n", 2000, 64u << 20, &e);
   ASSERT_CONTAINS(msg, "t.lua:2: deep");
   ASSERT_EQ(e.line, 2);
   ASSERT_CONTAINS(e.file, "t.lua");
@@ -198,8 +198,8 @@ TEST(lua_time_budget_cannot_be_swallowed) {
 }
 
 TEST(lua_memory_cap) {
-  char *msg = expect_error("local t = {}\nfor i = 1, 1e9 do t[i] = ('x'):rep(100) .. i end\n",
-                           5000, 16u << 20, NULL);
+  char *msg = expect_error("local t = {}\nfor i = 1, 1e9 do t[i] = ('x'):rep(100) .. i end\n", 5000,
+                           16u << 20, NULL);
   ASSERT_CONTAINS(msg, "memory limit exceeded (16 MiB)");
   free(msg);
   msg = expect_error("local s = string.rep('x', 1 << 30)\n", 5000, 16u << 20, NULL);

@@ -104,7 +104,7 @@ static int l_now(lua_State *L) {
 }
 
 int luaopen_testproc(lua_State *L) {
-  static const luaL_Reg funcs[] = {{"spawn", l_spawn}, {"kill", l_kill},   {"wait", l_wait},
+  static const luaL_Reg funcs[] = {{"spawn", l_spawn}, {"kill", l_kill},     {"wait", l_wait},
                                    {"sleep", l_sleep}, {"getpid", l_getpid}, {"now", l_now},
                                    {NULL, NULL}};
   luaL_newlib(L, funcs);
