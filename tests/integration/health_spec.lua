@@ -36,7 +36,7 @@ describe("health", function()
     local status = host:request("GET", "/api/health/")
     assert.are.equal(200, status)
     pg_ctl("-m fast stop")
-    local json
+    local _, json
     status, _, _, json = host:request("GET", "/api/health/")
     assert.are.equal(500, status)
     assert.are.equal(500, json.status)

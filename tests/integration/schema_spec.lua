@@ -19,7 +19,8 @@ describe("db upgrade", function()
     code, out = upgrade(uri)
     assert.are.equal(0, code, out)
     assert.matches("up to date", out)
-    assert.are.equal(before, H.psql(dir, name, "SELECT version, checksum, applied_at FROM orch_schema_migrations ORDER BY 1"))
+    local after = H.psql(dir, name, "SELECT version, checksum, applied_at FROM orch_schema_migrations ORDER BY 1")
+    assert.are.equal(before, after)
     assert.are.equal("1", H.psql(dir, name, "SELECT count(*) FROM engine_settings"))
     assert.are.equal("f", H.psql(dir, name, "SELECT global_lock FROM engine_settings"))
   end)
@@ -134,7 +135,8 @@ describe("schema", function()
       INSERT INTO products (product_id, name, description, product_type, tag, status)
       VALUES ('00000000-0000-0000-0000-000000000001', 'P', 'd', 'T', 'TAG', 'active');
       INSERT INTO subscriptions (subscription_id, description, status, product_id, customer_id, insync)
-      VALUES ('00000000-0000-0000-0000-0000000000aa', 's', 'initial', '00000000-0000-0000-0000-000000000001', 'c', false);
+      VALUES ('00000000-0000-0000-0000-0000000000aa', 's', 'initial',
+              '00000000-0000-0000-0000-000000000001', 'c', false);
       UPDATE subscriptions SET insync = true;
       UPDATE subscriptions SET version = 42;]])
     assert.are.equal("3", H.psql(dir, name, "SELECT version FROM subscriptions"))
