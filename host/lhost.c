@@ -292,6 +292,46 @@ static int load_module(orch_lua *lh, const char *module, const char *path, orch_
   return rc;
 }
 
+/* [-0, +1] orch._finalize(): whole-registry checks once every script is loaded. */
+static int finalize_protected(lua_State *L) {
+  orch_sandbox_require(L, "orch");
+  if (lua_getfield(L, -1, "_finalize") != LUA_TFUNCTION) {
+    lua_pushnil(L);
+    return 1;
+  }
+  lua_call(L, 0, 1);
+  return 1;
+}
+
+/*
+ * Cross-file checks (a block used but never defined...) can only run after
+ * every script is loaded. orch._finalize returns nil or a list of messages
+ * ("file:line: message"), each of which becomes one error.
+ */
+static void finalize(orch_lua *lh, orch_errlist *errors) {
+  lua_State *L = lh->L;
+  orch_error err = ORCH_ERROR_INIT;
+  lua_pushcfunction(L, finalize_protected);
+  if (lcall(lh, 0, 1, NULL, 0, &err) != ORCH_OK) {
+    orch_errlist_add(errors, &err);
+    return;
+  }
+  if (lua_istable(L, -1)) {
+    lua_Integer n = luaL_len(L, -1);
+    for (lua_Integer i = 1; i <= n; i++) {
+      lua_geti(L, -1, i);
+      const char *msg = lua_tostring(L, -1);
+      orch_error e = ORCH_ERROR_INIT;
+      e.code = ORCH_ELUA;
+      if (!msg || !split_position(msg, &e))
+        e.message = orch_strdup(msg ? msg : "invalid definition");
+      orch_errlist_add(errors, &e);
+      lua_pop(L, 1);
+    }
+  }
+  lua_pop(L, 1);
+}
+
 int orch_lua_new(orch_lua **out, orch_gen *g, const orch_lua_limits *lim, orch_errlist *errors) {
   *out = NULL;
   orch_lua *lh = orch_xcalloc(1, sizeof *lh);
@@ -331,6 +371,7 @@ int orch_lua_new(orch_lua **out, orch_gen *g, const orch_lua_limits *lim, orch_e
     for (size_t i = 0; i < g->count; i++)
       if (g->scripts[i].is_product)
         load_module(lh, g->scripts[i].module, g->scripts[i].path, errors);
+    if (errors->n == before) finalize(lh, errors);
   }
   lh->ctx.loading = 0;
   if (errors->n != before) {
@@ -468,4 +509,47 @@ void orch_lua_handle(orch_lua *lh, const orch_http_request *req, orch_http_respo
 done:
   orch_error_clear(&err);
   lua_settop(L, top);
+}
+
+/* ---- calls with JSON in and out ---- */
+
+typedef struct invoke_args {
+  const char *module;
+  const char *func;
+  const char *arg_json;
+} invoke_args;
+
+/* [-0, +1] require(module)[func](orch.json.decode(arg)) encoded with orch.json. */
+static int invoke_protected(lua_State *L) {
+  const invoke_args *a = lua_touserdata(L, 1);
+  orch_sandbox_require(L, "orch.json");
+  int json = lua_gettop(L);
+  orch_sandbox_require(L, a->module);
+  if (lua_getfield(L, -1, a->func) != LUA_TFUNCTION)
+    return luaL_error(L, "%s.%s is not a function", a->module, a->func);
+  if (a->arg_json) {
+    lua_getfield(L, json, "decode");
+    lua_pushstring(L, a->arg_json);
+    lua_call(L, 1, 1);
+  } else {
+    lua_pushnil(L);
+  }
+  lua_call(L, 1, 1);
+  lua_getfield(L, json, "encode");
+  lua_insert(L, -2);
+  lua_call(L, 1, 1);
+  return 1;
+}
+
+int orch_lua_invoke(orch_lua *lh, const char *module, const char *func, const char *arg_json,
+                    char **result_json, orch_error *err) {
+  lua_State *L = lh->L;
+  int top = lua_gettop(L);
+  invoke_args a = {module, func, arg_json};
+  lua_pushcfunction(L, invoke_protected);
+  lua_pushlightuserdata(L, &a);
+  int rc = lcall(lh, 1, 1, NULL, 0, err);
+  if (rc == ORCH_OK && result_json) *result_json = orch_strdup(lua_tostring(L, -1));
+  lua_settop(L, top);
+  return rc;
 }

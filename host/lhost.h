@@ -53,6 +53,15 @@ size_t orch_lua_memory(const orch_lua *lh);
 void orch_lua_set_db(orch_lua *lh, orch_db *db);
 
 /*
+ * Call require(module)[func](arg) where arg is decoded from arg_json (NULL =
+ * nil) and the result is encoded with orch.json into *result_json (malloc'd;
+ * pass NULL to drop it). Errors come back as err with file, line and
+ * traceback. Used for the host's calls into the core ruleset.
+ */
+int orch_lua_invoke(orch_lua *lh, const char *module, const char *func, const char *arg_json,
+                    char **result_json, orch_error *err) ORCH_MUSTCHECK;
+
+/*
  * Run the route's Lua handler for a request and fill resp. Lua errors become
  * a 500 problem detail (logged with the traceback); problem errors raised by
  * handlers become their own status.

@@ -17,4 +17,6 @@
   X(lua_memory_cap)                                                                                \
   X(lua_json_round_trip_in_host)                                                                   \
   X(lua_require_stays_inside_generation)                                                           \
-  X(lua_db_unavailable_while_loading)
+  X(lua_db_unavailable_while_loading)                                                              \
+  X(lua_finalize_reports_each_message)                                                             \
+  X(lua_invoke_json_in_and_out)

@@ -242,3 +242,47 @@ TEST(lua_db_unavailable_while_loading) {
   ASSERT_CONTAINS(msg, "t.lua:1");
   free(msg);
 }
+
+TEST(lua_finalize_reports_each_message) {
+  make_products();
+  write_product("defs.lua", "orch._finalize = function()\n"
+                            "  return {'products/a.lua:3: unknown block \\'X\\'', 'no position'}\n"
+                            "end\n");
+  orch_errlist errors = {0};
+  ASSERT_EQ(build(&errors, 2000, 64u << 20), 2);
+  ASSERT_STR_EQ(errors.items[0].file, "products/a.lua");
+  ASSERT_EQ(errors.items[0].line, 3);
+  ASSERT_STR_EQ(errors.items[0].message, "unknown block 'X'");
+  ASSERT_STR_EQ(errors.items[1].message, "no position");
+  orch_errlist_free(&errors);
+  remove_products();
+}
+
+TEST(lua_invoke_json_in_and_out) {
+  make_products();
+  write_product(
+      "calc.lua",
+      "return { double = function(t) return { n = t.n * 2, list = orch.json.array() } end,\n"
+      "         fail = function() error('nope') end }\n");
+  orch_gen *g = NULL;
+  orch_error err = ORCH_ERROR_INIT;
+  ASSERT_OK(orch_gen_load(&g, ORCH_TEST_SOURCE_DIR "/lua", products, &err));
+  orch_lua_limits lim = {64u << 20, 2000};
+  orch_errlist errors = {0};
+  orch_lua *lh = NULL;
+  ASSERT_OK(orch_lua_new(&lh, g, &lim, &errors));
+  char *out = NULL;
+  ASSERT_OK(orch_lua_invoke(lh, "calc", "double", "{\"n\": 21}", &out, &err));
+  ASSERT(!strcmp(out, "{\"n\":42,\"list\":[]}") || !strcmp(out, "{\"list\":[],\"n\":42}"));
+  free(out);
+  ASSERT_EQ(orch_lua_invoke(lh, "calc", "fail", NULL, NULL, &err), ORCH_ELUA);
+  ASSERT_CONTAINS(err.file, "calc.lua");
+  ASSERT_EQ(err.line, 2);
+  orch_error_clear(&err);
+  ASSERT_EQ(orch_lua_invoke(lh, "calc", "missing", NULL, NULL, &err), ORCH_ELUA);
+  ASSERT_CONTAINS(err.message, "calc.missing is not a function");
+  orch_error_clear(&err);
+  orch_lua_free(lh);
+  orch_gen_unref(g);
+  remove_products();
+}
