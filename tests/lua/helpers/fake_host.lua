@@ -52,6 +52,20 @@ function fake.install()
       error = function() end,
     },
     _json = { mark_empty_arrays = mark_empty_arrays },
+    traceback = function(msg)
+      return debug.traceback(msg, 2)
+    end,
+    uuid = {
+      token = function()
+        return string.format("tok%08x%08x", math.random(0, 0x7fffffff), math.random(0, 0x7fffffff))
+      end,
+      v4 = function()
+        return string.format("%08x-0000-4000-8000-%012x", math.random(0, 0x7fffffff), math.random(0, 0x7fffffff))
+      end,
+      valid = function(s)
+        return type(s) == "string" and s:match("^%x+%-%x+%-%x+%-%x+%-%x+$") ~= nil
+      end,
+    },
     _db = {
       -- Records every statement; answers with the next queued result.
       query = function(sql, ...)

@@ -1,0 +1,158 @@
+-- orchestrator-core's standard steps and workflow kinds (create, modify,
+-- terminate, validate, reconcile, task), with core's step names, so that
+-- process logs read the same as core's.
+--
+-- Database writes happen in the persist phase (ctx:defer), inside the engine's
+-- fenced transaction: a step whose lease was lost writes nothing.
+
+local workflow = require("orch.workflow")
+local db = require("orch.db")
+
+local standard = {}
+
+local step = workflow.step
+
+-- The subscription a process works on: state.subscription_id, or the id inside state.subscription.
+local function subscription_id_of(state)
+  local id = state.subscription_id
+  if id == nil and type(state.subscription) == "table" then
+    id = state.subscription.subscription_id
+  end
+  if type(id) ~= "string" then
+    error("the state holds no subscription_id", 0)
+  end
+  return id
+end
+standard.subscription_id_of = subscription_id_of
+
+standard.store_process_subscription = step("Create Process Subscription relation", function(state, ctx)
+  local id = subscription_id_of(state)
+  ctx:defer(function()
+    db.must([[INSERT INTO processes_subscriptions (pid, subscription_id, workflow_target)
+              VALUES ($1, $2, $3)]], state.process_id, id, state.workflow_target)
+  end)
+end)
+
+-- Snapshot of the subscription row for __old_subscriptions__ (the domain model, when
+-- loaded, replaces this with the full model dump).
+local function snapshot(id)
+  local row = db.one([[
+    SELECT subscription_id::text, description, status, product_id::text, customer_id, insync, note, version,
+           to_char(start_date AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"') AS start_date,
+           to_char(end_date AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"') AS end_date
+    FROM subscriptions WHERE subscription_id = $1]], id)
+  if not row then
+    error("subscription " .. id .. " does not exist", 0)
+  end
+  return row
+end
+
+local function lock(checked)
+  return function(state, ctx)
+    local id = subscription_id_of(state)
+    local row = snapshot(id)
+    if checked and not row.insync then
+      error("Subscription is already out of sync, cannot continue!", 0)
+    end
+    ctx:defer(function()
+      db.must("UPDATE subscriptions SET insync = false WHERE subscription_id = $1", id)
+    end)
+    local old = {}
+    for k, v in pairs(state.__old_subscriptions__ or {}) do
+      old[k] = v
+    end
+    if old[id] == nil then
+      old[id] = row
+    end
+    return { __old_subscriptions__ = old }
+  end
+end
+
+standard.unsync = step("Lock subscription", lock(true))
+standard.unsync_unchecked = step("Lock subscription", lock(false))
+
+standard.resync = step("Unlock subscription", function(state, ctx)
+  local id = subscription_id_of(state)
+  ctx:defer(function()
+    db.must("UPDATE subscriptions SET insync = true WHERE subscription_id = $1", id)
+  end)
+end)
+
+-- "Set subscription to '<status>'": the lifecycle change, with core's date stamps.
+function standard.set_status(status)
+  return step("Set subscription to '" .. status .. "'", function(state, ctx)
+    local id = subscription_id_of(state)
+    ctx:defer(function()
+      db.must([[UPDATE subscriptions SET status = $2,
+                  start_date = CASE WHEN $2 = 'active' AND start_date IS NULL THEN now() ELSE start_date END,
+                  end_date = CASE WHEN $2 = 'terminated' AND end_date IS NULL THEN now() ELSE end_date END
+                WHERE subscription_id = $1]], id, status)
+    end)
+  end)
+end
+
+-- Kept for step-list compatibility with core; this host keeps no search view to refresh.
+standard.refresh_subscription_search_index = step("Refresh subscription search index", function() end)
+standard.refresh_process_search_index = step("Refresh process search index", function() end)
+
+-- ensure_provisioning_status(steps): provisioning before, active after.
+function standard.ensure_provisioning_status(steps)
+  return { standard.set_status("provisioning"), steps, standard.set_status("active") }
+end
+
+local function define(def, target, before, after, defaults)
+  local d = {}
+  for k, v in pairs(defaults or {}) do
+    d[k] = v
+  end
+  for k, v in pairs(def) do
+    d[k] = v
+  end
+  d.target = target
+  d.kind = target:lower()
+  d.steps = { workflow.init, before, def.steps or {}, def.additional_steps or {}, after, workflow.done }
+  return workflow.define(d, 3)
+end
+
+-- create_workflow{name, description, form, steps, additional_steps, status = "active", products}
+function standard.create_workflow(def)
+  local status = def.status or "active"
+  return define(def, "CREATE", {}, {
+    standard.set_status(status), standard.resync,
+    standard.refresh_subscription_search_index, standard.refresh_process_search_index,
+  })
+end
+
+function standard.modify_workflow(def)
+  return define(def, "MODIFY", { standard.store_process_subscription, standard.unsync }, {
+    standard.resync, standard.refresh_subscription_search_index, standard.refresh_process_search_index,
+  })
+end
+
+function standard.terminate_workflow(def)
+  return define(def, "TERMINATE", { standard.store_process_subscription, standard.unsync }, {
+    standard.set_status("terminated"), standard.resync,
+    standard.refresh_subscription_search_index, standard.refresh_process_search_index,
+  })
+end
+
+function standard.validate_workflow(def)
+  if def.additional_steps then
+    error("validate workflows take no additional_steps", 2)
+  end
+  return define(def, "VALIDATE", { standard.store_process_subscription, standard.unsync_unchecked },
+    { standard.resync }, { is_task = true })
+end
+
+function standard.reconcile_workflow(def)
+  return define(def, "RECONCILE", { standard.store_process_subscription, standard.unsync_unchecked }, {
+    standard.resync, standard.refresh_subscription_search_index, standard.refresh_process_search_index,
+  })
+end
+
+-- task{name, description, form, steps, run_predicate}: SYSTEM, is_task.
+function standard.task(def)
+  return define(def, "SYSTEM", {}, {}, { is_task = true })
+end
+
+return standard

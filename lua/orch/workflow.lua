@@ -1,0 +1,261 @@
+-- Workflows in Lua: steps, step kinds, the standard wrappers of orchestrator-core
+-- and the registry of workflows defined by the loaded scripts.
+--
+-- A workflow is an ordered list of steps. A step is a named function
+--   function(state, ctx) return { key = value, ... } end
+-- whose result is merged into the state (nil = nothing to merge). Step kinds
+-- keep core's semantics and names: step, retrystep, inputstep, conditional,
+-- step_group, callback_step, focussteps, and the implicit Start/Done/Abort.
+-- The engine runs one step at a time (lua/orch/runner.lua); this module only
+-- describes workflows.
+
+local workflow = {}
+
+local TARGETS = { CREATE = true, MODIFY = true, TERMINATE = true, VALIDATE = true, RECONCILE = true, SYSTEM = true }
+workflow.TARGETS = TARGETS
+
+-- The position ("file:line: ") of the script line that called into this module.
+local function caller_position(level)
+  local _, where = pcall(error, "", level + 1)
+  return type(where) == "string" and where or ""
+end
+
+local function is_step(x)
+  return type(x) == "table" and x.__step == true
+end
+workflow.is_step = is_step
+
+local function new_step(kind, name, fields, level)
+  if type(name) ~= "string" or name == "" then
+    error("a step needs a name (a non-empty string)", level + 1)
+  end
+  local s = { __step = true, kind = kind, name = name, where = caller_position(level + 1) }
+  for k, v in pairs(fields or {}) do
+    s[k] = v
+  end
+  return s
+end
+
+-- step(name, fn): runs fn(state, ctx) and merges what it returns; an error fails the process.
+function workflow.step(name, fn)
+  if type(fn) ~= "function" then
+    error("step '" .. tostring(name) .. "' needs a function", 2)
+  end
+  return new_step("step", name, { fn = fn }, 2)
+end
+
+-- retrystep(name, fn): like step, but an error puts the process in `waiting`;
+-- the engine retries it later with backoff.
+function workflow.retrystep(name, fn)
+  if type(fn) ~= "function" then
+    error("retrystep '" .. tostring(name) .. "' needs a function", 2)
+  end
+  return new_step("retry", name, { fn = fn }, 2)
+end
+
+-- inputstep(name, {form = f, assignee = "SYSTEM"}): suspends the process with a
+-- form; resuming it with the form's answers merges them into the state.
+function workflow.inputstep(name, opts)
+  opts = opts or {}
+  if opts.form == nil then
+    error("inputstep '" .. tostring(name) .. "' needs a form", 2)
+  end
+  return new_step("input", name, { form = opts.form, assignee = opts.assignee or "SYSTEM" }, 2)
+end
+
+-- Flatten nested arrays of steps into one array, checking every element.
+local function flatten(steps, out, level)
+  out = out or {}
+  if is_step(steps) then
+    out[#out + 1] = steps
+    return out
+  end
+  if type(steps) ~= "table" then
+    error("expected a step or a list of steps, got " .. type(steps), level + 1)
+  end
+  for i = 1, #steps do
+    local s = steps[i]
+    if is_step(s) then
+      out[#out + 1] = s
+    elseif type(s) == "table" then
+      flatten(s, out, level + 1)
+    else
+      error("element " .. i .. " of the step list is not a step (" .. type(s) .. ")", level + 1)
+    end
+  end
+  return out
+end
+workflow.flatten = function(steps)
+  return flatten(steps, nil, 2)
+end
+
+local function copy_step(s)
+  local c = {}
+  for k, v in pairs(s) do
+    c[k] = v
+  end
+  return c
+end
+
+-- conditional(pred)(steps): each step runs only when pred(state) is true,
+-- otherwise it is recorded as `skipped` with the state unchanged.
+function workflow.conditional(pred)
+  if type(pred) ~= "function" then
+    error("conditional needs a predicate function", 2)
+  end
+  return function(steps)
+    local out = {}
+    for _, s in ipairs(flatten(steps, nil, 2)) do
+      local c = copy_step(s)
+      local preds = { pred }
+      for _, p in ipairs(s.when or {}) do
+        preds[#preds + 1] = p
+      end
+      c.when = preds
+      out[#out + 1] = c
+    end
+    return out
+  end
+end
+
+-- focussteps(key)(steps): the steps see state[key] as their state, and what they
+-- return is merged into state[key].
+function workflow.focussteps(key)
+  if type(key) ~= "string" then
+    error("focussteps needs a state key", 2)
+  end
+  return function(steps)
+    local out = {}
+    for _, s in ipairs(flatten(steps, nil, 2)) do
+      local c = copy_step(s)
+      local focus = {}
+      for _, k in ipairs(s.focus or {}) do
+        focus[#focus + 1] = k
+      end
+      table.insert(focus, 1, key)
+      c.focus = focus
+      out[#out + 1] = c
+    end
+    return out
+  end
+end
+
+-- step_group(name, steps): sub-steps run as one logical step, logged as one row.
+function workflow.step_group(name, steps)
+  local subs = flatten(steps, nil, 2)
+  if #subs == 0 then
+    error("step_group '" .. tostring(name) .. "' has no steps", 2)
+  end
+  for _, s in ipairs(subs) do
+    if s.kind == "group" then
+      error("step_group '" .. tostring(name) .. "' cannot contain another group ('" .. s.name .. "')", 2)
+    end
+  end
+  local form
+  for _, s in ipairs(subs) do
+    if s.kind == "input" then
+      form = s.form
+      break
+    end
+  end
+  return new_step("group", name, { steps = subs, form = form }, 2)
+end
+
+-- callback_step{name, action, validate, result_key = "callback_result", timeout = seconds}:
+-- create a single-use callback route, run the action (which hands the route to an
+-- external system), wait for the callback, validate its result, clean up.
+function workflow.callback_step(opts)
+  local name = opts.name
+  if not is_step(opts.action) or not is_step(opts.validate) then
+    error("callback_step '" .. tostring(name) .. "' needs action and validate steps", 2)
+  end
+  local result_key = opts.result_key or "callback_result"
+  local route_key = opts.callback_route_key or "callback_route"
+  local timeout = opts.timeout
+  local create = workflow.step(name .. " - Create endpoint", function(state)
+    local token = orch.uuid.token(32)
+    return {
+      [route_key] = "/api/processes/" .. state.process_id .. "/callback/" .. token,
+      __callback_token = token,
+    }
+  end)
+  local await = new_step("await_callback", name .. " - Await callback", {
+    result_key = result_key,
+    timeout = timeout,
+  }, 2)
+  local cleanup = workflow.step(name .. " - Cleanup callback step", function()
+    return { __remove_keys = { "__callback_token", "__callback_result_key", "__callback_timeout" } }
+  end)
+  local group = workflow.step_group(name, { create, opts.action, await, opts.validate, cleanup })
+  group.where = caller_position(2)
+  return group
+end
+
+-- The implicit steps.
+workflow.init = new_step("init", "Start", {}, 1)
+workflow.done = new_step("done", "Done", {}, 1)
+workflow.abort = new_step("abort", "Abort", {}, 1)
+
+-- ---- the registry of defined workflows ----
+
+local registry = { by_name = {}, ordered = {} }
+workflow.registry = registry
+
+-- define{name, target, description, is_task, form, steps, run_predicate, products,
+-- authorize}: register a workflow whose step list is used as given (it should start
+-- with workflow.init and end with workflow.done, as core's @workflow).
+function workflow.define(def, level)
+  level = (level or 1) + 1
+  if type(def) ~= "table" then
+    error("workflow definition must be a table", level)
+  end
+  local name = def.name
+  if type(name) ~= "string" or not name:match("^[%w_%-]+$") then
+    error("workflow needs a name made of letters, digits, '_' and '-'", level)
+  end
+  local target = def.target or "SYSTEM"
+  if not TARGETS[target] then
+    error("workflow '" .. name .. "': unknown target '" .. tostring(target) .. "'", level)
+  end
+  if type(def.description) ~= "string" or def.description == "" then
+    error("workflow '" .. name .. "' needs a description", level)
+  end
+  local steps = flatten(def.steps or {}, nil, level)
+  local where = caller_position(level)
+  if registry.by_name[name] then
+    error("workflow '" .. name .. "' is defined twice (first at " .. registry.by_name[name].where .. ")", level)
+  end
+  local wf = {
+    name = name,
+    target = target,
+    description = def.description,
+    is_task = def.is_task == true,
+    form = def.form,
+    steps = steps,
+    run_predicate = def.run_predicate,
+    products = def.products or {},
+    authorize = def.authorize,
+    where = where,
+    kind = def.kind or "workflow",
+    usable_while_out_of_sync = def.usable_while_out_of_sync == true,
+  }
+  registry.by_name[name] = wf
+  registry.ordered[#registry.ordered + 1] = wf
+  return wf
+end
+
+function workflow.get(name)
+  return registry.by_name[name]
+end
+
+-- Index of the step named `name` in wf.steps (first match), or nil.
+function workflow.step_index(wf, name)
+  for i, s in ipairs(wf.steps) do
+    if s.name == name then
+      return i
+    end
+  end
+  return nil
+end
+
+return workflow
