@@ -15,6 +15,7 @@
 #include "orch.h"
 
 #include "db.h"
+#include "engine.h"
 #include "gen.h"
 #include "http.h"
 
@@ -60,6 +61,21 @@ void orch_lua_set_db(orch_lua *lh, orch_db *db);
  */
 int orch_lua_invoke(orch_lua *lh, const char *module, const char *func, const char *arg_json,
                     char **result_json, orch_error *err) ORCH_MUSTCHECK;
+
+/*
+ * Workflow steps (the Lua half of the step runner, see step_runner.h).
+ * run: require("orch.runner").run(job) with no transaction open; fills res
+ * (strings malloc'd, state as JSON) and keeps the Lua result for persist in
+ * res->opaque. persist: runner.persist(result) inside the engine's
+ * transaction. done: releases res->opaque (always called once per run that
+ * returned ORCH_OK). While results are outstanding the state is "busy" and
+ * must not be replaced (orch_lua_busy).
+ */
+int orch_lua_run_step(orch_lua *lh, const orch_step_job *job, orch_step_result *res,
+                      orch_error *err) ORCH_MUSTCHECK;
+int orch_lua_persist_step(orch_step_result *res, orch_error *err) ORCH_MUSTCHECK;
+void orch_lua_step_done(orch_step_result *res);
+int orch_lua_busy(const orch_lua *lh);
 
 /*
  * Run the route's Lua handler for a request and fill resp. Lua errors become

@@ -41,6 +41,8 @@ orch_db *orch_threadctx_db(orch_threadctx *tc) {
 orch_lua *orch_threadctx_lua(orch_threadctx *tc, orch_error *err) {
   long current = orch_gen_current_number();
   if (tc->lua && orch_lua_generation(tc->lua) == current) return tc->lua;
+  /* Step results of this state are still waiting for their commit: swap later. */
+  if (orch_lua_busy(tc->lua)) return tc->lua;
   orch_gen *g = orch_gen_current();
   if (!g) {
     orch_error_set(err, ORCH_ECONFIG, "no scripts loaded");
