@@ -5,6 +5,7 @@
 
 #include <ctype.h>
 #include <lauxlib.h>
+#include <openssl/crypto.h>
 #include <stdio.h>
 #include <string.h>
 

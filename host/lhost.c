@@ -479,7 +479,15 @@ static int problem_from_error(lua_State *L, orch_http_response *resp) {
   lua_getfield(L, -2, "detail");
   const char *detail = lua_tostring(L, -1);
   orch_http_problem(resp, status, detail ? detail : orch_http_reason(status));
-  lua_pop(L, 2);
+  /* A problem may carry its whole JSON body (the forms protocol's 510 and 400). */
+  if (lua_getfield(L, -3, "body_json") == LUA_TSTRING) {
+    size_t len;
+    const char *body = lua_tolstring(L, -1, &len);
+    free(resp->body);
+    resp->body = orch_strndup(body, len);
+    resp->body_len = len;
+  }
+  lua_pop(L, 3);
   return 1;
 }
 

@@ -27,6 +27,14 @@ function http.raise(status, detail)
   error(http.problem(status, detail), 0)
 end
 
+-- Raise an error answer whose whole JSON body is given (e.g. the forms protocol's
+-- 510 FormNotCompleteError and 400 FormValidationError bodies).
+function http.raise_body(status, body)
+  local p = http.problem(status, body.detail or body.title)
+  p.body_json = require("orch.json").encode(body)
+  error(p, 0)
+end
+
 local raw_mt = {}
 
 -- A body that is sent as it is, with its content type.

@@ -1,0 +1,390 @@
+-- Processes: start, resume/retry, abort, delete and callbacks, with
+-- orchestrator-core's rules and status codes. The HTTP handlers
+-- (lua/orch/api/processes.lua) and the built-in tasks call these.
+--
+-- Every transition runs in one transaction that locks the processes row
+-- (SELECT ... FOR UPDATE), so identical concurrent requests serialise: the
+-- first one changes the status, the others see the new status and get 409.
+-- Work for the engine is a row in orch_work_queue; a NOTIFY on channel
+-- orch_work wakes the workers (API side only, never per step).
+
+local db = require("orch.db")
+local json = require("orch.json")
+local http = require("orch.http")
+local workflow = require("orch.workflow")
+
+local processes = {}
+
+local RESUMABLE = {
+  suspended = true, waiting = true, awaiting_callback = true, failed = true,
+  api_unavailable = true, inconsistent_data = true, resumed = true,
+}
+processes.RESUMABLE = RESUMABLE
+
+-- The optional form module (lua/orch/forms): nil until it is loaded.
+local function forms()
+  local ok, mod = pcall(require, "orch.forms")
+  return ok and mod or nil
+end
+
+local function engine_locked()
+  local row = db.one("SELECT global_lock FROM engine_settings LIMIT 1")
+  return row ~= nil and row.global_lock
+end
+
+function processes.check_engine_unlocked()
+  if engine_locked() then
+    http.raise(503, "Engine is locked cannot accept changes on processes at this time")
+  end
+end
+
+local function wake_workers()
+  db.must("SELECT pg_notify('orch_work', 'queued')")
+end
+
+local function queue(pid, step_index, state)
+  db.must([[INSERT INTO orch_work_queue (pid, step_index, state, run_at)
+            VALUES ($1, $2, $3::jsonb, now())
+            ON CONFLICT (pid) DO UPDATE SET step_index = EXCLUDED.step_index, state = EXCLUDED.state,
+              run_at = now(), attempts = 0, lease_owner = NULL, lease_token = NULL, lease_expires = NULL]],
+    pid, step_index, json.encode(state))
+end
+
+local function workflow_row(name)
+  return db.one([[SELECT workflow_id::text, name, target, is_task, description
+                  FROM workflows WHERE name = $1 AND deleted_at IS NULL]], name)
+end
+
+-- ---- start ----
+
+-- The first form pages core adds by workflow kind, then the workflow's own form.
+function processes.initial_form(wf)
+  local f = forms()
+  if not f or not f.workflow_form then
+    return wf.form
+  end
+  return f.workflow_form(wf)
+end
+
+-- Run the form protocol; returns the final state or raises the 510/400 answer.
+local function post_form(form, state, inputs, ctx)
+  if form == nil then
+    if #inputs > 1 or (inputs[1] ~= nil and next(inputs[1]) ~= nil) then
+      -- No form: only an empty page (or none) is accepted, as core's empty default form.
+      local f = forms()
+      if not f then
+        http.raise(400, "This workflow takes no form input")
+      end
+    end
+    return {}
+  end
+  local f = forms()
+  if not f then
+    http.raise(500, "forms module not available")
+  end
+  local outcome = f.post_form(form, state, inputs, ctx)
+  if outcome.status and outcome.status ~= 200 then
+    http.raise_body(outcome.status, outcome.body)
+  end
+  return outcome.state or outcome.result or {}
+end
+
+local function new_pid()
+  return orch.uuid.v4()
+end
+
+-- start(name, inputs, {user, reporter, idempotency_key}) -> pid
+function processes.start(name, inputs, opts)
+  opts = opts or {}
+  local wf = workflow.get(name)
+  local row = workflow_row(name)
+  if not wf or not row then
+    http.raise(404, "Workflow does not exist")
+  end
+  processes.check_engine_unlocked()
+  if opts.idempotency_key then
+    local existing = db.one("SELECT pid::text FROM orch_idempotency_keys WHERE key = $1", opts.idempotency_key)
+    if existing then
+      return existing.pid, true
+    end
+  end
+  if wf.run_predicate then
+    local ok, message = wf.run_predicate({ workflow = wf })
+    if not ok then
+      http.raise(412, message or "Start predicate not satisfied")
+    end
+  end
+  local user = opts.reporter or opts.user or "SYSTEM"
+  local form_state = post_form(processes.initial_form(wf), {}, inputs or {}, { user = user, workflow = wf })
+  local pid = new_pid()
+  local state = {}
+  for k, v in pairs(form_state) do
+    state[k] = v
+  end
+  state.process_id = pid
+  state.reporter = user
+  state.workflow_name = name
+  state.workflow_target = wf.target
+  local result_pid = db.transaction(function()
+    if opts.idempotency_key then
+      -- Concurrent starts with one key: the loser waits for the winner's commit and gets its pid.
+      local claimed = db.must([[INSERT INTO orch_idempotency_keys (key, pid) VALUES ($1, $2)
+                                ON CONFLICT (key) DO NOTHING RETURNING pid::text]], opts.idempotency_key, pid)
+      if #claimed == 0 then
+        return nil
+      end
+    end
+    db.must([[INSERT INTO processes (pid, workflow_id, assignee, last_status, created_by, is_task)
+              VALUES ($1, $2, 'SYSTEM', 'created', $3, $4)]], pid, row.workflow_id, user, row.is_task)
+    db.must([[INSERT INTO input_states (pid, input_state, input_type, input_time)
+              VALUES ($1, $2::jsonb, 'initial_state', now())]], pid, json.encode(form_state))
+    queue(pid, 0, state)
+    wake_workers()
+    return pid
+  end)
+  if result_pid == nil then
+    local existing = db.one("SELECT pid::text FROM orch_idempotency_keys WHERE key = $1", opts.idempotency_key)
+    return existing.pid, true
+  end
+  return result_pid, false
+end
+
+-- ---- recovering a process from its log ----
+
+local CLEARED = { success = true, skipped = true, complete = true }
+
+local function step_rows(pid)
+  return db.must([[SELECT stepid::text, name, status, state, created_by FROM process_steps
+                   WHERE pid = $1 ORDER BY completed_at, started_at]], pid)
+end
+
+-- Where a process stands: {state, index (0-based, the step to run), last (row), wf}.
+-- The index is found BY NAME: the step after the last cleared one, so a changed
+-- step list never makes a process silently run the wrong step.
+function processes.recover(pid, wf)
+  local rows = step_rows(pid)
+  local last = rows[#rows]
+  local state, cleared = {}, 0
+  local last_cleared_name
+  for _, r in ipairs(rows) do
+    if CLEARED[r.status] then
+      state = r.state
+      cleared = cleared + 1
+      last_cleared_name = r.name
+    end
+  end
+  if last and (last.status == "suspend" or last.status == "awaiting_callback") then
+    state = last.state
+  end
+  local index = 0
+  if wf then
+    if last and not CLEARED[last.status] then
+      local i = workflow.step_index(wf, last.name)
+      if not i then
+        return nil, "workflow changed: step '" .. last.name .. "' no longer exists"
+      end
+      index = i - 1
+    elseif last_cleared_name then
+      local i = workflow.step_index(wf, last_cleared_name)
+      if not i then
+        return nil, "workflow changed: step '" .. last_cleared_name .. "' no longer exists"
+      end
+      index = i
+    end
+  end
+  return { state = state, index = index, last = last, rows = rows, cleared = cleared }
+end
+
+local function lock_process(pid)
+  if not orch.uuid.valid(pid) then
+    http.raise(422, "process_id is not a valid UUID")
+  end
+  local p = db.one([[SELECT p.pid::text, p.last_status, p.is_task, p.created_by, w.name AS workflow_name,
+                            w.target AS workflow_target
+                     FROM processes p JOIN workflows w ON w.workflow_id = p.workflow_id
+                     WHERE p.pid = $1 FOR UPDATE OF p]], pid)
+  if not p then
+    http.raise(404, "Process not found")
+  end
+  return p
+end
+processes.lock_process = lock_process
+
+local function log_step(pid, name, status, state, user)
+  db.must([[INSERT INTO process_steps (pid, name, status, state, created_by, started_at, completed_at)
+            VALUES ($1, $2, $3, $4::jsonb, $5, now(), now())]], pid, name, status, json.encode(state), user)
+end
+
+local function set_status(pid, status, step_name, clear_failure)
+  if clear_failure then
+    db.must([[UPDATE processes SET last_status = $2, last_step = COALESCE($3, last_step),
+                failed_reason = NULL, traceback = NULL, last_modified_at = now() WHERE pid = $1]],
+      pid, status, step_name)
+  else
+    db.must([[UPDATE processes SET last_status = $2, last_step = COALESCE($3, last_step),
+                last_modified_at = now() WHERE pid = $1]], pid, status, step_name)
+  end
+end
+
+-- ---- resume / retry ----
+
+-- resume(pid, inputs, {user}): a suspended input step gets its form answers; a
+-- failed/waiting step (and the rest) runs again from the last good state.
+function processes.resume(pid, inputs, opts)
+  opts = opts or {}
+  local user = opts.reporter or opts.user or "SYSTEM"
+  return db.transaction(function()
+    local p = lock_process(pid)
+    if not RESUMABLE[p.last_status] then
+      http.raise(409, "Resuming a " .. p.last_status:lower() .. " workflow is not possible")
+    end
+    processes.check_engine_unlocked()
+    local wf = workflow.get(p.workflow_name)
+    if not wf then
+      http.raise(409, "This workflow cannot be resumed because it has been removed")
+    end
+    local at, reason = processes.recover(pid, wf)
+    if not at then
+      -- The step list no longer matches the log: fail loudly instead of jumping.
+      db.must([[UPDATE processes SET last_status = 'failed', failed_reason = $2, last_modified_at = now()
+                WHERE pid = $1]], pid, reason)
+      http.raise(409, reason)
+    end
+    local state = at.state
+    local index = at.index
+    if p.last_status == "suspended" then
+      local step = wf.steps[index + 1]
+      local answers = {}
+      if step and step.form then
+        answers = post_form(step.form, state, inputs or {}, { user = user, workflow = wf, state = state })
+      end
+      local merged = {}
+      for k, v in pairs(state) do
+        merged[k] = v
+      end
+      for k, v in pairs(answers) do
+        merged[k] = v
+      end
+      if step and step.kind == "group" then
+        -- An input step inside a group: the group goes on at the next sub-step.
+        queue(pid, index, merged)
+      else
+        log_step(pid, step and step.name or at.last.name, "success", merged, user)
+        queue(pid, index + 1, merged)
+      end
+      db.must([[INSERT INTO input_states (pid, input_state, input_type, input_time)
+                VALUES ($1, $2::jsonb, 'user_input', now())]], pid, json.encode(answers))
+    else
+      queue(pid, index, state)
+    end
+    set_status(pid, "resumed", nil, true)
+    wake_workers()
+    return true
+  end)
+end
+
+-- ---- abort / delete ----
+
+function processes.abort(pid, opts)
+  local user = (opts or {}).user or "SYSTEM"
+  return db.transaction(function()
+    local p = lock_process(pid)
+    if p.last_status == "completed" or p.last_status == "aborted" then
+      return false
+    end
+    local at = processes.recover(pid, nil) or { state = {} }
+    db.must("DELETE FROM orch_work_queue WHERE pid = $1", pid)
+    log_step(pid, "User Aborted", "abort", at.state, user)
+    set_status(pid, "aborted", "User Aborted", false)
+    return true
+  end)
+end
+
+function processes.delete(pid)
+  return db.transaction(function()
+    local p = lock_process(pid)
+    if not p.is_task then
+      http.raise(400, "Only tasks can be deleted")
+    end
+    db.must("DELETE FROM processes WHERE pid = $1", pid)
+  end)
+end
+
+-- ---- callbacks ----
+
+local function awaiting(pid, token)
+  local p = lock_process(pid)
+  if p.last_status ~= "awaiting_callback" then
+    http.raise(409, "This process is not in an awaiting state.")
+  end
+  local rows = step_rows(pid)
+  local last = rows[#rows]
+  local expected = last and type(last.state) == "table" and last.state.__callback_token
+  if type(expected) ~= "string" or not orch.uuid.equal(expected, token) then
+    http.raise(404, "Invalid token")
+  end
+  return p, last
+end
+
+-- callback(pid, token, payload): store the payload and let the process go on.
+function processes.callback(pid, token, payload)
+  return db.transaction(function()
+    processes.check_engine_unlocked()
+    local p, last = awaiting(pid, token)
+    local wf = workflow.get(p.workflow_name)
+    if not wf then
+      http.raise(409, "This workflow cannot be resumed because it has been removed")
+    end
+    local state = last.state
+    local key = state.__callback_result_key or "callback_result"
+    state[key] = payload
+    state.callback_progress = nil
+    db.must("UPDATE process_steps SET state = $2::jsonb WHERE stepid = $1", last.stepid, json.encode(state))
+    local index = workflow.step_index(wf, last.name)
+    if not index then
+      http.raise(409, "workflow changed: step '" .. last.name .. "' no longer exists")
+    end
+    queue(pid, index - 1, state)
+    set_status(pid, "resumed", nil, false)
+    wake_workers()
+  end)
+end
+
+function processes.callback_progress(pid, token, progress)
+  return db.transaction(function()
+    local _, last = awaiting(pid, token)
+    local state = last.state
+    state.callback_progress = progress
+    db.must([[UPDATE process_steps SET state = $2::jsonb WHERE stepid = $1]], last.stepid, json.encode(state))
+    db.must("UPDATE processes SET last_modified_at = now() WHERE pid = $1", pid)
+  end)
+end
+
+-- ---- resume-all (tasks only) ----
+
+function processes.resume_all(user)
+  processes.check_engine_unlocked()
+  local got = db.one("SELECT pg_try_advisory_lock(hashtext('orch resume-all')) AS ok")
+  if not got.ok then
+    http.raise(409, "Another request to resume all processes is in progress")
+  end
+  local ok, count = pcall(function()
+    local rows = db.must([[SELECT pid::text FROM processes WHERE is_task
+                           AND last_status IN ('failed', 'waiting', 'api_unavailable', 'inconsistent_data')]])
+    local n = 0
+    for _, r in ipairs(rows) do
+      local resumed = pcall(processes.resume, r.pid, { {} }, { user = user })
+      if resumed then
+        n = n + 1
+      end
+    end
+    return n
+  end)
+  db.query("SELECT pg_advisory_unlock(hashtext('orch resume-all'))")
+  if not ok then
+    error(count, 0)
+  end
+  return count
+end
+
+return processes

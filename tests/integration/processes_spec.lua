@@ -1,0 +1,174 @@
+-- The process API against the real engine: start, run to completion, failure and
+-- retry, waiting, input steps, callbacks, abort, delete, duplicates, idempotency.
+local H = require("harness")
+
+describe("processes", function()
+  local host
+
+  setup(function()
+    local _, db = H.new_database()
+    local code, out = H.run({ "db", "upgrade", "--migrations", H.source .. "/migrations" }, { DATABASE_URI = db })
+    assert.are.equal(0, code, out)
+    host = H.start_host({ database = db, products = H.source .. "/tests/fixtures/engine_products",
+      args = { "--workers", "2" } })
+  end)
+
+  teardown(function()
+    if host then
+      host:stop()
+    end
+  end)
+
+  local function start(name, body, headers)
+    local status, text, _, json = host:request("POST", "/api/processes/" .. name, body or "[]", headers)
+    return status, json, text
+  end
+
+  -- Poll until the process reaches one of the statuses; returns the detail.
+  local function wait_for(pid, statuses)
+    local want = {}
+    for _, s in ipairs(statuses) do
+      want[s] = true
+    end
+    local detail
+    for _ = 1, 200 do
+      local _, _, _, json = host:request("GET", "/api/processes/" .. pid)
+      detail = json
+      if json and want[json.last_status] then
+        return json
+      end
+      H.sleep(0.05)
+    end
+    error("process " .. pid .. " stayed " .. tostring(detail and detail.last_status) .. "\n" .. host:log())
+  end
+
+  it("runs a ten-step task to completion, one success row per step", function()
+    local status, json = start("test_ten_steps")
+    assert.are.equal(201, status)
+    local d = wait_for(json.id, { "completed" })
+    local names = {}
+    for _, s in ipairs(d.steps) do
+      names[#names + 1] = s.name .. ":" .. s.status
+    end
+    assert.are.equal("Start:success", names[1])
+    assert.are.equal("Step 10:success", names[11])
+    assert.are.equal("Done:complete", names[12])
+    assert.are.equal(12, #names)
+    assert.are.equal(10, d.current_state.count)
+    assert.are.equal("test_ten_steps", d.current_state.workflow_name)
+  end)
+
+  it("answers 404 for an unknown workflow and 422 for a malformed process id", function()
+    local status, json = start("no_such_workflow")
+    assert.are.equal(404, status)
+    assert.are.equal("Workflow does not exist", json.detail)
+    local s2, _, _, j2 = host:request("GET", "/api/processes/not-a-uuid")
+    assert.are.equal(422, s2)
+    assert.are.equal(422, j2.status)
+    local s3 = host:request("GET", "/api/processes/00000000-0000-4000-8000-000000000000")
+    assert.are.equal(404, s3)
+  end)
+
+  it("fails a step with core's error dict, then a retry completes it", function()
+    local _, json = start("test_fails")
+    local d = wait_for(json.id, { "failed" })
+    assert.are.equal("Maybe fail", d.last_step)
+    assert.matches("the fake system is broken", d.failed_reason)
+    local last = d.steps[3]
+    assert.are.equal("failed", last.status)
+    assert.are.equal("LuaError", last.state.class)
+    -- A retry is a resume with an empty object body.
+    local status = host:request("PUT", "/api/processes/" .. json.id .. "/resume", "{}")
+    assert.are.equal(204, status)
+    d = wait_for(json.id, { "completed" })
+    assert.is_true(d.current_state.succeeded_on_retry)
+    assert.is_true(d.current_state.prepared)
+    -- Resuming a completed process is refused.
+    status = host:request("PUT", "/api/processes/" .. json.id .. "/resume", "{}")
+    assert.are.equal(409, status)
+  end)
+
+  it("puts a failing retry step in waiting", function()
+    local _, json = start("test_retry")
+    local d = wait_for(json.id, { "waiting" })
+    assert.are.equal("Flaky call", d.last_step)
+    assert.are.equal("waiting", d.steps[#d.steps - 1].status)
+  end)
+
+  it("skips conditional steps", function()
+    local _, json = start("test_conditional")
+    local d = wait_for(json.id, { "completed" })
+    assert.are.equal("skipped", d.steps[2].status)
+    assert.is_nil(d.current_state.ran)
+  end)
+
+  it("waits for a callback; bad tokens and duplicates do not move it", function()
+    local _, json = start("test_callback")
+    local d = wait_for(json.id, { "awaiting_callback" })
+    local route = d.current_state.route_seen
+    assert.matches("^/api/processes/" .. json.id .. "/callback/", route)
+    local status = host:request("POST", "/api/processes/" .. json.id .. "/callback/wrong-token", { ok = true })
+    assert.are.equal(404, status)
+    status = host:request("POST", route .. "/progress", '"half way"')
+    assert.are.equal(200, status)
+    status = host:request("POST", route, { ok = true })
+    assert.are.equal(200, status)
+    status = host:request("POST", route, { ok = true })
+    assert.are.equal(409, status)
+    d = wait_for(json.id, { "completed" })
+    assert.is_true(d.current_state.validated)
+    assert.is_nil(d.current_state.__callback_token)
+  end)
+
+  it("aborts a process and deletes a task", function()
+    local _, json = start("test_retry")
+    wait_for(json.id, { "waiting" })
+    local status = host:request("PUT", "/api/processes/" .. json.id .. "/abort")
+    assert.are.equal(204, status)
+    local d = wait_for(json.id, { "aborted" })
+    assert.are.equal("User Aborted", d.last_step)
+    status = host:request("DELETE", "/api/processes/" .. json.id)
+    assert.are.equal(204, status)
+    status = host:request("GET", "/api/processes/" .. json.id)
+    assert.are.equal(404, status)
+  end)
+
+  it("creates one process for concurrent starts with one Idempotency-Key", function()
+    local ids = {}
+    for _ = 1, 5 do
+      local status, json = start("test_ten_steps", "[]", { ["idempotency-key"] = "key-123" })
+      assert.are.equal(201, status)
+      ids[json.id] = true
+    end
+    local n = 0
+    for _ in pairs(ids) do
+      n = n + 1
+    end
+    assert.are.equal(1, n)
+  end)
+
+  it("lists processes with Content-Range, ETag and 304", function()
+    local status, _, headers, list = host:request("GET", "/api/processes?range=0,2&sort=startedAt,desc")
+    assert.are.equal(200, status)
+    assert.are.equal(2, #list)
+    assert.matches("^processes 0%-2/%d+$", headers["content-range"])
+    local tag = headers["etag"]:match('^W/"(.*)"$')
+    status = host:request("GET", "/api/processes?range=0,2&sort=startedAt,desc", nil, { ["if-none-match"] = tag })
+    assert.are.equal(304, status)
+    status = host:request("GET", "/api/processes?filter=lastStatus")
+    assert.are.equal(400, status)
+    status = host:request("GET", "/api/processes?filter=nope,x")
+    assert.are.equal(400, status)
+    local _, _, _, counts = host:request("GET", "/api/processes/status-counts")
+    assert.is_true(counts.task_counts.completed >= 3)
+  end)
+
+  it("refuses starts, resumes and callbacks with 503 while the engine is paused", function()
+    local status = host:request("PUT", "/api/settings/status", { global_lock = true })
+    assert.are.equal(200, status)
+    status = start("test_ten_steps")
+    assert.are.equal(503, status)
+    status = host:request("PUT", "/api/settings/status", { global_lock = false })
+    assert.are.equal(200, status)
+  end)
+end)
