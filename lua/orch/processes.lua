@@ -235,7 +235,10 @@ function processes.resume(pid, inputs, opts)
   local user = opts.reporter or opts.user or "SYSTEM"
   return db.transaction(function()
     local p = lock_process(pid)
-    if not RESUMABLE[p.last_status] then
+    -- `resumed` is resumable in core; here it means "already queued", and queuing it
+    -- twice would be the double resume of core's issue #242.
+    local queued = db.one("SELECT 1 AS yes FROM orch_work_queue WHERE pid = $1", pid)
+    if not RESUMABLE[p.last_status] or (queued and p.last_status ~= "waiting") then
       http.raise(409, "Resuming a " .. p.last_status:lower() .. " workflow is not possible")
     end
     processes.check_engine_unlocked()

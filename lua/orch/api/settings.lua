@@ -6,9 +6,11 @@ local db = require("orch.db")
 
 local settings = {}
 
--- Processes that are running right now; the engine keeps this table current.
+-- Processes a worker is executing right now: those under a live lease
+-- (migrations/0002_engine.sql). A paused engine gives its leases back, so
+-- PAUSING turns into PAUSED when the last running step has committed.
 local function running_processes()
-  local row = db.one("SELECT count(*) AS n FROM processes WHERE last_status = 'running'")
+  local row = db.one("SELECT count(*) AS n FROM orch_work_queue WHERE lease_expires > now()")
   return row and row.n or 0
 end
 
@@ -43,6 +45,46 @@ function settings.put_status(req)
   end
   db.must("UPDATE engine_settings SET global_lock = $1", body.global_lock)
   return 200, current()
+end
+
+-- Caches: this host keeps none that an operator would flush (no Redis), so the
+-- one name core offers, "all", flushes nothing and answers 0.
+function settings.cache_names()
+  return 200, { all = "All caches" }
+end
+
+function settings.clear_cache(req)
+  if req.params.name ~= "all" then
+    http.raise(400, "Invalid cache name")
+  end
+  return 200, 0
+end
+
+-- There is no search view to refresh (core's subscriptions_search is not used).
+function settings.reset_search_index()
+  return 200, "OK"
+end
+
+-- Exposed settings ([] unless ORCH_EXPOSE_SETTINGS is on; see orch.settings in docs/lua.md).
+function settings.overview()
+  return 200, require("orch.json").array()
+end
+
+-- GET /api/settings/worker-status: hosts whose heartbeat is younger than
+-- their lease time are online; queued = due and not leased, running = leased.
+function settings.get_worker_status()
+  local row = db.one([[
+    SELECT (SELECT coalesce(sum(workers), 0) FROM orch_hosts
+             WHERE heartbeat_at > now() - make_interval(secs => lease_seconds)) AS online,
+           (SELECT count(*) FROM orch_work_queue
+             WHERE run_at <= now() AND (lease_expires IS NULL OR lease_expires <= now())) AS queued,
+           (SELECT count(*) FROM orch_work_queue WHERE lease_expires > now()) AS running]])
+  return 200, {
+    executor_type = "orchestrator",
+    number_of_workers_online = row.online,
+    number_of_queued_jobs = row.queued,
+    number_of_running_jobs = row.running,
+  }
 end
 
 return settings
