@@ -8,3 +8,5 @@ show curl -s "$base/api/health/"
 show curl -s "$base/api/settings/status"
 show curl -s -X PUT -H 'content-type: application/json' -d '{"global_lock": true}' "$base/api/settings/status"
 show curl -s -X PUT -H 'content-type: application/json' -d '{"global_lock": false}' "$base/api/settings/status"
+# The catalogue the product scripts declared (products/node.lua), filtered by tag.
+show curl -s "$base/api/products/?tag=NODE"

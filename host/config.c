@@ -33,10 +33,17 @@ static const struct setting settings[] = {
     {"ORCH_LUA_DIR", "--lua-dir", K_STR, OFF(lua_dir), "core Lua ruleset (lua/)"},
     {"ORCH_MIGRATIONS_DIR", "--migrations", K_STR, OFF(migrations_dir), "SQL migrations"},
     {"ORCH_LOG_LEVEL", "--log-level", K_LEVEL, OFF(log_level), "debug|info|warning|error"},
+    {"ORCH_CATALOG_SYNC", "--catalog-sync", K_STR, OFF(catalog_sync),
+     "apply|off: add catalogue changes at serve start (apply)"},
     {"ORCH_LUA_MEMORY_MB", "--lua-memory-mb", K_MB, OFF(lua_memory),
      "memory cap per Lua state (256)"},
     {"ORCH_LUA_TIMEOUT_MS", "--lua-timeout-ms", K_LONG, OFF(lua_timeout_ms),
      "time budget per call into Lua (10000)"},
+    {"ORCH_WORKERS", "--workers", K_INT, OFF(workers), "step worker threads (2; 0 = none)"},
+    {"ORCH_LEASE_SECONDS", "--lease-seconds", K_INT, OFF(lease_seconds),
+     "lease of a process held by a worker (10)"},
+    {"ORCH_WORKER_BATCH", "--worker-batch", K_INT, OFF(worker_batch),
+     "processes one worker holds and commits together (16)"},
 };
 
 static int set_value(orch_config *cfg, const struct setting *s, const char *value,
@@ -98,9 +105,13 @@ int orch_config_init(orch_config *cfg, orch_error *err) {
   cfg->products_dir = default_dir("products");
   cfg->lua_dir = default_dir("lua");
   cfg->migrations_dir = default_dir("migrations");
+  cfg->catalog_sync = orch_strdup("apply");
   cfg->log_level = ORCH_LOG_INFO;
   cfg->lua_memory = 256u * 1024 * 1024;
   cfg->lua_timeout_ms = 10000;
+  cfg->workers = 2;
+  cfg->lease_seconds = 10;
+  cfg->worker_batch = 16;
   for (size_t i = 0; i < ORCH_ARRAY_LEN(settings); i++) {
     const char *v = getenv(settings[i].env);
     if (v && *v && set_value(cfg, &settings[i], v, settings[i].env, err) != ORCH_OK)

@@ -19,9 +19,13 @@ typedef struct orch_config {
   char *products_dir;   /* ORCH_PRODUCTS_DIR / --products (products/) */
   char *lua_dir;        /* ORCH_LUA_DIR / --lua-dir (lua/) */
   char *migrations_dir; /* ORCH_MIGRATIONS_DIR / --migrations (migrations/) */
+  char *catalog_sync;   /* ORCH_CATALOG_SYNC / --catalog-sync (apply|off) at serve start */
   int log_level;        /* ORCH_LOG_LEVEL / --log-level (info) */
   size_t lua_memory;    /* ORCH_LUA_MEMORY_MB / --lua-memory-mb (256 MiB) per Lua state */
   long lua_timeout_ms;  /* ORCH_LUA_TIMEOUT_MS / --lua-timeout-ms (10000) per call into Lua */
+  int workers;          /* ORCH_WORKERS / --workers (2) step worker threads; 0 = none */
+  int lease_seconds;    /* ORCH_LEASE_SECONDS / --lease-seconds (10) process lease time */
+  int worker_batch;     /* ORCH_WORKER_BATCH / --worker-batch (16) processes one worker holds */
 } orch_config;
 
 /* Fill defaults, then the environment. */

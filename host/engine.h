@@ -79,8 +79,10 @@ typedef struct orch_step_result {
 
 /*
  * The runner vtable (implemented by the Lua bridge; tests use a C fake).
- * The engine calls, per step: run() once, then persist() at most once, then
- * done() exactly once. All three run on the worker's thread.
+ * The engine calls, per step: run() once, then persist() (normally once; a
+ * second time if the batch had to be recorded item by item, after the first
+ * call's writes were rolled back), then done() exactly once. All run on the
+ * worker's thread.
  */
 typedef struct orch_step_runner {
   /* Run the step at job->step_index, with no transaction open. Fill *res
@@ -144,9 +146,11 @@ void orch_engine_run(const orch_engine_params *p, orch_batch *b);
  * persist each result under a savepoint, write process_steps, processes and
  * the queue, and - when claim_more is set - top the batch up with new claims
  * in the same transaction. Afterwards the batch holds the processes that go
- * on under their lease (plus the new claims). On a database error every
- * result is discarded, the batch is emptied (the leases run out and others
- * take over) and a negative ORCH_E* is returned.
+ * on under their lease (plus the new claims). On a database error (deadlock,
+ * lost connection) nothing is recorded, every result is discarded (done()
+ * with committed = 0), the batch keeps its processes so that their steps run
+ * again (at-least-once; a lease lost meanwhile is caught by the next fence),
+ * and a negative ORCH_E* is returned.
  */
 int orch_engine_commit(const orch_engine_params *p, orch_db *db, orch_batch *b, int claim_more,
                        orch_engine_stats *stats, orch_error *err);
@@ -154,5 +158,9 @@ int orch_engine_commit(const orch_engine_params *p, orch_db *db, orch_batch *b, 
 /* Give back every held lease (the processes stay queued, run_at = now) and empty the batch. */
 int orch_engine_release(const orch_engine_params *p, orch_db *db, orch_batch *b, orch_error *err);
 
-/* Extend every live lease of this owner (the heartbeat); returns how many, or a negative ORCH_E*. */
+/*
+ * Extend every live lease of this owner (the heartbeat); returns how many, or
+ * a negative ORCH_E*. Rows a worker is committing right now are skipped (its
+ * fence extends them), so the heartbeat never deadlocks with the workers.
+ */
 int orch_engine_extend_leases(const orch_engine_params *p, orch_db *db, orch_error *err);

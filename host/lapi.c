@@ -25,4 +25,5 @@ void orch_lapi_push(lua_State *L) {
   orch_lapi_time_inject(L);
   orch_lapi_uuid_inject(L);
   orch_lapi_db_inject(L);
+  orch_lapi_host_inject(L);
 }

@@ -39,3 +39,7 @@ void orch_lapi_json_inject(lua_State *L);
 void orch_lapi_time_inject(lua_State *L);
 void orch_lapi_uuid_inject(lua_State *L);
 void orch_lapi_db_inject(lua_State *L);
+void orch_lapi_host_inject(lua_State *L);
+
+/* Number of the generation the calling state was built from. */
+long orch_lapi_generation(lua_State *L);

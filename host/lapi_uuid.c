@@ -60,11 +60,19 @@ static int l_uuid_token(lua_State *L) {
   return 1;
 }
 
+/* orch.uuid.equal(a, b) -> true if the strings are equal, compared in constant time
+   (for secrets such as callback tokens). */
+static int l_uuid_equal(lua_State *L) {
+  size_t la, lb;
+  const char *a = luaL_checklstring(L, 1, &la);
+  const char *b = luaL_checklstring(L, 2, &lb);
+  lua_pushboolean(L, la == lb && CRYPTO_memcmp(a, b, la) == 0);
+  return 1;
+}
+
 static const luaL_Reg uuid_funcs[] = {
-    {"v4", l_uuid_v4},
-    {"valid", l_uuid_valid},
-    {"token", l_uuid_token},
-    {NULL, NULL},
+    {"equal", l_uuid_equal}, {"v4", l_uuid_v4}, {"valid", l_uuid_valid},
+    {"token", l_uuid_token}, {NULL, NULL},
 };
 
 void orch_lapi_uuid_inject(lua_State *L) {

@@ -78,6 +78,10 @@ orch_lua_ctx *orch_lapi_ctx(lua_State *L) {
   return &from_state(L)->ctx;
 }
 
+long orch_lapi_generation(lua_State *L) {
+  return from_state(L)->gen->number;
+}
+
 static int is_product_source(const orch_gen *g, const char *source) {
   if (source[0] != '@') return 0;
   for (size_t i = 0; i < g->count; i++)
@@ -240,6 +244,17 @@ static int lcall(orch_lua *lh, int nargs, int nres, const char *context_file, in
   lua_sethook(L, budget_hook, LUA_MASKCOUNT, HOOK_COUNT);
   int status = lua_pcall(L, nargs, nres, base);
   lua_sethook(L, NULL, 0, 0);
+  if (status == LUA_OK && lh->kill_reason) {
+    /* The budget ran out inside a coroutine whose error the script caught and then
+       finished before the hook fired again: the call still failed. */
+    lua_settop(L, base);
+    lua_pushfstring(L, "%s (%d ms)", lh->kill_reason, (int)lh->timeout_ms);
+    if (lh->mem_over) {
+      lua_pop(L, 1);
+      lua_pushfstring(L, "%s (%d MiB)", lh->kill_reason, (int)(lh->mem_limit >> 20));
+    }
+    status = LUA_ERRRUN;
+  }
   int rc = ORCH_OK;
   if (status != LUA_OK) {
     if (keep_error) {
@@ -609,6 +624,8 @@ static int run_step_protected(lua_State *L) {
   lua_setfield(L, -2, "step_index");
   lua_pushinteger(L, job->attempt);
   lua_setfield(L, -2, "attempt");
+  lua_pushinteger(L, job->generation);
+  lua_setfield(L, -2, "generation");
   if (job->created_by) {
     lua_pushstring(L, job->created_by);
     lua_setfield(L, -2, "created_by");

@@ -4,6 +4,7 @@
  */
 #include "orch.h"
 
+#include "catalog.h"
 #include "config.h"
 #include "db.h"
 #include "gen.h"
@@ -11,6 +12,9 @@
 #include "lhost.h"
 #include "log.h"
 #include "migrate.h"
+#include "reload.h"
+#include "sched.h"
+#include "step_runner.h"
 #include "threadctx.h"
 
 #include <pthread.h>
@@ -24,9 +28,12 @@ static void usage(FILE *out) {
           "usage: orchestrator <command> [flags]\n"
           "\n"
           "commands:\n"
-          "  serve          run the HTTP API\n"
+          "  serve          run the HTTP API and the step workers (--workers 0: API only)\n"
+          "  worker         run the step workers only (no HTTP)\n"
           "  db upgrade     apply pending SQL migrations\n"
           "  db status      list migrations and whether they are applied\n"
+          "  catalog plan   show how the catalogue differs from the product definitions\n"
+          "  catalog apply  apply it in one transaction (--allow-destructive: may lose data)\n"
           "  check          load lua/ and the products folder; report every error as file:line\n"
           "  version        print the version\n"
           "  help           this text\n"
@@ -126,23 +133,10 @@ static void serve_dispatch(const orch_http_request *req, orch_http_response *res
   orch_lua_handle(lh, req, resp);
 }
 
-/* SIGHUP: build a new generation; publish it only if it loads cleanly. */
+/* SIGHUP: build a new generation; publish it only if it loads cleanly (reload.c). */
 static void reload(const orch_config *cfg) {
-  orch_errlist errors = {0};
-  orch_gen *g = NULL;
-  if (load_generation(cfg, &g, &errors) != ORCH_OK) {
-    for (size_t i = 0; i < errors.n; i++) {
-      char *msg = orch_error_format(&errors.items[i]);
-      LOG_ERROR("reload", "%s", msg);
-      free(msg);
-    }
-    LOG_ERROR("reload", "reload refused; generation %ld keeps serving", orch_gen_current_number());
-    orch_errlist_free(&errors);
-    return;
-  }
-  orch_gen_publish(g);
-  LOG_INFO("reload", "generation %ld published (%zu scripts)", g->number, g->count);
-  orch_gen_unref(g);
+  ORCH_UNUSED(cfg);
+  orch_reload(NULL);
 }
 
 static void warn_about_database(const orch_config *cfg) {
@@ -156,6 +150,23 @@ static void warn_about_database(const orch_config *cfg) {
              pending == 1 ? "" : "s");
   orch_error_clear(&err);
   orch_db_free(db);
+}
+
+/* The workflows and products_workflows tables follow the Lua definitions
+ * (lua/orch/workflow_sync.lua). */
+static void sync_workflows(void) {
+  orch_error err = ORCH_ERROR_INIT;
+  orch_lua *lh = orch_threadctx_lua(orch_threadctx_get(), &err);
+  char *changes = NULL;
+  if (!lh || orch_lua_invoke(lh, "orch.workflow_sync", "apply", NULL, &changes, &err) != ORCH_OK) {
+    char *msg = orch_error_format(&err);
+    LOG_ERROR("workflows", "workflow registration failed: %s", msg);
+    free(msg);
+  } else {
+    LOG_INFO("workflows", "registered: %s", changes);
+  }
+  free(changes);
+  orch_error_clear(&err);
 }
 
 static int cmd_serve(const orch_config *cfg) {
@@ -184,6 +195,9 @@ static int cmd_serve(const orch_config *cfg) {
   warn_about_database(cfg);
 
   orch_threadctx_setup(cfg);
+  orch_reload_setup(cfg);
+  orch_catalog_serve_sync(cfg); /* additive catalogue changes before the first request */
+  sync_workflows();             /* then the workflows table and the product links */
   orch_http *http = NULL;
   orch_error err = ORCH_ERROR_INIT;
   if (orch_http_start(&http, cfg, serve_dispatch, NULL, &err) != ORCH_OK) {
@@ -193,8 +207,15 @@ static int cmd_serve(const orch_config *cfg) {
     return 1;
   }
   LOG_INFO("serve", "listening on http://%s:%d", cfg->http_host, orch_http_port(http));
+  orch_sched *sched = NULL; /* the step workers start after HTTP and stop before it */
+  int rc = 0;
+  if (orch_sched_start(&sched, cfg, orch_sched_default_runner(), &err) != ORCH_OK) {
+    fprintf(stderr, "orchestrator: %s\n", err.message);
+    orch_error_clear(&err);
+    rc = 1;
+  }
 
-  for (;;) {
+  while (sched) {
     int sig = 0;
     if (sigwait(&set, &sig) != 0) continue;
     if (sig == SIGHUP) {
@@ -204,14 +225,67 @@ static int cmd_serve(const orch_config *cfg) {
     LOG_INFO("serve", "%s received, shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
     break;
   }
+  orch_sched_stop(sched); /* the current steps commit and the leases go back first */
   orch_http_stop(http);
   orch_threadctx_shutdown();
   orch_gen_shutdown();
   LOG_INFO("serve", "stopped");
-  return 0;
+  return rc;
+}
+
+/* `orchestrator worker`: the step workers without HTTP, until SIGTERM/SIGINT. */
+static int cmd_worker(const orch_config *cfg) {
+  if (!need_database(cfg)) return 2;
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &set, NULL);
+  signal(SIGPIPE, SIG_IGN);
+  orch_errlist errors = {0};
+  orch_gen *g = NULL;
+  if (load_generation(cfg, &g, &errors) != ORCH_OK) {
+    report_errors(&errors);
+    fprintf(stderr, "orchestrator: the scripts do not load; not starting\n");
+    orch_errlist_free(&errors);
+    return 1;
+  }
+  orch_gen_publish(g);
+  orch_gen_unref(g);
+  warn_about_database(cfg);
+  orch_threadctx_setup(cfg);
+  orch_reload_setup(cfg);
+  orch_sched *sched = NULL;
+  orch_error err = ORCH_ERROR_INIT;
+  int rc = 0;
+  if (cfg->workers <= 0) {
+    fprintf(stderr, "orchestrator: worker needs --workers 1 or more\n");
+    rc = 2;
+  } else if (orch_sched_start(&sched, cfg, orch_sched_default_runner(), &err) != ORCH_OK) {
+    fprintf(stderr, "orchestrator: %s\n", err.message);
+    orch_error_clear(&err);
+    rc = 1;
+  }
+  while (sched) {
+    int sig = 0;
+    if (sigwait(&set, &sig) != 0) continue;
+    if (sig == SIGHUP) {
+      reload(cfg);
+      continue;
+    }
+    LOG_INFO("worker", "%s received, shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    break;
+  }
+  orch_sched_stop(sched);
+  orch_threadctx_shutdown();
+  orch_gen_shutdown();
+  return rc;
 }
 
 int main(int argc, char **argv) {
+  /* Steps are Lua workflows (lua/orch/runner.lua) on each worker's own Lua state. */
+  orch_workflow_runner = orch_step_runner_lua();
   orch_config cfg;
   orch_error err = ORCH_ERROR_INIT;
   int rc = 2;
@@ -225,8 +299,15 @@ int main(int argc, char **argv) {
   if (orch_config_parse_flags(&cfg, argc, argv, &i, &err) != ORCH_OK) goto bad_flags;
   const char *cmd = i < argc ? argv[i++] : "help";
   const char *sub = NULL;
-  if (!strcmp(cmd, "db") && i < argc && argv[i][0] != '-') sub = argv[i++];
-  if (orch_config_parse_flags(&cfg, argc, argv, &i, &err) != ORCH_OK) goto bad_flags;
+  if ((!strcmp(cmd, "db") || !strcmp(cmd, "catalog")) && i < argc && argv[i][0] != '-')
+    sub = argv[i++];
+  int allow_destructive = 0; /* catalog apply --allow-destructive */
+  for (;;) {
+    if (orch_config_parse_flags(&cfg, argc, argv, &i, &err) != ORCH_OK) goto bad_flags;
+    if (i >= argc || strcmp(argv[i], "--allow-destructive")) break;
+    allow_destructive = 1;
+    i++;
+  }
   if (i < argc) {
     fprintf(stderr, "orchestrator: unknown argument '%s'\n\n", argv[i]);
     usage(stderr);
@@ -246,6 +327,10 @@ int main(int argc, char **argv) {
     rc = cmd_db(&cfg, sub);
   } else if (!strcmp(cmd, "check")) {
     rc = cmd_check(&cfg);
+  } else if (!strcmp(cmd, "worker")) {
+    rc = cmd_worker(&cfg);
+  } else if (!strcmp(cmd, "catalog")) {
+    rc = orch_catalog_command(&cfg, sub, allow_destructive);
   } else {
     fprintf(stderr, "orchestrator: unknown command '%s'\n\n", cmd);
     usage(stderr);

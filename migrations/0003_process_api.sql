@@ -12,7 +12,9 @@ CREATE TABLE orch_idempotency_keys (
     pid        uuid        NOT NULL,
     created_at timestamptz NOT NULL DEFAULT now(),
     CONSTRAINT orch_idempotency_keys_pkey PRIMARY KEY (key),
-    CONSTRAINT orch_idempotency_keys_pid_fkey FOREIGN KEY (pid) REFERENCES processes (pid) ON DELETE CASCADE
+    -- Deferred: the key is claimed first, the process row follows in the same transaction.
+    CONSTRAINT orch_idempotency_keys_pid_fkey FOREIGN KEY (pid) REFERENCES processes (pid)
+        ON DELETE CASCADE DEFERRABLE INITIALLY DEFERRED
 );
 
 -- The process list sorts and filters on these.

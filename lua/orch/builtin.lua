@@ -185,4 +185,75 @@ standard.task({
   },
 })
 
+-- modify_note: core's note editor (usable while the subscription is out of sync).
+workflow.define({
+  name = "modify_note",
+  target = "MODIFY",
+  description = "Modify Note",
+  usable_while_out_of_sync = true,
+  form = function(state)
+    local forms = require("orch.forms")
+    local current = db.one("SELECT note FROM subscriptions WHERE subscription_id = $1", state.subscription_id)
+    return forms.page({
+      title = "Modify note",
+      has_next = false,
+      forms.long_text({ "note", default = current and current.note or orch.json.null, optional = true,
+        max_length = 5000 }),
+    })
+  end,
+  steps = {
+    workflow.init,
+    standard.store_process_subscription,
+    step("Store note", function(state, ctx)
+      local id = state.subscription_id
+      local row = db.one("SELECT note FROM subscriptions WHERE subscription_id = $1", id)
+      local note = state.note
+      if note == orch.json.null or (type(note) == "string" and note:match("^%s*$")) then
+        note = nil
+      end
+      ctx:defer(function()
+        db.must("UPDATE subscriptions SET note = $2 WHERE subscription_id = $1", id, note)
+      end)
+      local old = {}
+      for k, v in pairs(state.__old_subscriptions__ or {}) do
+        old[k] = v
+      end
+      old[id] = old[id] or { note = row and row.note or orch.json.null }
+      return { old_note = row and row.note or orch.json.null, __old_subscriptions__ = old }
+    end),
+    standard.refresh_subscription_search_index,
+    workflow.done,
+  },
+})
+
+-- task_validate_subscriptions: start the validate workflow of every in-sync subscription
+-- whose status allows it.
+standard.task({
+  name = "task_validate_subscriptions",
+  description = "Validate subscriptions",
+  run_predicate = builtin.no_uncompleted_instance("task_validate_subscriptions"),
+  steps = {
+    step("Validate subscriptions", function(state)
+      local rows = db.must([[
+        SELECT s.subscription_id::text, w.name AS workflow FROM subscriptions s
+        JOIN products_workflows pw ON pw.product_id = s.product_id
+        JOIN workflows w ON w.workflow_id = pw.workflow_id
+        WHERE s.insync AND s.status = 'active' AND w.target = 'VALIDATE' AND w.deleted_at IS NULL
+        ORDER BY s.subscription_id]])
+      local started, refused = 0, 0
+      local processes = require("orch.processes")
+      for _, r in ipairs(rows) do
+        local ok = pcall(processes.start, r.workflow, { { subscription_id = r.subscription_id } },
+          { user = state.reporter or "SYSTEM" })
+        if ok then
+          started = started + 1
+        else
+          refused = refused + 1
+        end
+      end
+      return { validations_started = started, validations_refused = refused }
+    end),
+  },
+})
+
 return builtin

@@ -5,5 +5,15 @@
 orch.json = require("orch.json")
 orch.db = require("orch.db")
 orch.http = require("orch.http")
+orch.forms = require("orch.forms")
+orch.workflow = require("orch.workflow")
+-- Workflow kinds with core's standard steps: orch.workflows.create_workflow{...}, ...
+orch.workflows = require("orch.standard")
+orch.model = require("orch.model")
+-- Cross-file checks of the product definitions, run by the host after every script loaded.
+orch._finalize = orch.model.finalize
+
+-- The workflows core ships (system tasks), defined in every state.
+require("orch.builtin")
 
 return orch

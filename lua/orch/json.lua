@@ -6,6 +6,8 @@
 --    empty table `{}` encodes as an object.
 --  * Whole numbers decode as Lua integers (cjson alone gives floats: 5.0).
 --  * Integers beyond 14 digits are written exactly (cjson alone rounds them).
+--  * json.ordered(t, keys) objects keep their key order when written (cjson
+--    alone writes keys in hash order).
 -- Limits: floats keep 14 significant digits; integers in input beyond 2^53
 -- lose precision (cjson parses numbers as doubles).
 
@@ -28,6 +30,7 @@ local array_mt = json.array_mt
 local null = cjson.null
 local EMPTY_ARRAY = "\0[]"
 local BIG_INT = "\0#"
+local FRAGMENT = "\0@"
 local tointeger, mtype = math.tointeger, math.type
 
 function json.array(t)
@@ -36,6 +39,14 @@ end
 
 function json.is_array(t)
   return type(t) == "table" and (getmetatable(t) == array_mt or rawget(t, 1) ~= nil)
+end
+
+-- Mark t as an object whose keys are written in a fixed order: the keys listed
+-- in `keys` first (those present), then the others sorted. Used where the order
+-- is part of the contract (JSON Schema `properties` render in key order) and to
+-- make output reproducible. The mark is per table and not kept by decode.
+function json.ordered(t, keys)
+  return setmetatable(t or {}, { __name = "orch.json.object", __jsonorder = keys or {} })
 end
 
 -- Turn cjson's output into what the comment above promises, in place.
@@ -90,8 +101,41 @@ function json.decode(text)
   return v
 end
 
+local encode_text
+
+-- An ordered object is written here, piece by piece, and left in cjson's output
+-- as a sentinel that refers to the finished text in `frags`.
+local function ordered_fragment(v, keys, depth, frags)
+  local parts, seen, rest = {}, {}, {}
+  local function add(k)
+    if type(k) ~= "string" and mtype(k) ~= "integer" then
+      error("cannot serialise a " .. type(k) .. " key", 0)
+    end
+    parts[#parts + 1] = encode_text(tostring(k), depth) .. ":" .. encode_text(v[k], depth + 1)
+  end
+  for _, k in ipairs(keys) do
+    if v[k] ~= nil and not seen[k] then
+      seen[k] = true
+      add(k)
+    end
+  end
+  for k in pairs(v) do
+    if not seen[k] then
+      rest[#rest + 1] = k
+    end
+  end
+  table.sort(rest, function(a, b)
+    return tostring(a) < tostring(b)
+  end)
+  for _, k in ipairs(rest) do
+    add(k)
+  end
+  frags[#frags + 1] = "{" .. table.concat(parts, ",") .. "}"
+  return FRAGMENT .. #frags
+end
+
 -- Copy-on-write walk that replaces what cjson would get wrong with sentinels.
-local function prepare(v, depth)
+local function prepare(v, depth, frags)
   local tv = type(v)
   if tv == "number" then
     if mtype(v) == "integer" and (v >= 1e14 or v <= -1e14) then
@@ -101,12 +145,16 @@ local function prepare(v, depth)
   elseif tv ~= "table" or depth > 200 then
     return v
   end
+  local mt = getmetatable(v)
+  if mt and mt.__jsonorder then
+    return ordered_fragment(v, mt.__jsonorder, depth, frags)
+  end
   if next(v) == nil then
-    return getmetatable(v) == array_mt and EMPTY_ARRAY or v
+    return mt == array_mt and EMPTY_ARRAY or v
   end
   local copy
   for k, x in pairs(v) do
-    local y = prepare(x, depth + 1)
+    local y = prepare(x, depth + 1, frags)
     if y ~= x then
       if not copy then
         copy = {}
@@ -120,23 +168,35 @@ local function prepare(v, depth)
   return copy or v
 end
 
-local function unescape(out)
+local function unescape(out, frags)
   if out:find("\\u0000", 1, true) then
     out = out:gsub('"\\u0000%[%]"', "[]"):gsub('"\\u0000#(%-?%d+)"', "%1")
   end
   if out:find("\\/", 1, true) then
     out = out:gsub("\\/", "/")
   end
+  if frags[1] then
+    -- last, so that finished fragments are not rewritten again
+    out = out:gsub('"\\u0000@(%d+)"', function(i)
+      return frags[tonumber(i)]
+    end)
+  end
   return out
+end
+
+-- Finished JSON text of v; raises on error.
+function encode_text(v, depth)
+  local frags = {}
+  return unescape(codec.encode(prepare(v, depth or 0, frags)), frags)
 end
 
 -- Encode or return nil and a message.
 function json.try_encode(v)
-  local ok, out = pcall(codec.encode, prepare(v, 0))
+  local ok, out = pcall(encode_text, v, 0)
   if not ok then
     return nil, (tostring(out):gsub("^.-:%d+: ", ""))
   end
-  return unescape(out)
+  return out
 end
 
 -- Encode or raise.

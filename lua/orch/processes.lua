@@ -60,10 +60,68 @@ end
 -- The first form pages core adds by workflow kind, then the workflow's own form.
 function processes.initial_form(wf)
   local f = forms()
-  if not f or not f.workflow_form then
+  if not f then
     return wf.form
   end
-  return f.workflow_form(wf)
+  return f.initial_form(wf.target, wf.form)
+end
+
+-- The database-backed callbacks the forms module asks for (docs/forms.md, "Context").
+function processes.form_context(wf, user)
+  local ctx = { user = user, workflow = wf, workflow_name = wf and wf.name, workflow_target = wf and wf.target }
+  function ctx.products(query)
+    local name = query and query.workflow or (wf and wf.name)
+    return db.must([[SELECT p.product_id::text, p.name FROM products p
+                     JOIN products_workflows pw ON pw.product_id = p.product_id
+                     JOIN workflows w ON w.workflow_id = pw.workflow_id
+                     WHERE w.name = $1 ORDER BY p.name]], name)
+  end
+  function ctx.check_product(product, workflow_name)
+    local row = db.one([[SELECT 1 AS ok FROM products_workflows pw JOIN workflows w USING (workflow_id)
+                         WHERE pw.product_id::text = $1 AND w.name = $2]],
+      type(product) == "table" and product.product_id or product, workflow_name)
+    if not row then
+      return "This workflow is not valid for this product"
+    end
+    return nil
+  end
+  function ctx.subscriptions(query)
+    local sql = [[SELECT s.subscription_id::text, s.description FROM subscriptions s
+                  JOIN products p ON p.product_id = s.product_id]]
+    local where, params = {}, {}
+    if query and query.product_type then
+      params[#params + 1] = query.product_type
+      where[#where + 1] = "p.product_type = $" .. #params
+    end
+    if query and query.statuses then
+      params[#params + 1] = "{" .. table.concat(query.statuses, ",") .. "}"
+      where[#where + 1] = "s.status = ANY($" .. #params .. "::text[])"
+    end
+    if #where > 0 then
+      sql = sql .. " WHERE " .. table.concat(where, " AND ")
+    end
+    return db.must(sql .. " ORDER BY s.description", table.unpack(params))
+  end
+  function ctx.subscription(id)
+    if not orch.uuid.valid(id) then
+      return nil
+    end
+    return db.one([[SELECT subscription_id::text, product_id::text, customer_id, version
+                    FROM subscriptions WHERE subscription_id = $1]], id)
+  end
+  function ctx.check_subscription(sub, workflow_name, target)
+    local available = require("orch.api.subscription_actions").available(sub.subscription_id)
+    for _, entry in ipairs(available and available[(target or "MODIFY"):lower()] or {}) do
+      if entry.name == workflow_name then
+        if entry.reason then
+          return { reason = entry.reason }
+        end
+        return nil
+      end
+    end
+    return "This workflow is not valid for this subscription"
+  end
+  return ctx
 end
 
 -- Run the form protocol; returns the final state or raises the 510/400 answer.
@@ -83,10 +141,10 @@ local function post_form(form, state, inputs, ctx)
     http.raise(500, "forms module not available")
   end
   local outcome = f.post_form(form, state, inputs, ctx)
-  if outcome.status and outcome.status ~= 200 then
+  if not outcome.complete then
     http.raise_body(outcome.status, outcome.body)
   end
-  return outcome.state or outcome.result or {}
+  return outcome.result or {}
 end
 
 local function new_pid()
@@ -115,7 +173,8 @@ function processes.start(name, inputs, opts)
     end
   end
   local user = opts.reporter or opts.user or "SYSTEM"
-  local form_state = post_form(processes.initial_form(wf), {}, inputs or {}, { user = user, workflow = wf })
+  local form_state = post_form(processes.initial_form(wf), { workflow_name = name, workflow_target = wf.target },
+    inputs or {}, processes.form_context(wf, user))
   local pid = new_pid()
   local state = {}
   for k, v in pairs(form_state) do
@@ -233,7 +292,7 @@ end
 function processes.resume(pid, inputs, opts)
   opts = opts or {}
   local user = opts.reporter or opts.user or "SYSTEM"
-  return db.transaction(function()
+  local outcome = db.transaction(function()
     local p = lock_process(pid)
     -- `resumed` is resumable in core; here it means "already queued", and queuing it
     -- twice would be the double resume of core's issue #242.
@@ -248,10 +307,11 @@ function processes.resume(pid, inputs, opts)
     end
     local at, reason = processes.recover(pid, wf)
     if not at then
-      -- The step list no longer matches the log: fail loudly instead of jumping.
+      -- The step list no longer matches the log: fail loudly instead of jumping
+      -- (committed, then answered with 409).
       db.must([[UPDATE processes SET last_status = 'failed', failed_reason = $2, last_modified_at = now()
                 WHERE pid = $1]], pid, reason)
-      http.raise(409, reason)
+      return { conflict = reason }
     end
     local state = at.state
     local index = at.index
@@ -259,7 +319,7 @@ function processes.resume(pid, inputs, opts)
       local step = wf.steps[index + 1]
       local answers = {}
       if step and step.form then
-        answers = post_form(step.form, state, inputs or {}, { user = user, workflow = wf, state = state })
+        answers = post_form(step.form, state, inputs or {}, processes.form_context(wf, user))
       end
       local merged = {}
       for k, v in pairs(state) do
@@ -282,8 +342,12 @@ function processes.resume(pid, inputs, opts)
     end
     set_status(pid, "resumed", nil, true)
     wake_workers()
-    return true
+    return {}
   end)
+  if outcome.conflict then
+    http.raise(409, outcome.conflict)
+  end
+  return true
 end
 
 -- ---- abort / delete ----

@@ -223,6 +223,29 @@ local function run_group(group, state, job, effects)
   return "success", current, current, nil, resumed
 end
 
+local CLEARED = { success = true, skipped = true, complete = true }
+
+-- When the scripts were reloaded since this process's previous step, its step
+-- index may point elsewhere in the new step list: find the step BY NAME (the one
+-- after the last completed step, or the failed/suspended one again). Returns the
+-- index, or nil and a reason when the logged step no longer exists.
+function runner.realign(job, wf)
+  local current = orch._host and orch._host.generation()
+  if not job.generation or job.generation == 0 or not current or job.generation == current then
+    return nil
+  end
+  local last = require("orch.db").one([[SELECT name, status FROM process_steps WHERE pid = $1
+                                         ORDER BY completed_at DESC, started_at DESC LIMIT 1]], job.process_id)
+  if not last then
+    return nil
+  end
+  local i = workflow.step_index(wf, last.name)
+  if not i then
+    return last.name, "workflow changed: step '" .. last.name .. "' no longer exists"
+  end
+  return CLEARED[last.status] and i + 1 or i
+end
+
 function runner.run(job)
   local wf = workflow.get(job.workflow_name)
   if not wf then
@@ -231,6 +254,13 @@ function runner.run(job)
       next_index = job.step_index, continue = false, failed_reason = dict.error, effects = {} }
   end
   local index = job.step_index
+  local moved, reason = runner.realign(job, wf)
+  if reason then
+    local dict = { class = "WorkflowChanged", error = reason }
+    return { status = "failed", step_name = moved or "Unknown", state = job.state, log_state = dict,
+      next_index = index, continue = false, failed_reason = reason, effects = {} }
+  end
+  index = moved or index
   local step = wf.steps[index]
   if not step then
     -- Past the last step: nothing left (a workflow without Done ends here).

@@ -87,7 +87,7 @@ describe("durability", function()
     local pids = {}
     for i = 1, 200 do
       local host = i % 2 == 0 and hosts.a or hosts.b
-      local status, _, _, json = host:request("POST", "/api/processes/test_slow_ten_steps", "[]")
+      local status, _, _, json = host:request("POST", "/api/processes/test_slow_ten_steps", "[{}]")
       assert.are.equal(201, status)
       pids[#pids + 1] = json.id
     end
@@ -117,7 +117,7 @@ describe("durability", function()
       GROUP BY pid HAVING count(*) <> 12) bad]]))
     -- The killed host comes back and works normally.
     hosts.a = start_host()
-    local status, _, _, json = hosts.a:request("POST", "/api/processes/test_ten_steps", "[]")
+    local status, _, _, json = hosts.a:request("POST", "/api/processes/test_ten_steps", "[{}]")
     assert.are.equal(201, status)
     wait_all_done({ json.id }, 30)
   end)
@@ -125,7 +125,7 @@ describe("durability", function()
   it("takes over from a host stopped past its lease; the stopped host cannot commit", function()
     local pids = {}
     for _ = 1, 40 do
-      local _, _, _, json = hosts.a:request("POST", "/api/processes/test_slow_ten_steps", "[]")
+      local _, _, _, json = hosts.a:request("POST", "/api/processes/test_slow_ten_steps", "[{}]")
       pids[#pids + 1] = json.id
     end
     H.sleep(0.3)
@@ -141,7 +141,7 @@ describe("durability", function()
   end)
 
   it("turns 50 concurrent identical retries into exactly one transition", function()
-    local _, _, _, json = hosts.b:request("POST", "/api/processes/test_fails", "[]")
+    local _, _, _, json = hosts.b:request("POST", "/api/processes/test_fails", "[{}]")
     local pid = json.id
     for _ = 1, 100 do
       if H.psql(dir, name, "SELECT last_status FROM processes WHERE pid = '" .. pid .. "'") == "failed" then
@@ -157,7 +157,7 @@ describe("durability", function()
   end)
 
   it("turns 50 concurrent identical callbacks into exactly one transition", function()
-    local _, _, _, json = hosts.b:request("POST", "/api/processes/test_callback", "[]")
+    local _, _, _, json = hosts.b:request("POST", "/api/processes/test_callback", "[{}]")
     local pid = json.id
     local route
     for _ = 1, 100 do

@@ -28,6 +28,16 @@ describe("settings API", function()
     assert.is_false(fake.queries[1].params[1])
   end)
 
+  it("reports the engine's workers and jobs from its own tables", function()
+    fake.queue({ { online = 4, queued = 3, running = 2 } }, 1)
+    local status, body = settings.get_worker_status()
+    assert.are.equal(200, status)
+    assert.are.same({ executor_type = "orchestrator", number_of_workers_online = 4, number_of_queued_jobs = 3,
+      number_of_running_jobs = 2 }, body)
+    assert.matches("orch_hosts", fake.queries[1].sql)
+    assert.matches("lease_expires > now%(%)", fake.queries[1].sql)
+  end)
+
   it("refuses a body without a boolean", function()
     local ok, err = pcall(settings.put_status, { json = { global_lock = 1 } })
     assert.is_false(ok)

@@ -328,9 +328,9 @@ function api.get(req)
     end
     if row.last_status == "suspended" then
       local step = wf.steps[at.index + 1]
-      local ok, forms = pcall(require, "orch.forms")
-      if step and step.form and ok and forms.generate_form then
-        out.form = forms.generate_form(step.form, current, { workflow = wf, state = current }) or null
+      local forms = require("orch.forms")
+      if step and step.form then
+        out.form = forms.generate_form(step.form, current, {}, processes.form_context(wf, "SYSTEM")) or null
       end
     end
   end

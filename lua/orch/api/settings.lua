@@ -87,4 +87,17 @@ function settings.get_worker_status()
   }
 end
 
+-- POST /api/settings/reload: build, validate and publish a new generation of the
+-- scripts; 200 with what changed, or 400 with the errors (file, line, message)
+-- while the current generation keeps serving.
+function settings.reload()
+  local report = require("orch.json").decode(orch._host.reload())
+  return report.ok and 200 or 400, report
+end
+
+-- GET /api/settings/generation: the scripts in use (files and hashes) and the last reload error.
+function settings.generation()
+  return 200, require("orch.json").decode(orch._host.status())
+end
+
 return settings

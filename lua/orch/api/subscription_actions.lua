@@ -61,13 +61,12 @@ local function ids(list)
   return out
 end
 
-function api.workflows(req)
-  local id = req.params.subscription_id
-  check_uuid(id)
+-- The workflows subscription `id` may run now, with core's reasons (nil if it does not exist).
+function api.available(id)
   local sub = db.one("SELECT subscription_id::text, status, insync, product_id::text FROM subscriptions "
     .. "WHERE subscription_id = $1", id)
   if not sub then
-    http.raise(404, "Subscription not found")
+    return nil
   end
   local locked, unterminated = relations(id)
   local default = {}
@@ -117,6 +116,16 @@ function api.workflows(req)
   end
   for k, v in pairs(default) do
     out[k] = v
+  end
+  return out
+end
+
+function api.workflows(req)
+  local id = req.params.subscription_id
+  check_uuid(id)
+  local out = api.available(id)
+  if not out then
+    http.raise(404, "Subscription not found")
   end
   return 200, out
 end

@@ -52,6 +52,18 @@ function fake.install()
       error = function() end,
     },
     _json = { mark_empty_arrays = mark_empty_arrays },
+    -- host/lapi_time.c in plain Lua
+    time = {
+      now = function()
+        return os.time()
+      end,
+      iso = function()
+        return os.date("!%Y-%m-%dT%H:%M:%S+00:00")
+      end,
+      monotonic_ms = function()
+        return os.clock() * 1000
+      end,
+    },
     traceback = function(msg)
       return debug.traceback(msg, 2)
     end,

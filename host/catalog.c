@@ -1,0 +1,169 @@
+/* catalog.c - run lua/orch/model/catalog.lua from the command line and at serve start-up. */
+#include "orch.h"
+
+#include "catalog.h"
+#include "gen.h"
+#include "lhost.h"
+#include "log.h"
+#include "threadctx.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* Append the UTF-8 form of code point cp to out (at most 3 bytes: \u escapes are BMP). */
+static size_t put_utf8(char *out, unsigned cp) {
+  if (cp < 0x80) {
+    out[0] = (char)cp;
+    return 1;
+  }
+  if (cp < 0x800) {
+    out[0] = (char)(0xc0 | (cp >> 6));
+    out[1] = (char)(0x80 | (cp & 0x3f));
+    return 2;
+  }
+  out[0] = (char)(0xe0 | (cp >> 12));
+  out[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
+  out[2] = (char)(0x80 | (cp & 0x3f));
+  return 3;
+}
+
+/*
+ * Decode a JSON string literal ("...") into a malloc'd C string; NULL if the
+ * text is not one. Surrogate pairs are not needed here (the report is
+ * ASCII or UTF-8 passed through unescaped by the encoder).
+ */
+static char *json_string(const char *s) {
+  if (!s || *s != '"') return NULL;
+  size_t len = strlen(s);
+  char *out = orch_xcalloc(1, len + 1), *o = out;
+  for (const char *p = s + 1; *p; p++) {
+    if (*p == '"') {
+      *o = '\0';
+      return out;
+    }
+    if (*p != '\\') {
+      *o++ = *p;
+      continue;
+    }
+    p++;
+    switch (*p) {
+    case 'n': *o++ = '\n'; break;
+    case 't': *o++ = '\t'; break;
+    case 'r': *o++ = '\r'; break;
+    case 'b': *o++ = '\b'; break;
+    case 'f': *o++ = '\f'; break;
+    case 'u': {
+      unsigned cp = 0;
+      for (int i = 1; i <= 4; i++) {
+        char c = p[i];
+        if (!c) goto bad;
+        cp = cp * 16 + (unsigned)(c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10);
+      }
+      p += 4;
+      o += put_utf8(o, cp);
+      break;
+    }
+    case '\0': goto bad;
+    default: *o++ = *p; /* \" \\ \/ */
+    }
+  }
+bad:
+  free(out);
+  return NULL;
+}
+
+int orch_catalog_run(const char *mode, int allow_destructive, FILE *out, int *refused,
+                     orch_error *err) {
+  *refused = 0;
+  orch_threadctx *tc = orch_threadctx_get();
+  orch_lua *lh = orch_threadctx_lua(tc, err);
+  if (!lh) return err->code ? err->code : ORCH_ELUA;
+  orch_error_clear(err);
+  char *arg = orch_sprintf("{\"mode\":\"%s\",\"allow_destructive\":%s}", mode,
+                           allow_destructive ? "true" : "false");
+  char *result = NULL;
+  int rc = orch_lua_invoke(lh, "orch.model.catalog", "cli", arg, &result, err);
+  free(arg);
+  if (rc != ORCH_OK) return rc;
+  /* The report is "<status>\n<text>": status 0 = done, 1 = refused. */
+  char *text = json_string(result);
+  free(result);
+  if (!text || (text[0] != '0' && text[0] != '1') || text[1] != '\n') {
+    free(text);
+    orch_error_set(err, ORCH_ELUA, "orch.model.catalog.cli returned an unexpected report");
+    return ORCH_ELUA;
+  }
+  if (out) fputs(text + 2, out);
+  if (text[0] == '1') {
+    *refused = 1;
+    orch_error_set(err, ORCH_EINVAL, "the catalogue changes were refused");
+    rc = ORCH_EINVAL;
+  }
+  free(text);
+  return rc;
+}
+
+int orch_catalog_command(const orch_config *cfg, const char *sub, int allow_destructive) {
+  if (!sub || (strcmp(sub, "plan") && strcmp(sub, "apply"))) {
+    fprintf(stderr, "usage: orchestrator catalog plan|apply [--allow-destructive] [flags]\n");
+    return 2;
+  }
+  if (!cfg->database_uri || !*cfg->database_uri) {
+    fprintf(stderr, "orchestrator: DATABASE_URI is not set (or pass --database URI)\n");
+    return 2;
+  }
+  orch_error err = ORCH_ERROR_INIT;
+  orch_gen *g = NULL;
+  if (orch_gen_load(&g, cfg->lua_dir, cfg->products_dir, &err) != ORCH_OK) {
+    fprintf(stderr, "orchestrator: %s\n", err.message);
+    orch_error_clear(&err);
+    return 1;
+  }
+  orch_gen_publish(g);
+  orch_gen_unref(g);
+  orch_threadctx_setup(cfg);
+  int refused = 0;
+  int rc = orch_catalog_run(sub, allow_destructive, stdout, &refused, &err);
+  if (rc != ORCH_OK && !refused) {
+    char *msg = orch_error_format(&err);
+    fprintf(stderr, "orchestrator: catalog %s failed: %s\n", sub, msg);
+    if (rc == ORCH_ELUA && !err.file)
+      fprintf(stderr, "(run `orchestrator check` for script errors)\n");
+    free(msg);
+  }
+  orch_error_clear(&err);
+  orch_threadctx_shutdown();
+  orch_gen_shutdown();
+  return rc == ORCH_OK ? 0 : 1;
+}
+
+void orch_catalog_serve_sync(const orch_config *cfg) {
+  const char *mode = cfg->catalog_sync ? cfg->catalog_sync : "apply";
+  if (!strcmp(mode, "off")) {
+    LOG_INFO("catalog", "catalogue sync at start-up is off (ORCH_CATALOG_SYNC=off)");
+    return;
+  }
+  if (strcmp(mode, "apply")) {
+    LOG_ERROR("catalog", "ORCH_CATALOG_SYNC must be apply or off, not '%s'; no sync", mode);
+    return;
+  }
+  char *report = NULL;
+  size_t report_len = 0;
+  FILE *mem = open_memstream(&report, &report_len);
+  orch_error err = ORCH_ERROR_INIT;
+  int refused = 0;
+  int rc = orch_catalog_run("sync", 0, mem, &refused, &err);
+  if (mem) fclose(mem);
+  if (rc != ORCH_OK) {
+    char *msg = orch_error_format(&err);
+    LOG_ERROR("catalog", "catalogue sync failed: %s", msg);
+    free(msg);
+  } else if (report) {
+    /* One log line per report line. */
+    char *save = NULL;
+    for (char *line = strtok_r(report, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
+      LOG_INFO("catalog", "%s", line);
+  }
+  orch_error_clear(&err);
+  free(report);
+}

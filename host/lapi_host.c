@@ -1,0 +1,51 @@
+/*
+ * lapi_host.c - orch._host: what the core ruleset asks of the host itself:
+ * reload the scripts, describe the current generation, and which generation
+ * this state runs. Not for product scripts (the leading underscore).
+ */
+#include "orch.h"
+
+#include "lapi.h"
+#include "reload.h"
+
+#include <lauxlib.h>
+#include <stdlib.h>
+
+/* [-0, +1] Push a malloc'd text and free it. */
+static void push_owned(lua_State *L, char *text) {
+  lua_pushstring(L, text ? text : "{}");
+  free(text);
+}
+
+/* orch._host.reload() -> report JSON text (see reload.h). Not while loading scripts. */
+static int l_host_reload(lua_State *L) {
+  if (orch_lapi_ctx(L)->loading) return orch_lapi_error(L, "cannot reload while scripts load");
+  char *report = NULL;
+  orch_reload(&report);
+  push_owned(L, report);
+  return 1;
+}
+
+/* orch._host.status() -> JSON text of the current generation and the last reload error. */
+static int l_host_status(lua_State *L) {
+  push_owned(L, orch_reload_status_json());
+  return 1;
+}
+
+/* orch._host.generation() -> the number of the generation this state was built from. */
+static int l_host_generation(lua_State *L) {
+  lua_pushinteger(L, orch_lapi_generation(L));
+  return 1;
+}
+
+static const luaL_Reg host_funcs[] = {
+    {"reload", l_host_reload},
+    {"status", l_host_status},
+    {"generation", l_host_generation},
+    {NULL, NULL},
+};
+
+void orch_lapi_host_inject(lua_State *L) {
+  luaL_newlib(L, host_funcs);
+  lua_setfield(L, -2, "_host");
+}

@@ -1,0 +1,32 @@
+/*
+ * reload.h - a new generation of scripts without a restart (SIGHUP, POST
+ * /api/settings/reload, the --watch file watcher). A reload builds the new
+ * generation from disk, validates it in a fresh Lua state (all that `check`
+ * checks), lets the catalogue and the workflow registry follow it on a
+ * connection of its own (additive changes applied, destructive ones refused
+ * with the reason), and only then publishes it. If anything fails before the
+ * publish, the current generation keeps serving untouched and the errors are
+ * reported. One reload runs at a time (a mutex); any thread may ask for one.
+ */
+#pragma once
+
+#include "orch.h"
+
+#include "config.h"
+
+/* Remember the configuration (borrowed; must outlive every reload). */
+void orch_reload_setup(const orch_config *cfg);
+
+/*
+ * Reload now on the calling thread. *report (malloc'd JSON object, may be
+ * NULL) says what happened: {"ok", "generation", "added", "changed",
+ * "removed", "errors":[{"file","line","message"}], "catalog", "workflows"}.
+ * Returns ORCH_OK when a new generation was published.
+ */
+int orch_reload(char **report);
+
+/*
+ * JSON of the current generation for the status route: number, loaded_at,
+ * files [{path, sha256}] and the last reload error (or null). Malloc'd.
+ */
+char *orch_reload_status_json(void);

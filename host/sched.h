@@ -1,0 +1,60 @@
+/*
+ * sched.h - the step scheduler: worker threads that claim processes into
+ * leases and run their steps through the engine (engine.h), plus one
+ * housekeeping thread per scheduler that LISTENs for wake-ups, polls the
+ * engine pause flag and heartbeats (host row, lease extension).
+ *
+ * Each worker thread uses its own thread context (threadctx.h: database
+ * connection, later its Lua state), so orch_threadctx_setup() must have been
+ * called with the same configuration before orch_sched_start().
+ */
+#pragma once
+
+#include "orch.h"
+
+#include "config.h"
+#include "db.h"
+#include "engine.h"
+
+typedef struct orch_sched orch_sched;
+
+/*
+ * The workflow runner the Lua bridge provides (lhost sets it before serve or
+ * worker starts the scheduler). While it is NULL, orch_sched_default_runner()
+ * returns a runner that fails every step with "no workflow runner is
+ * configured".
+ */
+extern const orch_step_runner *orch_workflow_runner;
+const orch_step_runner *orch_sched_default_runner(void);
+
+/*
+ * Start cfg->workers worker threads (0 = none; the scheduler then does
+ * nothing) with cfg->lease_seconds and cfg->worker_batch. `cfg` and `runner`
+ * are borrowed and must outlive the scheduler. Registers this host in
+ * orch_hosts. On failure nothing is left running.
+ */
+int orch_sched_start(orch_sched **out, const orch_config *cfg, const orch_step_runner *runner,
+                     orch_error *err) ORCH_MUSTCHECK;
+/*
+ * Graceful stop: stop claiming, let every worker finish and commit its current
+ * step, give the leases back, join the threads, remove the host row, free.
+ * NULL is a no-op.
+ */
+void orch_sched_stop(orch_sched *s);
+/* This host's id (lease owner), valid until orch_sched_stop. */
+const char *orch_sched_host_id(const orch_sched *s);
+
+/*
+ * For the API side, after the transaction that queued work committed: wake
+ * the idle workers of this process at once, and the other hosts through a
+ * NOTIFY on db - at most one NOTIFY per short window per process (a NOTIFY
+ * makes its commit take a global lock). Step commits never call this.
+ */
+int orch_sched_notify(orch_db *db, orch_error *err);
+
+/* Idle workers look for work this often without a wake-up (ms, default 250). Tests lengthen it
+ * to prove that wake-ups work; set it before orch_sched_start. */
+extern int orch_sched_poll_ms;
+
+/* The channel workers LISTEN on. */
+#define ORCH_SCHED_CHANNEL "orch_work"

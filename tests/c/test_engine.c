@@ -1,0 +1,658 @@
+/*
+ * test_engine.c - the step engine and scheduler against a real PostgreSQL:
+ * the ctest fixture's cluster (ORCH_TEST_PG_STATE names its socket folder),
+ * one new database per test with the migrations applied. Each test runs in a
+ * forked child. Steps come from the C fake runner (fake_runner.h).
+ */
+#include "orch.h"
+
+#include "config.h"
+#include "db.h"
+#include "engine.h"
+#include "fake_runner.h"
+#include "migrate.h"
+#include "sched.h"
+#include "test.h"
+#include "threadctx.h"
+
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+/* ---- database helpers ---- */
+
+static char *pg_dir(void) {
+  const char *state = getenv("ORCH_TEST_PG_STATE");
+  if (!state) FAIL("ORCH_TEST_PG_STATE is not set (run through ctest)");
+  char *text = NULL;
+  size_t len = 0;
+  orch_error err = ORCH_ERROR_INIT;
+  if (orch_read_file(state, &text, &len, &err) != ORCH_OK) FAIL("no test cluster: %s", err.message);
+  while (len && (text[len - 1] == '\n' || text[len - 1] == ' '))
+    text[--len] = '\0';
+  return text;
+}
+
+/* Run SQL that must succeed; returns the first value of the first row (malloc'd) or NULL. */
+static char *sql1(orch_db *db, const char *sql, int n, const char *const *params) {
+  orch_error err = ORCH_ERROR_INIT;
+  PGresult *res = NULL;
+  if (orch_db_exec(db, sql, n, params, &res, &err) < 0) FAIL("%s: %s", sql, err.message);
+  char *v = NULL;
+  if (res && PQntuples(res) > 0 && PQnfields(res) > 0 && !PQgetisnull(res, 0, 0))
+    v = orch_strdup(PQgetvalue(res, 0, 0));
+  PQclear(res);
+  return v;
+}
+
+static long sql_long(orch_db *db, const char *sql) {
+  char *v = sql1(db, sql, 0, NULL);
+  long n = v ? atol(v) : -1;
+  free(v);
+  return n;
+}
+
+#define ASSERT_SQL_EQ(db, sql, expected)                                                           \
+  do {                                                                                             \
+    char *v_ = sql1((db), (sql), 0, NULL);                                                         \
+    if (!v_ || strcmp(v_, (expected)))                                                             \
+      FAIL("%s: got \"%s\", want \"%s\"", (sql), v_ ? v_ : "(null)", (expected));                  \
+    free(v_);                                                                                      \
+  } while (0)
+
+/* A new database with the migrations applied and one workflow; returns its URI (malloc'd). */
+static char *new_database(void) {
+  static int counter;
+  char *dir = pg_dir();
+  char *admin_uri = orch_sprintf("postgresql://postgres@/postgres?host=%s", dir);
+  char name[64];
+  snprintf(name, sizeof name, "engine_%ld_%ld_%d", (long)getpid(), (long)time(NULL) % 100000,
+           ++counter);
+  orch_db *admin = orch_db_new(admin_uri);
+  char *create = orch_sprintf("CREATE DATABASE %s", name);
+  free(sql1(admin, create, 0, NULL));
+  free(create);
+  orch_db_free(admin);
+  free(admin_uri);
+  char *uri = orch_sprintf("postgresql://postgres@/%s?host=%s", name, dir);
+  free(dir);
+  orch_db *db = orch_db_new(uri);
+  orch_error err = ORCH_ERROR_INIT;
+  if (orch_migrate_upgrade(db, ORCH_TEST_SOURCE_DIR "/migrations", NULL, &err) != ORCH_OK)
+    FAIL("migrations: %s", err.message);
+  free(sql1(db,
+            "INSERT INTO workflows (name, target, description) VALUES ('fake', 'CREATE', 'test')",
+            0, NULL));
+  orch_db_free(db);
+  return uri;
+}
+
+/* Queue `n` new processes that follow `plan`. */
+static void add_processes(orch_db *db, int n, const char *plan) {
+  char count[16];
+  snprintf(count, sizeof count, "%d", n);
+  const char *params[] = {count, fake_plan_state(plan)};
+  free(sql1(db,
+            "WITH p AS (INSERT INTO processes (workflow_id, last_status, created_by)"
+            "  SELECT workflow_id, 'running', 'tester' FROM workflows, generate_series(1, $1::int)"
+            "  WHERE name = 'fake' RETURNING pid)"
+            " INSERT INTO orch_work_queue (pid, state) SELECT pid, $2::jsonb FROM p",
+            2, params));
+}
+
+/* Claim, run and commit with one engine until nothing is claimable. */
+static void drain(const orch_engine_params *p, orch_db *db, int capacity) {
+  orch_batch *b = orch_batch_new(capacity);
+  orch_error err = ORCH_ERROR_INIT;
+  for (int round = 0; round < 1000; round++) {
+    if (orch_batch_count(b) == 0 && orch_engine_claim(p, db, b, &err) <= 0) break;
+    orch_engine_run(p, b);
+    if (orch_engine_commit(p, db, b, 1, NULL, &err) != ORCH_OK) FAIL("commit: %s", err.message);
+  }
+  orch_batch_free(b);
+}
+
+static void sleep_ms(int ms) {
+  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+  nanosleep(&ts, NULL);
+}
+
+/* Wait until `sql` returns "0" (or fail after `seconds`). */
+static void wait_zero(orch_db *db, const char *sql, int seconds) {
+  long long until = orch_now_ns() + (long long)seconds * 1000000000LL;
+  while (orch_now_ns() < until) {
+    if (sql_long(db, sql) == 0) return;
+    sleep_ms(20);
+  }
+  FAIL("still not 0 after %d s: %s (%ld)", seconds, sql, sql_long(db, sql));
+}
+
+static const char *no_duplicates_sql =
+    "SELECT count(*) FROM (SELECT pid, name FROM process_steps WHERE status = 'success'"
+    " GROUP BY pid, name HAVING count(*) > 1) d";
+
+/* ---- tests ---- */
+
+TEST(engine_runs_processes_to_completion) {
+  char *uri = new_database();
+  orch_db *db = orch_db_new(uri);
+  add_processes(db, 3, "SSSSC");
+  fake_runner f;
+  fake_runner_init(&f, 0);
+  orch_engine_params p = {&f.vt, "host-a", 10};
+  drain(&p, db, 2); /* a batch smaller than the work: claims top up during commits */
+  ASSERT_EQ(f.runs, 15);
+  ASSERT_EQ(f.committed, 15);
+  ASSERT_EQ(f.discarded, 0);
+  ASSERT_SQL_EQ(db, "SELECT count(*) FROM orch_work_queue", "0");
+  ASSERT_SQL_EQ(db, "SELECT count(*) FROM processes WHERE last_status = 'completed'", "3");
+  ASSERT_SQL_EQ(db, "SELECT string_agg(DISTINCT last_step, ',') FROM processes", "Step 4 C");
+  ASSERT_SQL_EQ(db,
+                "SELECT string_agg(status || ':' || name, ',' ORDER BY completed_at) FROM"
+                " process_steps WHERE pid = (SELECT min(pid::text)::uuid FROM processes)",
+                "success:Step 0 S,success:Step 1 S,success:Step 2 S,success:Step 3 S,"
+                "complete:Step 4 C");
+  /* The state of each step reached the next one, and each row records the state after it. */
+  ASSERT_SQL_EQ(db, "SELECT count(*) FROM process_steps WHERE (state->>'i')::int = 5", "3");
+  ASSERT_SQL_EQ(db, "SELECT count(*) FROM process_steps WHERE created_by = 'tester'", "15");
+  ASSERT_SQL_EQ(db, "SELECT count(*) FROM process_steps WHERE started_at > completed_at", "0");
+  ASSERT_SQL_EQ(db, no_duplicates_sql, "0");
+  fake_runner_free(&f);
+  orch_db_free(db);
+  free(uri);
+}
+
+/* Run one plan on its own and return the process id (malloc'd). */
+static char *run_plan(orch_db *db, const orch_engine_params *p, const char *plan) {
+  add_processes(db, 1, plan);
+  char *pid = sql1(db,
+                   "SELECT pid::text FROM processes ORDER BY started_at DESC, last_modified_at"
+                   " DESC LIMIT 1",
+                   0, NULL);
+  free(sql1(db, "UPDATE orch_work_queue SET run_at = run_at + interval '1 hour'", 0, NULL));
+  const char *params[] = {pid};
+  free(sql1(db, "UPDATE orch_work_queue SET run_at = now() - interval '1 second' WHERE pid = $1", 1,
+            params));
+  drain(p, db, 4);
+  free(sql1(db, "UPDATE orch_work_queue SET run_at = run_at - interval '1 hour' WHERE pid <> $1", 1,
+            params));
+  return pid;
+}
+
+static void check_process(orch_db *db, const char *pid, const char *expected) {
+  const char *params[] = {pid};
+  char *got = sql1(db,
+                   "SELECT last_status || '|' || last_step || '|' || assignee || '|' ||"
+                   " coalesce(failed_reason, '-') || '|' || coalesce(traceback, '-') || '|' ||"
+                   " (SELECT count(*) FROM orch_work_queue q WHERE q.pid = p.pid) || '|' ||"
+                   " (SELECT string_agg(status, ',' ORDER BY completed_at) FROM process_steps s"
+                   "  WHERE s.pid = p.pid) FROM processes p WHERE pid = $1",
+                   1, params);
+  if (!got || strcmp(got, expected)) FAIL("process %s: got %s, want %s", pid, got, expected);
+  free(got);
+}
+
+TEST(engine_maps_every_step_result) {
+  char *uri = new_database();
+  orch_db *db = orch_db_new(uri);
+  fake_runner f;
+  fake_runner_init(&f, 1);
+  orch_engine_params p = {&f.vt, "host-a", 10};
+  char *pid;
+  /* status | last step | assignee | failed_reason | traceback | queue rows | step statuses */
+  pid = run_plan(db, &p, "KC");
+  check_process(db, pid, "completed|Step 1 C|SYSTEM|-|-|0|skipped,complete");
+  free(pid);
+  pid = run_plan(db, &p, "SU");
+  check_process(db, pid, "suspended|Step 1 U|NOC|-|-|0|success,suspend");
+  free(pid);
+  pid = run_plan(db, &p, "SA");
+  check_process(db, pid, "awaiting_callback|Step 1 A|SYSTEM|-|-|0|success,awaiting_callback");
+  free(pid);
+  pid = run_plan(db, &p, "SX");
+  check_process(db, pid, "aborted|Step 1 X|SYSTEM|-|-|0|success,abort");
+  free(pid);
+  pid = run_plan(db, &p, "SF");
+  check_process(db, pid, "failed|Step 1 F|SYSTEM|boom|traceback of the boom|0|success,failed");
+  const char *params[] = {pid};
+  char *err_state = sql1(db,
+                         "SELECT state->>'class' FROM process_steps WHERE pid = $1 AND"
+                         " status = 'failed'",
+                         1, params);
+  ASSERT_STR_EQ(err_state, "ValueError");
+  free(err_state);
+  free(pid);
+  /* Waiting: the same step again later, the old state kept, the error in the log and the row. */
+  pid = run_plan(db, &p, "WC");
+  check_process(db, pid, "waiting|Step 0 W|SYSTEM|try later|traceback of the wait|1|waiting");
+  const char *wparams[] = {pid};
+  char *queued =
+      sql1(db,
+           "SELECT step_index || '|' || attempts || '|' || (state->>'i') || '|' ||"
+           " (lease_token IS NULL)::int || '|' || (run_at > now() + interval '0.5 s')::int"
+           " FROM orch_work_queue WHERE pid = $1",
+           1, wparams);
+  ASSERT_STR_EQ(queued, "0|1|0|1|1");
+  free(queued);
+  free(pid);
+  /* continue_now = 0: recorded, then back in the queue for any worker. */
+  add_processes(db, 1, "QC");
+  orch_batch *b = orch_batch_new(1);
+  orch_error err = ORCH_ERROR_INIT;
+  free(sql1(db,
+            "UPDATE orch_work_queue SET run_at = now() + interval '1 hour' WHERE"
+            " state->>'plan' <> 'QC'",
+            0, NULL));
+  ASSERT_EQ(orch_engine_claim(&p, db, b, &err), 1);
+  orch_engine_run(&p, b);
+  ASSERT_OK(orch_engine_commit(&p, db, b, 0, NULL, &err));
+  ASSERT_EQ(orch_batch_count(b), 0);
+  ASSERT_SQL_EQ(
+      db,
+      "SELECT step_index || '|' || (lease_owner IS NULL)::int || '|' || p.last_status FROM"
+      " orch_work_queue q JOIN processes p USING (pid) WHERE state->>'plan' = 'QC'",
+      "1|1|running");
+  orch_batch_free(b);
+  /* persist() failing fails only its own step, and its writes are rolled back. */
+  add_processes(db, 1, "PC");
+  add_processes(db, 1, "SC");
+  free(sql1(db,
+            "UPDATE orch_work_queue SET run_at = now() + interval '1 hour' WHERE"
+            " state->>'plan' NOT IN ('PC', 'SC')",
+            0, NULL));
+  b = orch_batch_new(4);
+  ASSERT_EQ(orch_engine_claim(&p, db, b, &err), 2);
+  orch_engine_run(&p, b);
+  orch_engine_stats st;
+  ASSERT_OK(orch_engine_commit(&p, db, b, 0, &st, &err));
+  ASSERT_EQ(st.committed, 2);
+  orch_batch_free(b);
+  ASSERT_SQL_EQ(db,
+                "SELECT p.last_status || '|' || coalesce(p.note, '-') || '|' || p.failed_reason"
+                " FROM processes p JOIN process_steps s USING (pid) WHERE s.name = 'Step 0 P'",
+                "failed|-|saving the changes of step 'Step 0 P' failed: the subscription could "
+                "not be saved");
+  ASSERT_SQL_EQ(db,
+                "SELECT p.last_status || '|' || p.note FROM processes p JOIN process_steps s"
+                " USING (pid) WHERE s.name = 'Step 0 S' AND p.pid IN"
+                " (SELECT pid FROM orch_work_queue WHERE state->>'plan' = 'SC')",
+                "running|persisted");
+  fake_runner_free(&f);
+  orch_db_free(db);
+  free(uri);
+}
+
+/* on_run hook: another host takes the lease (or it runs out) while the step runs. */
+static void lose_lease(fake_runner *f, const orch_step_job *job) {
+  orch_db *other = f->arg;
+  char plan[8] = {0};
+  const char *p = strstr(job->state, "\"plan\": \"");
+  if (p) memcpy(plan, p + 9, 2);
+  const char *params[] = {job->pid};
+  if (!strcmp(plan, "TC"))
+    free(sql1(other,
+              "UPDATE orch_work_queue SET lease_owner = 'thief', lease_token = gen_random_uuid()"
+              " WHERE pid = $1",
+              1, params));
+  else if (!strcmp(plan, "EC"))
+    free(sql1(other,
+              "UPDATE orch_work_queue SET lease_expires = now() - interval '1 second'"
+              " WHERE pid = $1",
+              1, params));
+}
+
+TEST(engine_fencing_discards_a_lost_lease) {
+  char *uri = new_database();
+  orch_db *db = orch_db_new(uri), *other = orch_db_new(uri);
+  add_processes(db, 1, "TC"); /* stolen by another owner */
+  add_processes(db, 1, "EC"); /* lease expired */
+  add_processes(db, 1, "SC"); /* untouched */
+  fake_runner f;
+  fake_runner_init(&f, 1);
+  f.on_run = lose_lease;
+  f.arg = other;
+  orch_engine_params p = {&f.vt, "host-a", 10};
+  orch_batch *b = orch_batch_new(8);
+  orch_error err = ORCH_ERROR_INIT;
+  ASSERT_EQ(orch_engine_claim(&p, db, b, &err), 3);
+  orch_engine_run(&p, b);
+  orch_engine_stats st;
+  ASSERT_OK(orch_engine_commit(&p, db, b, 0, &st, &err));
+  ASSERT_EQ(st.lost, 2);
+  ASSERT_EQ(st.committed, 1);
+  ASSERT_EQ(f.discarded, 2);
+  ASSERT_EQ(f.persisted, 1); /* persist() never ran for the lost ones */
+  ASSERT_EQ(orch_batch_count(b), 1);
+  /* Nothing of the lost steps reached the database. */
+  ASSERT_SQL_EQ(db, "SELECT count(*) FROM process_steps", "1");
+  ASSERT_SQL_EQ(db, "SELECT string_agg(DISTINCT s.name, ',') FROM process_steps s", "Step 0 S");
+  ASSERT_SQL_EQ(db, "SELECT count(*) FROM processes WHERE note IS NOT NULL", "1");
+  ASSERT_SQL_EQ(db,
+                "SELECT count(*) FROM orch_work_queue WHERE step_index = 0 AND"
+                " state->>'plan' IN ('TC', 'EC')",
+                "2");
+  ASSERT_SQL_EQ(db, "SELECT lease_owner FROM orch_work_queue WHERE state->>'plan' = 'TC'", "thief");
+  orch_batch_free(b);
+  fake_runner_free(&f);
+  orch_db_free(other);
+  orch_db_free(db);
+  free(uri);
+}
+
+static void config_for(orch_config *cfg, const char *uri, int workers, int lease, int batch) {
+  orch_error err = ORCH_ERROR_INIT;
+  if (orch_config_init(cfg, &err) != ORCH_OK) FAIL("config: %s", err.message);
+  free(cfg->database_uri);
+  cfg->database_uri = orch_strdup(uri);
+  cfg->workers = workers;
+  cfg->lease_seconds = lease;
+  cfg->worker_batch = batch;
+}
+
+TEST(sched_two_hosts_never_run_a_step_twice) {
+  char *uri = new_database();
+  orch_db *db = orch_db_new(uri);
+  add_processes(db, 60, "SSSSSSSSSC");
+  orch_config cfg;
+  config_for(&cfg, uri, 2, 10, 4);
+  orch_threadctx_setup(&cfg);
+  fake_runner f;
+  fake_runner_init(&f, 1);
+  orch_sched *a = NULL, *b = NULL;
+  orch_error err = ORCH_ERROR_INIT;
+  ASSERT_OK(orch_sched_start(&a, &cfg, &f.vt, &err));
+  ASSERT_OK(orch_sched_start(&b, &cfg, &f.vt, &err));
+  wait_zero(db, "SELECT count(*) FROM orch_work_queue", 60);
+  ASSERT_SQL_EQ(db, "SELECT count(*) FROM orch_hosts WHERE workers = 2", "2");
+  orch_sched_stop(a);
+  orch_sched_stop(b);
+  ASSERT_SQL_EQ(db, "SELECT count(*) FROM orch_hosts", "0");
+  ASSERT_SQL_EQ(db, "SELECT count(*) FROM processes WHERE last_status = 'completed'", "60");
+  ASSERT_SQL_EQ(db, "SELECT count(*) FROM process_steps", "600");
+  ASSERT_SQL_EQ(db, no_duplicates_sql, "0");
+  ASSERT_EQ(f.runs, 600);
+  ASSERT_EQ(f.committed, 600);
+  ASSERT_EQ(f.discarded, 0);
+  orch_threadctx_shutdown();
+  fake_runner_free(&f);
+  orch_config_free(&cfg);
+  orch_db_free(db);
+  free(uri);
+}
+
+TEST(sched_takes_over_the_leases_of_a_dead_host) {
+  char *uri = new_database();
+  orch_db *db = orch_db_new(uri);
+  add_processes(db, 5, "SSSC");
+  fake_runner f;
+  fake_runner_init(&f, 0);
+  /* A host claims everything and dies before committing anything. */
+  orch_engine_params dead = {&f.vt, "dead-host", 2};
+  orch_batch *held = orch_batch_new(8);
+  orch_error err = ORCH_ERROR_INIT;
+  ASSERT_EQ(orch_engine_claim(&dead, db, held, &err), 5);
+  orch_engine_run(&dead, held); /* it even ran the first step */
+  orch_batch_free(held);
+  long long t0 = orch_now_ns();
+  orch_config cfg;
+  config_for(&cfg, uri, 2, 2, 4);
+  orch_threadctx_setup(&cfg);
+  orch_sched *s = NULL;
+  ASSERT_OK(orch_sched_start(&s, &cfg, &f.vt, &err));
+  wait_zero(db, "SELECT count(*) FROM processes WHERE last_status <> 'completed'", 15);
+  double took = (double)(orch_now_ns() - t0) / 1e9;
+  orch_sched_stop(s);
+  if (took < 1.0 || took > 4.0) FAIL("take-over after %.2f s (lease 2 s)", took);
+  ASSERT_SQL_EQ(db, "SELECT count(*) FROM process_steps", "20");
+  ASSERT_SQL_EQ(db, no_duplicates_sql, "0");
+  ASSERT_EQ(f.runs, 25); /* the dead host's first steps ran again: at least once */
+  orch_threadctx_shutdown();
+  fake_runner_free(&f);
+  orch_config_free(&cfg);
+  orch_db_free(db);
+  free(uri);
+}
+
+static void slow_step(fake_runner *f, const orch_step_job *job) {
+  ORCH_UNUSED(f);
+  ORCH_UNUSED(job);
+  sleep_ms(2);
+}
+
+TEST(sched_pause_stops_before_the_next_step_and_resume_continues) {
+  char *uri = new_database();
+  orch_db *db = orch_db_new(uri);
+  char plan[64];
+  memset(plan, 'S', 49);
+  plan[49] = 'C';
+  plan[50] = '\0';
+  add_processes(db, 8, plan);
+  orch_config cfg;
+  config_for(&cfg, uri, 2, 10, 4);
+  orch_threadctx_setup(&cfg);
+  orch_sched_poll_ms = 5000; /* pause and resume must arrive by notification */
+  fake_runner f;
+  fake_runner_init(&f, 0);
+  f.on_run = slow_step;
+  orch_sched *s = NULL;
+  orch_error err = ORCH_ERROR_INIT;
+  ASSERT_OK(orch_sched_start(&s, &cfg, &f.vt, &err));
+  while (sql_long(db, "SELECT count(*) FROM process_steps") < 40)
+    sleep_ms(5);
+  free(sql1(db, "UPDATE engine_settings SET global_lock = true", 0, NULL));
+  /* PAUSING -> PAUSED: the leases are given back quickly. */
+  wait_zero(db, "SELECT count(*) FROM orch_work_queue WHERE lease_expires > now()", 3);
+  long steps = sql_long(db, "SELECT count(*) FROM process_steps");
+  sleep_ms(600);
+  ASSERT_EQ(sql_long(db, "SELECT count(*) FROM process_steps"), steps);
+  ASSERT(steps < 400);
+  ASSERT_SQL_EQ(db, "SELECT count(*) FROM processes WHERE last_status = 'running'", "8");
+  ASSERT_SQL_EQ(db, "SELECT count(*) FROM orch_work_queue", "8");
+  free(sql1(db, "UPDATE engine_settings SET global_lock = false", 0, NULL));
+  wait_zero(db, "SELECT count(*) FROM processes WHERE last_status <> 'completed'", 20);
+  orch_sched_stop(s);
+  ASSERT_SQL_EQ(db, "SELECT count(*) FROM process_steps", "400");
+  ASSERT_SQL_EQ(db, no_duplicates_sql, "0");
+  orch_threadctx_shutdown();
+  fake_runner_free(&f);
+  orch_config_free(&cfg);
+  orch_db_free(db);
+  free(uri);
+}
+
+TEST(sched_waiting_step_runs_again_after_its_backoff) {
+  char *uri = new_database();
+  orch_db *db = orch_db_new(uri);
+  add_processes(db, 2, "SWC");
+  orch_config cfg;
+  config_for(&cfg, uri, 1, 10, 4);
+  orch_threadctx_setup(&cfg);
+  orch_sched_poll_ms = 100;
+  fake_runner f;
+  fake_runner_init(&f, 0);
+  f.retry_delay_s = 1.0;
+  orch_sched *s = NULL;
+  orch_error err = ORCH_ERROR_INIT;
+  ASSERT_OK(orch_sched_start(&s, &cfg, &f.vt, &err));
+  wait_zero(db, "SELECT count(*) FROM processes WHERE last_status <> 'completed'", 10);
+  orch_sched_stop(s);
+  ASSERT_SQL_EQ(db,
+                "SELECT string_agg(status, ',' ORDER BY completed_at) FROM process_steps WHERE"
+                " pid = (SELECT min(pid::text)::uuid FROM processes)",
+                "success,waiting,success,complete");
+  /* The retry came no earlier than the backoff. */
+  ASSERT_SQL_EQ(db,
+                "SELECT count(*) FROM process_steps w JOIN process_steps r USING (pid)"
+                " WHERE w.status = 'waiting' AND r.name = w.name AND r.status = 'success'"
+                " AND r.started_at >= w.completed_at + interval '0.95 seconds'",
+                "2");
+  ASSERT_SQL_EQ(db, "SELECT count(*) FROM processes WHERE failed_reason IS NOT NULL", "0");
+  orch_threadctx_shutdown();
+  fake_runner_free(&f);
+  orch_config_free(&cfg);
+  orch_db_free(db);
+  free(uri);
+}
+
+TEST(sched_wakes_idle_workers_and_stops_gracefully) {
+  char *uri = new_database();
+  orch_db *db = orch_db_new(uri), *api = orch_db_new(uri);
+  orch_config cfg;
+  config_for(&cfg, uri, 2, 10, 4);
+  orch_threadctx_setup(&cfg);
+  orch_sched_poll_ms = 5000; /* without a wake-up, nothing would happen for 5 s */
+  fake_runner f;
+  fake_runner_init(&f, 0);
+  orch_sched *s = NULL;
+  orch_error err = ORCH_ERROR_INIT;
+  ASSERT_OK(orch_sched_start(&s, &cfg, &f.vt, &err));
+  sleep_ms(300); /* the workers are idle now */
+  /* Another host's API: a NOTIFY reaches the listener. */
+  long long t0 = orch_now_ns();
+  add_processes(api, 1, "SC");
+  free(sql1(api, "SELECT pg_notify('" ORCH_SCHED_CHANNEL "', 'work')", 0, NULL));
+  wait_zero(db, "SELECT count(*) FROM processes WHERE last_status <> 'completed'", 3);
+  double took = (double)(orch_now_ns() - t0) / 1e9;
+  if (took > 1.0) FAIL("NOTIFY wake-up took %.2f s", took);
+  /* This host's API: orch_sched_notify wakes the local workers directly. */
+  sleep_ms(100);
+  t0 = orch_now_ns();
+  add_processes(api, 1, "SC");
+  ASSERT_OK(orch_sched_notify(api, &err));
+  wait_zero(db, "SELECT count(*) FROM processes WHERE last_status <> 'completed'", 3);
+  took = (double)(orch_now_ns() - t0) / 1e9;
+  if (took > 1.0) FAIL("local wake-up took %.2f s", took);
+  /* Stop while work is in flight: the current steps commit and every lease is given back. */
+  char plan[201];
+  memset(plan, 'S', 200);
+  plan[200] = '\0';
+  add_processes(api, 6, plan);
+  ASSERT_OK(orch_sched_notify(api, &err));
+  while (sql_long(db, "SELECT count(*) FROM process_steps") < 30)
+    sleep_ms(2);
+  orch_sched_stop(s);
+  ASSERT_SQL_EQ(db, "SELECT count(*) FROM orch_work_queue WHERE lease_owner IS NOT NULL", "0");
+  ASSERT_SQL_EQ(db, "SELECT count(*) FROM orch_work_queue", "6");
+  ASSERT_EQ(f.discarded, 0);
+  ASSERT_EQ(sql_long(db, "SELECT count(*) FROM process_steps"), f.committed);
+  ASSERT_SQL_EQ(db, "SELECT count(*) FROM orch_hosts", "0");
+  orch_threadctx_shutdown();
+  fake_runner_free(&f);
+  orch_config_free(&cfg);
+  orch_db_free(api);
+  orch_db_free(db);
+  free(uri);
+}
+
+TEST(sched_default_runner_fails_steps_clearly) {
+  char *uri = new_database();
+  orch_db *db = orch_db_new(uri);
+  add_processes(db, 1, "SC");
+  orch_engine_params p = {orch_sched_default_runner(), "host-a", 10};
+  drain(&p, db, 2);
+  ASSERT_SQL_EQ(db, "SELECT last_status || '|' || failed_reason FROM processes",
+                "failed|no workflow runner is configured");
+  orch_db_free(db);
+  free(uri);
+}
+
+TEST(engine_step_group_overwrites_the_newest_row) {
+  char *uri = new_database();
+  orch_db *db = orch_db_new(uri);
+  add_processes(db, 1, "SGGC");
+  fake_runner f;
+  fake_runner_init(&f, 0);
+  orch_engine_params p = {&f.vt, "host-a", 10};
+  drain(&p, db, 2);
+  ASSERT_SQL_EQ(db,
+                "SELECT string_agg(status || ':' || name, ',' ORDER BY completed_at) FROM"
+                " process_steps",
+                "success:Step 2 G,complete:Step 3 C");
+  ASSERT_SQL_EQ(db, "SELECT state->>'i' FROM process_steps WHERE name = 'Step 2 G'", "3");
+  fake_runner_free(&f);
+  orch_db_free(db);
+  free(uri);
+}
+
+/* persist() that kills its own connection once, in the middle of the commit transaction. */
+static int persist_and_die(void *ud, orch_db *db, const orch_step_job *job, orch_step_result *res,
+                           orch_error *err) {
+  static int killed;
+  ORCH_UNUSED(ud);
+  ORCH_UNUSED(job);
+  ORCH_UNUSED(res);
+  if (killed++) return ORCH_OK;
+  orch_db_exec(db, "SELECT pg_terminate_backend(pg_backend_pid())", 0, NULL, NULL, err);
+  orch_error_set(err, ORCH_EDB, "connection lost");
+  return ORCH_EDB;
+}
+
+TEST(engine_failed_commit_runs_the_steps_again) {
+  char *uri = new_database();
+  orch_db *db = orch_db_new(uri);
+  add_processes(db, 2, "SSC");
+  fake_runner f;
+  fake_runner_init(&f, 0);
+  orch_engine_params p = {&f.vt, "host-a", 10};
+  orch_batch *b = orch_batch_new(4);
+  orch_error err = ORCH_ERROR_INIT;
+  ASSERT_EQ(orch_engine_claim(&p, db, b, &err), 2);
+  f.vt.persist = persist_and_die;
+  orch_engine_run(&p, b);
+  ASSERT(orch_engine_commit(&p, db, b, 1, NULL, &err) != ORCH_OK);
+  orch_error_clear(&err);
+  ASSERT_EQ(f.discarded, 2);
+  ASSERT_EQ(orch_batch_count(b), 2); /* still ours: run again without claiming */
+  for (int round = 0; round < 10 && orch_batch_count(b); round++) {
+    orch_engine_run(&p, b);
+    ASSERT_OK(orch_engine_commit(&p, db, b, 0, NULL, &err));
+  }
+  ASSERT_SQL_EQ(db, "SELECT count(*) FROM processes WHERE last_status = 'completed'", "2");
+  ASSERT_SQL_EQ(db, "SELECT count(*) FROM process_steps", "6");
+  ASSERT_SQL_EQ(db, no_duplicates_sql, "0");
+  orch_batch_free(b);
+  fake_runner_free(&f);
+  orch_db_free(db);
+  free(uri);
+}
+
+/* ---- runner ---- */
+
+#define TESTS(X)                                                                                   \
+  X(engine_runs_processes_to_completion)                                                           \
+  X(engine_maps_every_step_result)                                                                 \
+  X(engine_fencing_discards_a_lost_lease)                                                          \
+  X(engine_step_group_overwrites_the_newest_row)                                                   \
+  X(engine_failed_commit_runs_the_steps_again)                                                     \
+  X(sched_two_hosts_never_run_a_step_twice)                                                        \
+  X(sched_takes_over_the_leases_of_a_dead_host)                                                    \
+  X(sched_pause_stops_before_the_next_step_and_resume_continues)                                   \
+  X(sched_waiting_step_runs_again_after_its_backoff)                                               \
+  X(sched_wakes_idle_workers_and_stops_gracefully)                                                 \
+  X(sched_default_runner_fails_steps_clearly)
+
+#define ENTRY(name) {#name, test_##name},
+static const struct {
+  const char *name;
+  void (*fn)(void);
+} tests[] = {TESTS(ENTRY)};
+
+int main(int argc, char **argv) {
+  int passed = 0, failed = 0;
+  for (size_t i = 0; i < ORCH_ARRAY_LEN(tests); i++) {
+    if (argc > 1 && strcmp(argv[1], tests[i].name)) continue;
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+      tests[i].fn();
+      exit(0);
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    int ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+    printf("%s %s\n", ok ? "ok  " : "FAIL", tests[i].name);
+    ok ? passed++ : failed++;
+  }
+  printf("%d passed, %d failed\n", passed, failed);
+  return failed ? 1 : 0;
+}
