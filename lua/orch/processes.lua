@@ -11,6 +11,7 @@
 local db = require("orch.db")
 local json = require("orch.json")
 local http = require("orch.http")
+local events = require("orch.events")
 local workflow = require("orch.workflow")
 
 local processes = {}
@@ -36,6 +37,17 @@ function processes.check_engine_unlocked()
   if engine_locked() then
     http.raise(503, "Engine is locked cannot accept changes on processes at this time")
   end
+end
+
+-- Tell the UI's open pages what changed, after the commit (docs/events.md).
+local changed = events.process_changed
+
+local function linked_subscriptions(pid)
+  local ids = {}
+  for _, r in ipairs(db.must("SELECT subscription_id::text FROM processes_subscriptions WHERE pid = $1", pid)) do
+    ids[#ids + 1] = r.subscription_id
+  end
+  return ids
 end
 
 local function wake_workers()
@@ -205,6 +217,7 @@ function processes.start(name, inputs, opts)
     local existing = db.one("SELECT pid::text FROM orch_idempotency_keys WHERE key = $1", opts.idempotency_key)
     return existing.pid, true
   end
+  changed(result_pid)
   return result_pid, false
 end
 
@@ -344,6 +357,7 @@ function processes.resume(pid, inputs, opts)
     wake_workers()
     return {}
   end)
+  changed(pid)
   if outcome.conflict then
     http.raise(409, outcome.conflict)
   end
@@ -354,7 +368,8 @@ end
 
 function processes.abort(pid, opts)
   local user = (opts or {}).user or "SYSTEM"
-  return db.transaction(function()
+  local subscription_ids
+  local aborted = db.transaction(function()
     local p = lock_process(pid)
     if p.last_status == "completed" or p.last_status == "aborted" then
       return false
@@ -363,18 +378,24 @@ function processes.abort(pid, opts)
     db.must("DELETE FROM orch_work_queue WHERE pid = $1", pid)
     log_step(pid, "User Aborted", "abort", at.state, user)
     set_status(pid, "aborted", "User Aborted", false)
+    subscription_ids = linked_subscriptions(pid)
     return true
   end)
+  if aborted then
+    changed(pid, subscription_ids)
+  end
+  return aborted
 end
 
 function processes.delete(pid)
-  return db.transaction(function()
+  db.transaction(function()
     local p = lock_process(pid)
     if not p.is_task then
       http.raise(400, "Only tasks can be deleted")
     end
     db.must("DELETE FROM processes WHERE pid = $1", pid)
   end)
+  changed(pid)
 end
 
 -- ---- callbacks ----
@@ -395,7 +416,7 @@ end
 
 -- callback(pid, token, payload): store the payload and let the process go on.
 function processes.callback(pid, token, payload)
-  return db.transaction(function()
+  db.transaction(function()
     processes.check_engine_unlocked()
     local p, last = awaiting(pid, token)
     local wf = workflow.get(p.workflow_name)
@@ -415,16 +436,18 @@ function processes.callback(pid, token, payload)
     set_status(pid, "resumed", nil, false)
     wake_workers()
   end)
+  changed(pid)
 end
 
 function processes.callback_progress(pid, token, progress)
-  return db.transaction(function()
+  db.transaction(function()
     local _, last = awaiting(pid, token)
     local state = last.state
     state.callback_progress = progress
     db.must([[UPDATE process_steps SET state = $2::jsonb WHERE stepid = $1]], last.stepid, json.encode(state))
     db.must("UPDATE processes SET last_modified_at = now() WHERE pid = $1", pid)
   end)
+  events.emit("processes", pid)
 end
 
 -- ---- resume-all (tasks only) ----

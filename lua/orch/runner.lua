@@ -55,8 +55,36 @@ local function backoff(attempt)
   return math.min(seconds, 3600)
 end
 
--- Merge a step's return value into the state, collecting persist effects from
--- values that know how to persist themselves (subscription models).
+-- Subscription models anywhere in a step's result are saved in the step's
+-- transaction (as core saves returned SubscriptionModels) and logged as their dump.
+local function is_subscription(v)
+  local model = orch.model
+  return model ~= nil and model.is_subscription ~= nil and model.is_subscription(v)
+end
+
+local function collect_models(v, models, depth)
+  if type(v) ~= "table" or depth > 20 then
+    return v
+  end
+  if is_subscription(v) then
+    models[#models + 1] = v
+    return v:to_table()
+  end
+  local copy
+  for k, x in pairs(v) do
+    local y = collect_models(x, models, depth + 1)
+    if y ~= x then
+      copy = copy or shallow_copy(v)
+      copy[k] = y
+    end
+  end
+  if copy then
+    setmetatable(copy, getmetatable(v))
+  end
+  return copy or v
+end
+
+-- Merge a step's return value into the state, collecting the models to save.
 local function merge(state, ret, effects)
   local new = shallow_copy(state)
   if ret == nil then
@@ -65,15 +93,13 @@ local function merge(state, ret, effects)
   if type(ret) ~= "table" then
     error("a step must return a table of state changes or nil, got " .. type(ret), 0)
   end
+  local models = {}
   for k, v in pairs(ret) do
-    local mt = type(v) == "table" and getmetatable(v)
-    if mt and mt.__orch_persist then
-      effects[#effects + 1] = function(ctx)
-        mt.__orch_persist(v, ctx)
-      end
-      new[k] = mt.__orch_dump and mt.__orch_dump(v) or v
-    else
-      new[k] = v
+    new[k] = collect_models(v, models, 0)
+  end
+  if #models > 0 then
+    effects[#effects + 1] = function()
+      orch.model.save_all(models)
     end
   end
   local remove = new.__remove_keys

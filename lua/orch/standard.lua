@@ -51,6 +51,9 @@ local function lock(checked)
   return function(state, ctx)
     local id = subscription_id_of(state)
     local row = snapshot(id)
+    -- The backup is the full domain model when the product is defined, else the row.
+    local ok, sub = pcall(orch.model.get, id)
+    local backup = ok and sub:to_table() or row
     if checked and not row.insync then
       error("Subscription is already out of sync, cannot continue!", 0)
     end
@@ -62,7 +65,7 @@ local function lock(checked)
       old[k] = v
     end
     if old[id] == nil then
-      old[id] = row
+      old[id] = backup
     end
     return { __old_subscriptions__ = old }
   end
@@ -78,16 +81,14 @@ standard.resync = step("Unlock subscription", function(state, ctx)
   end)
 end)
 
--- "Set subscription to '<status>'": the lifecycle change, with core's date stamps.
+-- "Set subscription to '<status>'": the lifecycle change through the domain model
+-- (the whole tree is validated for the new lifecycle, core's in-use-by safety table
+-- is checked, start/end dates are stamped); the model is saved with the step.
 function standard.set_status(status)
-  return step("Set subscription to '" .. status .. "'", function(state, ctx)
-    local id = subscription_id_of(state)
-    ctx:defer(function()
-      db.must([[UPDATE subscriptions SET status = $2,
-                  start_date = CASE WHEN $2 = 'active' AND start_date IS NULL THEN now() ELSE start_date END,
-                  end_date = CASE WHEN $2 = 'terminated' AND end_date IS NULL THEN now() ELSE end_date END
-                WHERE subscription_id = $1]], id, status)
-    end)
+  return step("Set subscription to '" .. status .. "'", function(state)
+    local sub = orch.model.get(subscription_id_of(state))
+    sub:set_status(status)
+    return { subscription = sub }
   end)
 end
 

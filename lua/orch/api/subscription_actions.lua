@@ -135,7 +135,7 @@ end
 function api.set_in_sync(req)
   local id = req.params.subscription_id
   check_uuid(id)
-  return db.transaction(function()
+  local status = db.transaction(function()
     local sub = db.one("SELECT insync FROM subscriptions WHERE subscription_id = $1 FOR UPDATE", id)
     if not sub then
       http.raise(404, "Subscription not found")
@@ -157,6 +157,8 @@ function api.set_in_sync(req)
     end
     return 200
   end)
+  require("orch.events").subscription_changed(id)
+  return status
 end
 
 return api
