@@ -4,6 +4,7 @@
 #include "db.h"
 #include "log.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -22,6 +23,12 @@ static char *normalise_uri(const char *uri) {
     if (!strncmp(uri, prefixes[i], n)) return orch_sprintf("postgresql://%s", uri + n);
   }
   return orch_strdup(uri);
+}
+
+static int idle_tx_timeout_ms;
+
+void orch_db_set_idle_transaction_timeout_ms(int ms) {
+  idle_tx_timeout_ms = ms;
 }
 
 orch_db *orch_db_new(const char *uri) {
@@ -49,8 +56,11 @@ int orch_db_ensure(orch_db *db, orch_error *err) {
     db->conn = NULL;
   }
   /* Later keywords override what the URI sets: UTC like orchestrator-core. */
+  char options[128];
+  snprintf(options, sizeof options, "-c timezone=UTC -c idle_in_transaction_session_timeout=%d",
+           idle_tx_timeout_ms);
   const char *keys[] = {"dbname", "options", "application_name", "connect_timeout", NULL};
-  const char *vals[] = {db->uri, "-c timezone=UTC", "orchestrator", "10", NULL};
+  const char *vals[] = {db->uri, options, "orchestrator", "10", NULL};
   PGconn *conn = PQconnectdbParams(keys, vals, 1);
   if (!conn || PQstatus(conn) != CONNECTION_OK) {
     const char *msg = conn ? PQerrorMessage(conn) : "out of memory";

@@ -23,6 +23,15 @@ typedef enum orch_dbstatus {
   ORCH_DB_MANY_RESULTS = 2 /* success, more than one row */
 } orch_dbstatus;
 
+/*
+ * Session time limit applied to every connection opened afterwards: a
+ * transaction left idle longer than this (e.g. by a host stopped with SIGSTOP
+ * in the middle of a commit) is ended by the server, which frees its row locks
+ * so that other hosts can take the work over. 0 = no limit. Call before
+ * threads start.
+ */
+void orch_db_set_idle_transaction_timeout_ms(int ms);
+
 /* Copy the URI (a libpq URI or conninfo; "postgresql+psycopg://" is accepted too). */
 orch_db *orch_db_new(const char *uri);
 void orch_db_free(orch_db *db); /* NULL is a no-op */
