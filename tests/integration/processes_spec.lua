@@ -214,6 +214,42 @@ describe("processes", function()
     assert.is_true(counts.task_counts.completed >= 3)
   end)
 
+  it("pauses the engine between steps (PAUSING, PAUSED) and continues after unpausing", function()
+    local _, json = start("test_slow_ten_steps")
+    wait_for(json.id, { "running" })
+    local status, _, _, settings = host:request("PUT", "/api/settings/status", { global_lock = true })
+    assert.are.equal(200, status)
+    assert.is_true(settings.global_status == "PAUSING" or settings.global_status == "PAUSED")
+    local paused
+    for _ = 1, 200 do
+      local _, _, _, st = host:request("GET", "/api/settings/status")
+      if st.global_status == "PAUSED" then
+        paused = st
+        break
+      end
+      H.sleep(0.05)
+    end
+    assert.is_table(paused, "the engine never reported PAUSED")
+    assert.are.equal(0, paused.running_processes)
+    local function executed(d)
+      local n = 0
+      for _, s in ipairs(d.steps) do
+        n = n + (s.status ~= "pending" and 1 or 0)
+      end
+      return n
+    end
+    local d1 = select(4, host:request("GET", "/api/processes/" .. json.id))
+    assert.are.equal("running", d1.last_status) -- as core: paused processes stay running
+    assert.is_true(executed(d1) < 12, "the process finished before the pause took effect")
+    H.sleep(0.5)
+    local d2 = select(4, host:request("GET", "/api/processes/" .. json.id))
+    assert.are.equal(executed(d1), executed(d2), "no step ran while paused")
+    status = host:request("PUT", "/api/settings/status", { global_lock = false })
+    assert.are.equal(200, status)
+    local done = wait_for(json.id, { "completed" })
+    assert.are.equal(10, done.current_state.count)
+  end)
+
   it("refuses starts, resumes and callbacks with 503 while the engine is paused", function()
     local status = host:request("PUT", "/api/settings/status", { global_lock = true })
     assert.are.equal(200, status)

@@ -151,3 +151,44 @@ orch.workflows.task({ name = "brand_new", description = "Round %d",
     end
   end)
 end)
+
+describe("development mode (--watch)", function()
+  local host, dir
+
+  setup(function()
+    dir = os.tmpname()
+    os.remove(dir)
+    assert(os.execute("mkdir -p " .. H.shell_quote(dir)))
+    write(dir .. "/reload_me.lua", workflow_source("v1", true))
+    local _, db = H.new_database()
+    local code, out = H.run({ "db", "upgrade", "--migrations", H.source .. "/migrations" }, { DATABASE_URI = db })
+    assert.are.equal(0, code, out)
+    host = H.start_host({ database = db, products = dir, args = { "--workers", "1", "--watch", "1" } })
+  end)
+
+  teardown(function()
+    if host then
+      host:stop()
+    end
+    os.execute("rm -rf " .. H.shell_quote(dir))
+  end)
+
+  it("reloads by itself when a script is saved", function()
+    local _, _, _, before = host:request("GET", "/api/settings/generation")
+    write(dir .. "/saved.lua", [[
+orch.workflows.task({ name = "saved_task", description = "Appears on save",
+  steps = { orch.workflow.step("Hi", function() return {} end) } })
+]])
+    local status
+    for _ = 1, 100 do
+      status = host:request("POST", "/api/processes/saved_task", "[{}]")
+      if status == 201 then
+        break
+      end
+      H.sleep(0.1)
+    end
+    assert.are.equal(201, status)
+    local _, _, _, after = host:request("GET", "/api/settings/generation")
+    assert.is_true(after.generation > before.generation)
+  end)
+end)
