@@ -40,6 +40,7 @@ static const struct setting settings[] = {
     {"ORCH_LUA_TIMEOUT_MS", "--lua-timeout-ms", K_LONG, OFF(lua_timeout_ms),
      "time budget per call into Lua (10000)"},
     {"ORCH_WORKERS", "--workers", K_INT, OFF(workers), "step worker threads (2; 0 = none)"},
+    {"ORCH_WATCH", "--watch", K_INT, OFF(watch), "1 = reload when a script changes (0)"},
     {"ORCH_LEASE_SECONDS", "--lease-seconds", K_INT, OFF(lease_seconds),
      "lease of a process held by a worker (10)"},
     {"ORCH_WORKER_BATCH", "--worker-batch", K_INT, OFF(worker_batch),

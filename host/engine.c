@@ -3,11 +3,19 @@
 
 #include "buf.h"
 #include "engine.h"
+#include "events.h"
 #include "log.h"
 
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+/*
+ * A process gives its lease back after this many steps in a row, so that long
+ * workflows cannot keep newer processes waiting for a slot: it goes to the
+ * back of the queue (run_at = now) and costs one claim per this many steps.
+ */
+#define ORCH_ENGINE_MAX_STREAK 64
 
 /* What a held process needs between claim and commit. */
 typedef struct held {
@@ -20,6 +28,7 @@ typedef struct held {
   int attempt;
   long generation;
   long long handoff_ns;
+  int streak; /* steps run in a row under this lease */
   /* Filled by orch_engine_run, consumed by orch_engine_commit. */
   int ran;        /* 0 nothing to commit, 1 result, -1 runner could not start the step */
   double started; /* wall clock (epoch seconds) when the step started */
@@ -263,7 +272,8 @@ static const char *action_of(const held *h) {
   if (h->ran < 0) return "defer";
   switch (h->res.status) {
   case ORCH_STEP_SUCCESS:
-  case ORCH_STEP_SKIPPED: return h->res.continue_now ? "keep" : "requeue";
+  case ORCH_STEP_SKIPPED:
+    return h->res.continue_now && h->streak + 1 < ORCH_ENGINE_MAX_STREAK ? "keep" : "requeue";
   case ORCH_STEP_WAITING: return "retry";
   default: return "delete";
   }
@@ -546,7 +556,12 @@ int orch_engine_commit(const orch_engine_params *p, orch_db *db, orch_batch *b, 
       h->attempt = 0;
       if (h->res.generation) h->generation = h->res.generation;
       h->handoff_ns = now;
+      h->streak++;
     }
+    if (h->recorded && h->ran == 1) /* the UI's live updates, batched (events.h) */
+      orch_events_process_changed(h->pid, h->res.status == ORCH_STEP_COMPLETE ||
+                                              h->res.status == ORCH_STEP_FAILED ||
+                                              h->res.status == ORCH_STEP_ABORT);
     settle(p, h, h->recorded);
   }
   compact(b);

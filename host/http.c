@@ -2,8 +2,10 @@
 #include "orch.h"
 
 #include "buf.h"
+#include "events.h"
 #include "http.h"
 #include "log.h"
+#include "ws.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -21,6 +23,7 @@ struct orch_http {
   orch_http_dispatch_fn dispatch;
   void *arg;
   int port;
+  orch_ws_server *ws; /* the upgraded sockets of /api/ws/events */
 };
 
 /* Per-connection request state, created on the first callback, freed on completion. */
@@ -75,6 +78,7 @@ const char *orch_http_reason(int status) {
   case 413: return "Content Too Large";
   case 415: return "Unsupported Media Type";
   case 422: return "Unprocessable Entity";
+  case 426: return "Upgrade Required";
   case 429: return "Too Many Requests";
   case 500: return "Internal Server Error";
   case 501: return "Not Implemented";
@@ -219,11 +223,91 @@ static enum MHD_Result collect_arg(void *cls, enum MHD_ValueKind kind, const cha
   return MHD_YES;
 }
 
+/* ---- WebSocket: the UI's invalidation stream (ws.h, events.h) ---- */
+
+#define WS_EVENTS_PATH "/api/ws/events"
+
+static void ws_release(void *handle) {
+  MHD_upgrade_action(handle, MHD_UPGRADE_ACTION_CLOSE);
+}
+
+static void ws_upgraded(void *cls, struct MHD_Connection *conn, void *req_cls, const char *extra_in,
+                        size_t extra_in_size, MHD_socket sock,
+                        struct MHD_UpgradeResponseHandle *urh) {
+  ORCH_UNUSED(conn);
+  ORCH_UNUSED(req_cls);
+  orch_http *h = cls;
+  orch_ws_adopt(h->ws, sock, extra_in, extra_in_size, urh);
+}
+
+static void ws_sink(void *arg, const char *text, size_t len) {
+  orch_ws_broadcast(arg, text, len);
+}
+
+/* 1 if the comma-separated header value lists token (case-insensitive). */
+static int has_token(const char *value, const char *token) {
+  size_t tlen = strlen(token);
+  for (const char *p = value; p && *p;) {
+    while (*p == ' ' || *p == '\t' || *p == ',')
+      p++;
+    const char *end = p;
+    while (*end && *end != ',')
+      end++;
+    const char *t = end;
+    while (t > p && (t[-1] == ' ' || t[-1] == '\t'))
+      t--;
+    if ((size_t)(t - p) == tlen && !strncasecmp(p, token, tlen)) return 1;
+    p = end;
+  }
+  return 0;
+}
+
+/* RFC 6455 handshake; the socket then belongs to the WebSocket thread. */
+static enum MHD_Result websocket_upgrade(orch_http *h, struct MHD_Connection *conn,
+                                         const char *method, req_state *rs) {
+  orch_http_response resp = {0};
+  const char *upgrade = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Upgrade");
+  const char *connection = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Connection");
+  const char *version = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Sec-WebSocket-Version");
+  const char *key = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Sec-WebSocket-Key");
+  const char *proto = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Sec-WebSocket-Protocol");
+  char accept[29];
+  if (strcmp(method, "GET")) {
+    orch_http_problem(&resp, 405, "Method Not Allowed");
+    orch_kvlist_add(&resp.headers, "Allow", "GET");
+  } else if (!upgrade || !has_token(upgrade, "websocket") || !connection ||
+             !has_token(connection, "upgrade")) {
+    orch_http_problem(&resp, 400, "Expected a WebSocket upgrade request");
+  } else if (!version || strcmp(version, "13")) {
+    orch_http_problem(&resp, 426, "Unsupported WebSocket version (13 is supported)");
+    orch_kvlist_add(&resp.headers, "Sec-WebSocket-Version", "13");
+  } else if (orch_ws_accept_key(key, accept) != ORCH_OK) {
+    orch_http_problem(&resp, 400, "Invalid Sec-WebSocket-Key");
+  } else {
+    struct MHD_Response *r = MHD_create_response_for_upgrade(ws_upgraded, h);
+    if (!r) return MHD_NO;
+    MHD_add_response_header(r, "Upgrade", "websocket");
+    MHD_add_response_header(r, "Sec-WebSocket-Accept", accept);
+    /* The UI offers its token as a second subprotocol; core answers with the scheme. */
+    if (proto && has_token(proto, "base64.bearer.token"))
+      MHD_add_response_header(r, "Sec-WebSocket-Protocol", "base64.bearer.token");
+    MHD_add_response_header(r, "X-Request-Id", rs->request_id);
+    rs->status = 101;
+    enum MHD_Result ret = MHD_queue_response(conn, MHD_HTTP_SWITCHING_PROTOCOLS, r);
+    MHD_destroy_response(r);
+    return ret;
+  }
+  enum MHD_Result ret = send_response(h, conn, rs, &resp);
+  orch_http_response_clear(&resp);
+  return ret;
+}
+
 static enum MHD_Result handle(orch_http *h, struct MHD_Connection *conn, const char *url,
                               const char *method, req_state *rs) {
   if (!strcmp(method, "OPTIONS") &&
       MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Access-Control-Request-Method"))
     return preflight(h, conn, rs);
+  if (!strcmp(url, WS_EVENTS_PATH)) return websocket_upgrade(h, conn, method, rs);
 
   const orch_route *route = NULL;
   orch_route_param params[ORCH_ROUTE_MAX_PARAMS];
@@ -361,7 +445,13 @@ int orch_http_start(orch_http **out, const orch_config *cfg, orch_http_dispatch_
   h->cfg = cfg;
   h->dispatch = dispatch;
   h->arg = arg;
-  unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ERROR_LOG;
+  if (orch_ws_server_start(&h->ws, ws_release, err) != ORCH_OK) {
+    freeaddrinfo(ai);
+    free(h);
+    return ORCH_EIO;
+  }
+  unsigned flags =
+      MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ERROR_LOG | MHD_ALLOW_UPGRADE;
   if (ai->ai_family == AF_INET6) flags |= MHD_USE_IPv6;
   h->daemon = MHD_start_daemon(
       flags, 0, NULL, NULL, on_request, h, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
@@ -372,11 +462,14 @@ int orch_http_start(orch_http **out, const orch_config *cfg, orch_http_dispatch_
   if (!h->daemon) {
     orch_error_set(err, ORCH_EIO, "cannot listen on %s:%d (address in use?)", cfg->http_host,
                    cfg->http_port);
+    orch_ws_server_stop(h->ws);
+    orch_ws_server_free(h->ws);
     free(h);
     return ORCH_EIO;
   }
   const union MHD_DaemonInfo *di = MHD_get_daemon_info(h->daemon, MHD_DAEMON_INFO_BIND_PORT);
   h->port = di ? di->port : cfg->http_port;
+  orch_events_set_sink(ws_sink, h->ws);
   *out = h;
   return ORCH_OK;
 }
@@ -387,6 +480,10 @@ int orch_http_port(const orch_http *h) {
 
 void orch_http_stop(orch_http *h) {
   if (!h) return;
+  /* Upgraded sockets go back to MHD before it stops; late upgrades are released at once. */
+  orch_events_set_sink(NULL, NULL);
+  orch_ws_server_stop(h->ws);
   MHD_stop_daemon(h->daemon);
+  orch_ws_server_free(h->ws);
   free(h);
 }

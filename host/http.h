@@ -6,6 +6,10 @@
  * Every error the server produces itself is a problem detail
  * {"detail", "status", "title"}: 404 unknown route, 405 wrong method (with
  * Allow), 413 body too large, 400 disallowed CORS preflight.
+ *
+ * GET /api/ws/events is answered before the route table: the WebSocket
+ * handshake, after which the socket belongs to the thread of ws.h, which
+ * carries the events of events.h (docs/events.md).
  */
 #pragma once
 

@@ -26,4 +26,5 @@ void orch_lapi_push(lua_State *L) {
   orch_lapi_uuid_inject(L);
   orch_lapi_db_inject(L);
   orch_lapi_host_inject(L);
+  orch_lapi_http_client_inject(L);
 }

@@ -40,6 +40,11 @@ void orch_lapi_time_inject(lua_State *L);
 void orch_lapi_uuid_inject(lua_State *L);
 void orch_lapi_db_inject(lua_State *L);
 void orch_lapi_host_inject(lua_State *L);
+void orch_lapi_http_client_inject(lua_State *L);
+
+/* Move the running call's time budget deadline by ns (time spent waiting on
+   the network is not script time). No-op when the call has no budget. */
+void orch_lapi_budget_extend(lua_State *L, long long ns);
 
 /* Number of the generation the calling state was built from. */
 long orch_lapi_generation(lua_State *L);

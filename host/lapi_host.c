@@ -5,6 +5,7 @@
  */
 #include "orch.h"
 
+#include "events.h"
 #include "lapi.h"
 #include "reload.h"
 
@@ -38,7 +39,20 @@ static int l_host_generation(lua_State *L) {
   return 1;
 }
 
+/*
+ * orch._host.emit(type [, id]): queue a cache invalidation for the UI's
+ * WebSocket (events.h; batched, so call it after the change committed).
+ */
+static int l_host_emit(lua_State *L) {
+  const char *type = luaL_checkstring(L, 1);
+  const char *id = luaL_optstring(L, 2, NULL);
+  if (orch_events_emit(type, id) != ORCH_OK)
+    return orch_lapi_error(L, "orch._host.emit: unknown event %s %s", type, id ? id : "");
+  return 0;
+}
+
 static const luaL_Reg host_funcs[] = {
+    {"emit", l_host_emit},
     {"reload", l_host_reload},
     {"status", l_host_status},
     {"generation", l_host_generation},

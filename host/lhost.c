@@ -124,6 +124,11 @@ int orch_lapi_error(lua_State *L, const char *fmt, ...) {
 
 /* ---- time budget ---- */
 
+void orch_lapi_budget_extend(lua_State *L, long long ns) {
+  orch_lua *lh = from_state(L);
+  if (lh->deadline_ns && ns > 0) lh->deadline_ns += ns;
+}
+
 #define HOOK_COUNT 1000
 
 static void budget_hook(lua_State *L, lua_Debug *ar) {

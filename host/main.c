@@ -7,15 +7,18 @@
 #include "catalog.h"
 #include "config.h"
 #include "db.h"
+#include "events.h"
 #include "gen.h"
 #include "http.h"
 #include "lhost.h"
 #include "log.h"
 #include "migrate.h"
+#include "outbound.h"
 #include "reload.h"
 #include "sched.h"
 #include "step_runner.h"
 #include "threadctx.h"
+#include "watch.h"
 
 #include <pthread.h>
 #include <signal.h>
@@ -169,6 +172,14 @@ static void sync_workflows(void) {
   orch_error_clear(&err);
 }
 
+/* The UI's cache-invalidation events, shared with the other hosts (events.h). */
+static void start_events(const orch_config *cfg) {
+  orch_error err = ORCH_ERROR_INIT;
+  if (orch_events_start(cfg->database_uri, &err) != ORCH_OK)
+    LOG_WARN("events", "no live updates for the UI: %s", err.message);
+  orch_error_clear(&err);
+}
+
 static int cmd_serve(const orch_config *cfg) {
   if (!need_database(cfg)) return 2;
   /* Signals are taken synchronously by this thread only; every thread started later inherits the
@@ -196,6 +207,7 @@ static int cmd_serve(const orch_config *cfg) {
 
   orch_threadctx_setup(cfg);
   orch_reload_setup(cfg);
+  start_events(cfg);
   orch_catalog_serve_sync(cfg); /* additive catalogue changes before the first request */
   sync_workflows();             /* then the workflows table and the product links */
   orch_http *http = NULL;
@@ -203,16 +215,29 @@ static int cmd_serve(const orch_config *cfg) {
   if (orch_http_start(&http, cfg, serve_dispatch, NULL, &err) != ORCH_OK) {
     fprintf(stderr, "orchestrator: %s\n", err.message);
     orch_error_clear(&err);
+    orch_events_stop();
     orch_gen_shutdown();
     return 1;
   }
   LOG_INFO("serve", "listening on http://%s:%d", cfg->http_host, orch_http_port(http));
+  orch_outbound_set_self_url(cfg->http_host, orch_http_port(http)); /* callback URLs of steps */
   orch_sched *sched = NULL; /* the step workers start after HTTP and stop before it */
   int rc = 0;
   if (orch_sched_start(&sched, cfg, orch_sched_default_runner(), &err) != ORCH_OK) {
     fprintf(stderr, "orchestrator: %s\n", err.message);
     orch_error_clear(&err);
     rc = 1;
+  }
+
+  orch_watch *watch = NULL; /* development mode: reload on save */
+  if (cfg->watch) {
+    const char *dirs[] = {cfg->lua_dir, cfg->products_dir};
+    if (orch_watch_start(&watch, dirs, 2, &err) != ORCH_OK) {
+      LOG_WARN("serve", "%s", err.message);
+      orch_error_clear(&err);
+    } else {
+      LOG_INFO("serve", "watching %s and %s for changes", cfg->lua_dir, cfg->products_dir);
+    }
   }
 
   while (sched) {
@@ -225,8 +250,10 @@ static int cmd_serve(const orch_config *cfg) {
     LOG_INFO("serve", "%s received, shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
     break;
   }
+  orch_watch_stop(watch);
   orch_sched_stop(sched); /* the current steps commit and the leases go back first */
   orch_http_stop(http);
+  orch_events_stop(); /* after the last emitter */
   orch_threadctx_shutdown();
   orch_gen_shutdown();
   LOG_INFO("serve", "stopped");
@@ -256,6 +283,7 @@ static int cmd_worker(const orch_config *cfg) {
   warn_about_database(cfg);
   orch_threadctx_setup(cfg);
   orch_reload_setup(cfg);
+  start_events(cfg); /* the UI hosts hear of this worker's steps */
   orch_sched *sched = NULL;
   orch_error err = ORCH_ERROR_INIT;
   int rc = 0;
@@ -278,6 +306,7 @@ static int cmd_worker(const orch_config *cfg) {
     break;
   }
   orch_sched_stop(sched);
+  orch_events_stop();
   orch_threadctx_shutdown();
   orch_gen_shutdown();
   return rc;
@@ -304,7 +333,7 @@ int main(int argc, char **argv) {
   int allow_destructive = 0; /* catalog apply --allow-destructive */
   for (;;) {
     if (orch_config_parse_flags(&cfg, argc, argv, &i, &err) != ORCH_OK) goto bad_flags;
-    if (i >= argc || strcmp(argv[i], "--allow-destructive")) break;
+    if (i >= argc || strcmp(argv[i], "--allow-destructive") || strcmp(cmd, "catalog")) break;
     allow_destructive = 1;
     i++;
   }
@@ -314,6 +343,11 @@ int main(int argc, char **argv) {
     goto done;
   }
   orch_log_set_level(cfg.log_level);
+  /* A transaction idle longer than a lease belongs to a host that stopped mid-commit:
+     let the server end it so its row locks do not block the take-over. */
+  orch_db_set_idle_transaction_timeout_ms(cfg.lease_seconds > 0 ? cfg.lease_seconds * 1000 : 0);
+  /* libcurl's global state (orch.client in steps) before any thread starts. */
+  if (orch_outbound_global_init(&err) != ORCH_OK) goto bad_flags;
 
   if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
     usage(stdout);
@@ -340,6 +374,7 @@ bad_flags:
   fprintf(stderr, "orchestrator: %s\n", err.message);
   orch_error_clear(&err);
 done:
+  orch_outbound_global_cleanup();
   orch_config_free(&cfg);
   return rc;
 }

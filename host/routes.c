@@ -39,6 +39,7 @@ static const orch_route routes[] = {
   {"PATCH",  "/api/processes/{process_id}",                         "processes.write",    "processes.patch",             ORCH_ROUTE_JSON_BODY},
   {"POST",   "/api/processes/{process_id}/callback/{token}",        "processes.callback", "processes.callback",          ORCH_ROUTE_JSON_BODY},
   {"POST",   "/api/processes/{process_id}/callback/{token}/progress", "processes.callback", "processes.callback_progress", ORCH_ROUTE_JSON_BODY},
+  {"POST",   "/api/graphql",                                        "graphql.read",       "graphql.post",                ORCH_ROUTE_JSON_BODY},
   /* catalogue, domain models and customer descriptions (lua/orch/api/products.lua and friends) */
   {"GET",    "/api/products",                                       "products.read",      "products.list",               0},
   {"GET",    "/api/products/{product_id}",                          "products.read",      "products.get",                0},

@@ -9,7 +9,6 @@ local db = {}
 
 -- Statements sent on this state's connection (round trips; tests and benchmarks read it).
 db.stats = { statements = 0 }
-local depth = 0 -- open db.transaction calls
 
 -- query(sql, ...) -> rows, affected | nil, err {message, sqlstate, retryable}
 function db.query(sql, ...)
@@ -46,16 +45,10 @@ function db.one(sql, ...)
   return rows[1]
 end
 
--- Run fn() inside BEGIN/COMMIT; ROLLBACK and re-raise if it fails. Inside an
--- open db.transaction, fn just runs as part of it.
+-- Run fn() inside BEGIN/COMMIT; ROLLBACK and re-raise if it fails.
 function db.transaction(fn, ...)
-  if depth > 0 then
-    return fn(...)
-  end
   db.must("BEGIN")
-  depth = depth + 1
   local results = table.pack(pcall(fn, ...))
-  depth = depth - 1
   if not results[1] then
     db.query("ROLLBACK")
     error(results[2], 0)

@@ -5,6 +5,8 @@
 orch.json = require("orch.json")
 orch.db = require("orch.db")
 orch.http = require("orch.http")
+-- Outbound HTTP for steps to configured services (docs/client.md); orch.http is the server side.
+orch.client = require("orch.client")
 orch.forms = require("orch.forms")
 orch.workflow = require("orch.workflow")
 -- Workflow kinds with core's standard steps: orch.workflows.create_workflow{...}, ...

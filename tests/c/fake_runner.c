@@ -45,6 +45,7 @@ static int fake_run(void *ud, const orch_step_job *job, orch_step_result *res) {
     return ORCH_OK;
   }
   char c = job->step_index < (int)strlen(plan) ? plan[job->step_index] : 'C';
+  if (c == 'D') return ORCH_EIO; /* the runner cannot start the step (no Lua state, say) */
   res->step_name = orch_sprintf("Step %d %c", job->step_index, c);
   res->state = orch_sprintf("{\"plan\": \"%s\", \"i\": %d}", plan, job->step_index + 1);
   res->next_step_index = job->step_index + 1;

@@ -7,7 +7,8 @@
  * Letters: S success, Q success but back to the queue (continue_now = 0),
  * K skipped, U suspend, W waiting on the first try then success,
  * A awaiting_callback, X abort, F failed, P success whose persist() fails,
- * G success that overwrites the newest logged row (a step group), C complete. A step past the end
+ * G success that overwrites the newest logged row (a step group), D the runner
+ * cannot start the step (run() fails), C complete. A step past the end
  * of the plan completes.
  */
 #pragma once

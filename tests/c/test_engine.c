@@ -15,6 +15,7 @@
 #include "test.h"
 #include "threadctx.h"
 
+#include <signal.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -544,6 +545,70 @@ TEST(sched_wakes_idle_workers_and_stops_gracefully) {
   free(uri);
 }
 
+/* A host in a child process: runs a scheduler until the queue is empty, then exits. */
+static pid_t spawn_host(const char *uri) {
+  fflush(NULL);
+  pid_t pid = fork();
+  if (pid != 0) return pid;
+  orch_config cfg;
+  config_for(&cfg, uri, 2, 2, 4);
+  orch_threadctx_setup(&cfg);
+  fake_runner f;
+  fake_runner_init(&f, 0);
+  f.on_run = slow_step;
+  orch_sched *s = NULL;
+  orch_error err = ORCH_ERROR_INIT;
+  if (orch_sched_start(&s, &cfg, &f.vt, &err) != ORCH_OK) _exit(3);
+  orch_db *db = orch_db_new(uri);
+  long long until = orch_now_ns() + 60 * 1000000000LL;
+  while (orch_now_ns() < until && sql_long(db, "SELECT count(*) FROM orch_work_queue") > 0)
+    sleep_ms(100);
+  orch_sched_stop(s);
+  _exit(0); /* a host process; no leak report from the copy of the parent's heap */
+}
+
+TEST(sched_survives_sigkill_and_sigstop_of_other_hosts) {
+  char *uri = new_database();
+  orch_db *db = orch_db_new(uri);
+  add_processes(db, 100, "SSSSSSSSSC");
+  pid_t killed = spawn_host(uri), stopped = spawn_host(uri);
+  while (sql_long(db, "SELECT count(*) FROM process_steps") < 100)
+    sleep_ms(5);
+  kill(killed, SIGKILL);  /* mid-run: its leases must be taken over */
+  kill(stopped, SIGSTOP); /* frozen past its lease: it must not commit what it ran */
+  orch_config cfg;
+  config_for(&cfg, uri, 2, 2, 4);
+  orch_threadctx_setup(&cfg);
+  fake_runner f;
+  fake_runner_init(&f, 0);
+  f.on_run = slow_step;
+  orch_sched *s = NULL;
+  orch_error err = ORCH_ERROR_INIT;
+  long long t0 = orch_now_ns();
+  ASSERT_OK(orch_sched_start(&s, &cfg, &f.vt, &err));
+  sleep_ms(3000);
+  kill(stopped, SIGCONT);
+  wait_zero(db, "SELECT count(*) FROM processes WHERE last_status <> 'completed'", 60);
+  double took = (double)(orch_now_ns() - t0) / 1e9;
+  orch_sched_stop(s);
+  int status = 0;
+  waitpid(killed, &status, 0);
+  ASSERT(WIFSIGNALED(status));
+  waitpid(stopped, &status, 0);
+  ASSERT(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  ASSERT_SQL_EQ(db, "SELECT count(*) FROM process_steps", "1000");
+  ASSERT_SQL_EQ(db, no_duplicates_sql, "0");
+  ASSERT_SQL_EQ(db, "SELECT count(*) FROM orch_work_queue", "0");
+  ASSERT_SQL_EQ(db, "SELECT count(*) FROM orch_hosts WHERE heartbeat_at > now() - interval '2 s'",
+                "0");
+  if (took > 20) FAIL("recovery took %.1f s", took);
+  orch_threadctx_shutdown();
+  fake_runner_free(&f);
+  orch_config_free(&cfg);
+  orch_db_free(db);
+  free(uri);
+}
+
 TEST(sched_default_runner_fails_steps_clearly) {
   char *uri = new_database();
   orch_db *db = orch_db_new(uri);
@@ -569,6 +634,58 @@ TEST(engine_step_group_overwrites_the_newest_row) {
                 " process_steps",
                 "success:Step 2 G,complete:Step 3 C");
   ASSERT_SQL_EQ(db, "SELECT state->>'i' FROM process_steps WHERE name = 'Step 2 G'", "3");
+  fake_runner_free(&f);
+  orch_db_free(db);
+  free(uri);
+}
+
+TEST(engine_long_process_gives_its_slot_back) {
+  char *uri = new_database();
+  orch_db *db = orch_db_new(uri);
+  char plan[80];
+  memset(plan, 'S', 70);
+  plan[70] = 'C';
+  plan[71] = '\0';
+  add_processes(db, 1, plan);
+  fake_runner f;
+  fake_runner_init(&f, 0);
+  orch_engine_params p = {&f.vt, "host-a", 10};
+  orch_batch *b = orch_batch_new(1);
+  orch_error err = ORCH_ERROR_INIT;
+  ASSERT_EQ(orch_engine_claim(&p, db, b, &err), 1);
+  int steps = 0;
+  while (orch_batch_count(b)) {
+    orch_engine_run(&p, b);
+    ASSERT_OK(orch_engine_commit(&p, db, b, 0, NULL, &err));
+    steps++;
+  }
+  ASSERT_EQ(steps, 64); /* then back to the queue, free for anyone */
+  ASSERT_SQL_EQ(db, "SELECT step_index || '|' || (lease_owner IS NULL)::int FROM orch_work_queue",
+                "64|1");
+  drain(&p, db, 1);
+  ASSERT_SQL_EQ(db, "SELECT last_status FROM processes", "completed");
+  ASSERT_SQL_EQ(db, "SELECT count(*) FROM process_steps", "71");
+  orch_batch_free(b);
+  fake_runner_free(&f);
+  orch_db_free(db);
+  free(uri);
+}
+
+TEST(engine_defers_a_step_the_runner_cannot_start) {
+  char *uri = new_database();
+  orch_db *db = orch_db_new(uri);
+  add_processes(db, 1, "SDC");
+  fake_runner f;
+  fake_runner_init(&f, 0);
+  orch_engine_params p = {&f.vt, "host-a", 10};
+  drain(&p, db, 2);
+  ASSERT_EQ(f.committed, 1);
+  ASSERT_SQL_EQ(db, "SELECT string_agg(status, ',') FROM process_steps", "success");
+  ASSERT_SQL_EQ(db,
+                "SELECT p.last_status || '|' || q.step_index || '|' || q.attempts || '|' ||"
+                " (q.lease_owner IS NULL)::int || '|' || (q.run_at > now() + interval '4 s')::int"
+                " FROM orch_work_queue q JOIN processes p USING (pid)",
+                "running|1|0|1|1");
   fake_runner_free(&f);
   orch_db_free(db);
   free(uri);
@@ -624,11 +741,14 @@ TEST(engine_failed_commit_runs_the_steps_again) {
   X(engine_fencing_discards_a_lost_lease)                                                          \
   X(engine_step_group_overwrites_the_newest_row)                                                   \
   X(engine_failed_commit_runs_the_steps_again)                                                     \
+  X(engine_defers_a_step_the_runner_cannot_start)                                                  \
+  X(engine_long_process_gives_its_slot_back)                                                       \
   X(sched_two_hosts_never_run_a_step_twice)                                                        \
   X(sched_takes_over_the_leases_of_a_dead_host)                                                    \
   X(sched_pause_stops_before_the_next_step_and_resume_continues)                                   \
   X(sched_waiting_step_runs_again_after_its_backoff)                                               \
   X(sched_wakes_idle_workers_and_stops_gracefully)                                                 \
+  X(sched_survives_sigkill_and_sigstop_of_other_hosts)                                             \
   X(sched_default_runner_fails_steps_clearly)
 
 #define ENTRY(name) {#name, test_##name},

@@ -19,4 +19,13 @@
   X(lua_require_stays_inside_generation)                                                           \
   X(lua_db_unavailable_while_loading)                                                              \
   X(lua_finalize_reports_each_message)                                                             \
-  X(lua_invoke_json_in_and_out)
+  X(lua_invoke_json_in_and_out)                                                                    \
+  X(ws_accept_key)                                                                                 \
+  X(ws_parse_masked_frame)                                                                         \
+  X(ws_parse_extended_lengths)                                                                     \
+  X(ws_parse_rejects_violations)                                                                   \
+  X(ws_encode_frames)                                                                              \
+  X(ws_utf8_validation)                                                                            \
+  X(ws_server_pong_broadcast_close)                                                                \
+  X(events_validate)                                                                               \
+  X(events_batch_dedup_and_overflow)

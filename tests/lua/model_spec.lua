@@ -222,6 +222,13 @@ describe("orch.model", function()
       assert.matches(pos_pattern(l3) .. "product 'dup' is already defined at [^\n]*:" .. l2, text)
     end)
 
+    it("are closed once every script has loaded", function()
+      assert.are.same({}, model.finalize())
+      assert.matches("orch.model.block can only be called while the product scripts load", failure(function()
+        model.block({ name = "Late" })
+      end))
+    end)
+
     it("find blocks that own each other without end", function()
       model.block({ name = "X", fields = { { "y", model.owned("Y") } } })
       model.block({ name = "Y", fields = { { "x", model.owned("X") } } })
@@ -376,6 +383,13 @@ describe("orch.model", function()
       assert.are.equal("node ams1", node_sub:describe())
       assert.are.equal("node ams1", node_sub.description)
       assert.are.equal(sub.description, sub:describe()) -- no function: unchanged
+    end)
+
+    it("are validated when created in a later lifecycle", function()
+      queue_product("port 10", "PortType", { speed_class = "10" })
+      assert.matches("is not valid for lifecycle 'provisioning': port.port_name", failure(function()
+        model.create({ product = "port 10", customer_id = "c", status = "provisioning" })
+      end))
     end)
 
     it("check list lengths", function()

@@ -58,6 +58,7 @@ function cd.create(req)
     end
     error("database: " .. err.message, 0)
   end
+  require("orch.events").subscription_changed(body.subscription_id) -- the UI's pages (docs/events.md)
   return 204
 end
 
@@ -92,12 +93,17 @@ function cd.update(req)
       error("database: " .. err.message, 0)
     end
   end)
+  require("orch.events").subscription_changed(body.subscription_id)
   return 204
 end
 
 function cd.delete(req)
   check_uuid(req.params.id, "id")
-  db.must("DELETE FROM subscription_customer_descriptions WHERE id = $1::uuid", req.params.id)
+  local rows = db.must([[DELETE FROM subscription_customer_descriptions WHERE id = $1::uuid
+    RETURNING subscription_id::text]], req.params.id)
+  if rows[1] then
+    require("orch.events").subscription_changed(rows[1].subscription_id)
+  end
   return 204
 end
 

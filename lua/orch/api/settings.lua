@@ -44,6 +44,7 @@ function settings.put_status(req)
     http.raise(422, "Request body must be a JSON object with a boolean field 'global_lock'")
   end
   db.must("UPDATE engine_settings SET global_lock = $1", body.global_lock)
+  require("orch.events").emit("engineStatus") -- the UI's engine badge, on every host
   return 200, current()
 end
 

@@ -350,17 +350,15 @@ local function counts(changes)
 end
 catalog.counts = counts
 
--- Apply the changes of the given classes in one transaction; returns the number applied.
+-- Apply the changes of the given classes (inside the caller's transaction); returns the number applied.
 function catalog.apply(changes, classes)
   local n = 0
-  db.transaction(function()
-    for _, ch in ipairs(changes) do
-      if classes[ch.class] then
-        ch.run()
-        n = n + 1
-      end
+  for _, ch in ipairs(changes) do
+    if classes[ch.class] then
+      ch.run()
+      n = n + 1
     end
-  end)
+  end
   return n
 end
 
@@ -384,6 +382,18 @@ end
 -- -> {lines = {...}, summary = string, applied = n, ok = bool, message = string}
 function catalog.run(arg)
   arg = arg or {}
+  if arg.mode == "plan" then
+    return catalog.execute(arg)
+  end
+  -- One transaction under a lock: hosts starting together plan and apply one after the other.
+  return db.transaction(function()
+    db.must("SELECT pg_advisory_xact_lock(hashtext('orchestrator catalogue'))")
+    return catalog.execute(arg)
+  end)
+end
+
+-- Plan and, for apply and sync, apply (inside run's transaction).
+function catalog.execute(arg)
   local changes = catalog.plan()
   local c = counts(changes)
   local result = { lines = orch.json.array(lines_of(changes)), summary = summary(c), applied = 0, ok = true }

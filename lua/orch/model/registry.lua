@@ -43,6 +43,13 @@ local function fail(pos, msg)
   error(pos .. msg, 0)
 end
 
+-- Definitions are made while the scripts load; finalize() closes the registry.
+local function check_open(pos, what)
+  if registry.sealed then
+    fail(pos, what .. " can only be called while the product scripts load")
+  end
+end
+
 -- ---- field kinds ----
 
 local kind_mt = { __name = "orch.model.kind" }
@@ -173,6 +180,7 @@ end
 
 function registry.block(spec)
   local pos = where(1)
+  check_open(pos, "orch.model.block")
   if type(spec) ~= "table" then
     fail(pos, "orch.model.block expects a table")
   end
@@ -219,6 +227,7 @@ end
 
 function registry.scalar_type(spec)
   local pos = where(1)
+  check_open(pos, "orch.model.scalar_type")
   if type(spec) ~= "table" or type(spec.name) ~= "string" then
     fail(pos, "orch.model.scalar_type expects {name = ..., parse = fn, format = fn}")
   end
@@ -252,6 +261,7 @@ local product_keys = { name = true, description = true, tag = true, status = tru
 
 function registry.product_type(spec)
   local pos = where(1)
+  check_open(pos, "orch.model.product_type")
   if type(spec) ~= "table" then
     fail(pos, "orch.model.product_type expects a table")
   end
@@ -381,6 +391,7 @@ local function find_owned_cycle(def, path, on_path, errors)
 end
 
 function registry.finalize()
+  registry.sealed = true
   local errors = {}
   for _, msg in ipairs(registry.pending) do
     errors[#errors + 1] = msg

@@ -327,6 +327,13 @@ function M.create(opts)
       d.roots[f.name] = list
     end
   end
+  if status ~= "initial" then
+    local problems = M.problems(self, status)
+    if #problems > 0 then
+      error("a new subscription of " .. p.name .. " is not valid for lifecycle '" .. status .. "': "
+        .. table.concat(problems, "; "), 2)
+    end
+  end
   return self
 end
 
@@ -402,7 +409,16 @@ local function build_block(ctx, id, sub_id, path)
         d.values[f.name] = v
       end
     else
-      local rels = kids[f.name] or {}
+      local rels = kids[f.name]
+      if not rels then
+        -- Rows without domain_model_attr (written before core had it): match by block name.
+        rels = {}
+        for _, r in ipairs(kids["?"] or {}) do
+          if ctx.instances[r.c] and ctx.instances[r.c].block == f.block then
+            rels[#rels + 1] = r
+          end
+        end
+      end
       table.sort(rels, function(a, b)
         return a.o < b.o
       end)
@@ -894,7 +910,8 @@ local function arr(t)
   return json.encode(json.array(t))
 end
 
-local function write(self, p)
+-- Phase 1: the subscription row and new or relabelled instances.
+local function write_instances(self, p)
   local d = D[self]
   local r = d.row
   local id = r.subscription_id
@@ -928,6 +945,11 @@ local function write(self, p)
       FROM json_to_recordset($1::json) AS x(id uuid, label text) WHERE i.subscription_instance_id = x.id]],
       arr(p.upd_inst))
   end
+end
+
+-- Phase 2: what goes away, and the values.
+local function write_rows(self, p)
+  local id = D[self].row.subscription_id
   if #p.del_rel > 0 then
     db.must([[DELETE FROM subscription_instance_relations r
       USING json_to_recordset($1::json) AS x(p uuid, c uuid, o int)
@@ -957,6 +979,10 @@ local function write(self, p)
         .. "(run `orchestrator catalog apply`)", 0)
     end
   end
+end
+
+-- Phase 3: relations, once every subscription of the save has its instances.
+local function write_relations(p)
   if #p.ins_rel > 0 then
     db.must([[INSERT INTO subscription_instance_relations (in_use_by_id, depends_on_id, order_id, domain_model_attr)
       SELECT x.p, x.c, x.o, x.a FROM json_to_recordset($1::json) AS x(p uuid, c uuid, o int, a text)]],
@@ -1008,20 +1034,36 @@ end
 -- number of rows written.
 function M.save_all(list)
   local total = 0
-  local plans = {}
+  local subs, plans, seen = {}, {}, {}
   for i, sub in ipairs(list) do
     if not is_subscription(sub) then
       error("orch.model.save_all: item " .. i .. " is not a subscription", 2)
     end
-    plans[i] = plan(sub)
+    if not seen[sub] then -- the same object listed twice is saved once
+      seen[sub] = true
+      subs[#subs + 1] = sub
+      plans[#subs] = plan(sub)
+    end
   end
-  for i, sub in ipairs(list) do
+  -- In phases across all of them, so that subscriptions that reference each other's new
+  -- blocks can be saved together in any order.
+  local changed = {}
+  for i, sub in ipairs(subs) do
     local n = count_of(plans[i])
     if n > 0 then
-      write(sub, plans[i])
-      refresh_stored(sub, plans[i])
+      changed[#changed + 1] = i
       total = total + n
+      write_instances(sub, plans[i])
     end
+  end
+  for _, i in ipairs(changed) do
+    write_rows(subs[i], plans[i])
+  end
+  for _, i in ipairs(changed) do
+    write_relations(plans[i])
+  end
+  for _, i in ipairs(changed) do
+    refresh_stored(subs[i], plans[i])
   end
   return total
 end
@@ -1034,7 +1076,9 @@ function methods.save(self)
     return 0 -- nothing changed: not even a BEGIN
   end
   db.transaction(function()
-    write(self, p)
+    write_instances(self, p)
+    write_rows(self, p)
+    write_relations(p)
     refresh_stored(self, p)
   end)
   return n

@@ -1,0 +1,26 @@
+-- The GraphQL schema of /api/graphql: core's root fields and types, as the
+-- orchestrator UI queries them (docs/graphql.md, "The API schema"). Each area lives in
+-- its own module and adds its types and root fields here.
+
+local connection = require("orch.graphql.connection")
+
+local AREAS = {
+  "orch.gql.processes", "orch.gql.subscriptions", "orch.gql.catalog", "orch.gql.workflows", "orch.gql.misc",
+}
+
+local schema
+
+-- The schema table, built once per Lua state.
+return function()
+  if not schema then
+    local types, query = {}, { fields = {} }
+    for _, name in ipairs(AREAS) do
+      local area = require(name)
+      area.types(types)
+      area.root(query.fields)
+    end
+    types.Query = query
+    schema = connection.install({ query = "Query", types = types })
+  end
+  return schema
+end

@@ -1,0 +1,136 @@
+-- GraphQL root fields without a table of their own: `settings`, `version`,
+-- `customers` (core's single default customer) and `scheduledTasks` (no scheduler yet:
+-- always an empty page, with core's shape).
+
+local json = require("orch.json")
+local common = require("orch.gql.common")
+local connection = require("orch.graphql.connection")
+
+local M = {}
+
+-- The UI reads applicationVersions[0] as "<name> <semver>" and wants core >= 5.0.0: we
+-- report the core version whose contract this host serves, then our own.
+M.CORE_COMPAT_VERSION = "5.3.0"
+
+local function customers()
+  return { common.DEFAULT_CUSTOMER }
+end
+
+function M.types(T)
+  T.Customer = {
+    fields = {
+      customerId = { type = "String!", from = "customer_id" },
+      identifier = { type = "String!", from = "customer_id" },
+      fullname = "String!",
+      shortcode = "String!",
+      subscriptions = {
+        type = "SubscriptionConnection!",
+        args = connection.ARGS,
+        resolve = common.nested_field(function()
+          local spec = require("orch.gql.subscriptions").spec()
+          spec.parent = "s.customer_id"
+          spec.parent_type = "text"
+          return spec
+        end, "customer_id", function(rows)
+          return require("orch.gql.subscriptions").load(rows)
+        end),
+      },
+    },
+  }
+  T.CustomerConnection = connection.type("Customer")
+  T.ScheduledTask = {
+    fields = { id = "String!", name = "String!", workflowId = "String!", nextRunTime = "String", trigger = "String!" },
+  }
+  T.ScheduledTaskConnection = connection.type("ScheduledTask")
+  T.EngineSettings = { fields = { globalLock = "Boolean!", runningProcesses = "Int!", globalStatus = "String!" } }
+  T.WorkerStatus = {
+    fields = {
+      executorType = "String!", numberOfWorkersOnline = "Int!", numberOfQueuedJobs = "Int!",
+      numberOfRunningJobs = "Int!",
+    },
+  }
+  T.Status = {
+    fields = {
+      engineSettings = {
+        type = "EngineSettings",
+        resolve = function()
+          local _, s = require("orch.api.settings").get_status()
+          return { globalLock = s.global_lock, runningProcesses = s.running_processes, globalStatus = s.global_status }
+        end,
+      },
+      workerStatus = {
+        type = "WorkerStatus",
+        resolve = function()
+          local _, s = require("orch.api.settings").get_worker_status()
+          return {
+            executorType = s.executor_type, numberOfWorkersOnline = s.number_of_workers_online,
+            numberOfQueuedJobs = s.number_of_queued_jobs, numberOfRunningJobs = s.number_of_running_jobs,
+          }
+        end,
+      },
+      cacheNames = {
+        type = "JSON",
+        resolve = function()
+          local _, names = require("orch.api.settings").cache_names()
+          return names
+        end,
+      },
+    },
+  }
+  T.Version = { fields = { applicationVersions = "[String!]!" } }
+end
+
+function M.root(Q)
+  Q.version = {
+    type = "Version!",
+    resolve = function()
+      return {
+        applicationVersions = json.array({
+          "orchestrator-core " .. M.CORE_COMPAT_VERSION, "orchestrator " .. orch.version,
+        }),
+      }
+    end,
+  }
+  Q.settings = {
+    type = "Status!",
+    resolve = function()
+      return {}
+    end,
+  }
+  Q.customers = {
+    type = "CustomerConnection!",
+    args = connection.ARGS,
+    resolve = function(args, _, info)
+      local result = connection.from_list(customers(), args, {
+        info = info,
+        filters = {
+          customerId = function(c) return c.customer_id end,
+          fullname = true,
+          shortcode = true,
+        },
+        sorts = {
+          customerId = function(c) return c.customer_id end,
+          fullname = true,
+          shortcode = true,
+        },
+      })
+      common.share_batch(result.page, function(c)
+        return c.customer_id
+      end)
+      return result
+    end,
+  }
+  Q.scheduledTasks = {
+    type = "ScheduledTaskConnection!",
+    args = connection.ARGS,
+    resolve = function(args, _, info)
+      return connection.from_list({}, args, {
+        info = info,
+        filters = { id = true, name = true, workflowId = true, nextRunTime = true, trigger = true },
+        sorts = { id = true, name = true, workflowId = true, nextRunTime = true, trigger = true },
+      })
+    end,
+  }
+end
+
+return M

@@ -1,0 +1,138 @@
+-- The Node product over HTTP against the real host and the fake NetBox/LSO.
+local X = require("example_env")
+
+describe("example product Node", function()
+  local env
+
+  setup(function()
+    env = X.start()
+  end)
+
+  teardown(function()
+    env:shutdown()
+  end)
+
+  it("offers the node settings filtered by the product's make, then a summary", function()
+    local product = { product = env:product_id("node Cisco") }
+    local form = env:next_page("create_node", { product })
+    assert.are.equal("node Cisco", form.title)
+    local types = X.options(form, "type_id")
+    local labels = {}
+    for _, l in pairs(types) do
+      labels[#labels + 1] = l
+    end
+    table.sort(labels)
+    assert.are.same({ "Cisco 8812", "Cisco ASR 903" }, labels)
+    assert.are.equal("SURF", X.options(form, "customer_id")[X.SURF])
+    local page = { customer_id = X.SURF, type_id = X.option(form, "type_id", "8812"),
+      role_id = X.option(form, "role_id", "Provider"), site_id = X.option(form, "site_id", "Paris"),
+      node_status = "active", node_name = "par-p" }
+    local summary = env:next_page("create_node", { product, page })
+    assert.are.equal("summary", summary.properties.summary.format)
+  end)
+
+  it("refuses invalid input with the message at the field", function()
+    local product = { product = env:product_id("node Nokia") }
+    local form = env:next_page("create_node", { product })
+    local errors = env:invalid("create_node", { product, { customer_id = X.SURF,
+      type_id = X.option(form, "type_id", "7950"), role_id = "999999", site_id = X.option(form, "site_id", "Rome"),
+      node_status = "exploded", node_name = "rom-pe" } })
+    assert.is_string(errors.role_id)
+    assert.is_string(errors.node_status)
+    assert.is_nil(errors.node_name)
+  end)
+
+  it("creates a node in NetBox with loopbacks and interfaces, validates, modifies and terminates it", function()
+    local id = env:create_node("ams-pe")
+    local sub = env:subscription(id)
+    assert.are.equal("active", sub.status)
+    assert.are.equal("node ams-pe (active)", sub.description)
+    assert.are.equal("node ams-pe status active", sub.node.title)
+    local device
+    for _, d in ipairs(env:netbox("dcim/devices")) do
+      if d.name == "ams-pe" then
+        device = d
+      end
+    end
+    assert.are.equal(sub.node.ims_id, device.id)
+    assert.are.equal(sub.node.ipv4_ipam_id, device.primary_ip4.id)
+    assert.are.equal(sub.node.ipv6_ipam_id, device.primary_ip6.id)
+    local names = {}
+    for _, i in ipairs(env:netbox("dcim/interfaces")) do
+      if i.device.id == device.id then
+        names[#names + 1] = i.name
+      end
+    end
+    assert.are.equal(15, #names) -- 14 ports and Loopback0
+
+    -- a second node may not take the same name
+    local product = { product = env:product_id("node Nokia") }
+    local form = env:next_page("create_node", { product })
+    local errors = env:invalid("create_node", { product, { customer_id = X.SURF,
+      type_id = X.option(form, "type_id", "7950"), role_id = X.option(form, "role_id", "Provider"),
+      site_id = X.option(form, "site_id", "Rome"), node_status = "active", node_name = "ams-pe" } })
+    assert.matches("already", errors.node_name)
+
+    env:run_on("validate_node", id):assert_complete()
+
+    -- drift in NetBox: validate fails with a readable diff, the subscription stays out of sync
+    env.fake:must("PATCH", "/api/dcim/devices/" .. device.id .. "/", { status = "offline" })
+    local p = env:run_on("validate_node", id)
+    local d = p:wait_for("failed")
+    assert.matches("Found difference in IMS", d.failed_reason)
+    assert.matches("status: NetBox has offline, expected active", d.failed_reason, 1, true)
+    assert.are.equal("active false", env:status_of(id))
+    env.fake:must("PATCH", "/api/dcim/devices/" .. device.id .. "/", { status = "active" })
+    p:resume({})
+    p:assert_complete()
+    assert.are.equal("active true", env:status_of(id))
+
+    -- modify: pre-filled page, Before/After summary, NetBox follows
+    form = env:next_page("modify_node", { { subscription_id = id } })
+    assert.are.equal("ams-pe", form.properties.node_name.default)
+    local summary = env:next_page("modify_node", { { subscription_id = id }, { node_name = "ams-pe1",
+      node_status = "planned" } })
+    assert.are.same({ "Before", "After" }, summary.properties.summary.uniforms.data.headers)
+    env:run_on("modify_node", id, { { node_name = "ams-pe1", node_status = "planned" }, {} }):assert_complete()
+    sub = env:subscription(id)
+    assert.are.equal("node ams-pe1 (planned)", sub.description)
+    local after = env.fake:must("GET", "/api/dcim/devices/" .. device.id .. "/")
+    assert.are.equal("ams-pe1", after.name)
+    assert.are.equal("planned", after.status.value)
+
+    -- modify_sync_ports puts back a deleted interface
+    local eth5
+    for _, i in ipairs(env:netbox("dcim/interfaces")) do
+      if i.device.id == device.id and i.name == "ethernet-1/5" then
+        eth5 = i
+      end
+    end
+    env.fake:must("DELETE", "/api/dcim/interfaces/" .. eth5.id .. "/")
+    local sync = env:run_on("modify_sync_ports", id):assert_complete()
+    assert.are.same({ "ethernet-1/5" }, sync.current_state.interfaces_added)
+
+    env:terminate("terminate_node", id)
+    assert.are.equal(404, (env.fake:request("GET", "/api/dcim/devices/" .. device.id .. "/")))
+  end)
+
+  it("runs the LSO playbook when LSO is on: success is confirmed, failure fails the process", function()
+    env:set_lso(true)
+    local p = env:create_node("lon-pe", { no_wait = true })
+    local d = p:wait_for("suspended")
+    assert.are.equal("successful", d.current_state.callback_result.status)
+    assert.are.equal("successful", p:form().properties.run_status.default)
+    p:resume({ {} })
+    local id = p:assert_complete().current_state.subscription_id
+    local runs = env.fake:must("GET", "/api/_fake/lso/runs")
+    local last = runs[#runs]
+    assert.are.equal("create_node.yaml", last.playbook_name)
+
+    env.fake:must("PUT", "/api/_fake/lso", { result = "failure" })
+    local failing = env:create_node("mad-pe", { no_wait = true })
+    d = failing:wait_for("failed")
+    assert.matches("Provisioning proxy failure", d.failed_reason)
+    env.fake:must("PUT", "/api/_fake/lso", { result = "success" })
+    env:set_lso(false)
+    env:terminate("terminate_node", id)
+  end)
+end)
