@@ -487,34 +487,36 @@ static int record_one(const orch_engine_params *p, orch_db *db, orch_batch *b, i
 }
 
 /*
- * Persist and write every fenced item. Fast path: persist each (own
- * savepoint), then one statement for all. If that statement fails (a runner
- * gave invalid JSON, say), roll the batch back and record item by item, so
- * that one bad result fails only its own process. persist() may then run a
- * second time; its first effects were rolled back.
+ * Fast path: persist every fenced result, then one statement writes them all;
+ * no savepoints (each costs two round trips). Returns ORCH_OK, or 1 when
+ * something failed: the caller rolls the transaction back and records item
+ * by item (record_slow). persist() may then run a second time; the writes of
+ * its first run were rolled back.
  */
-static int record_all(const orch_engine_params *p, orch_db *db, orch_batch *b, orch_error *err) {
+static int record_fast(const orch_engine_params *p, orch_db *db, orch_batch *b, orch_error *err) {
   int *which = orch_xcalloc((size_t)b->n + 1, sizeof *which);
-  int rc = ORCH_EDB;
-  if (exec_simple(db, "SAVEPOINT orch_batch", err) != ORCH_OK) goto done;
-  for (int i = 0; i < b->n; i++) {
-    which[i] = b->items[i].fenced;
-    if (which[i] && persist_one(p, db, &b->items[i], err) != ORCH_OK) goto done;
+  int rc = ORCH_OK;
+  for (int i = 0; i < b->n && rc == ORCH_OK; i++) {
+    held *h = &b->items[i];
+    which[i] = h->fenced;
+    if (!h->fenced || h->ran != 1 || !p->runner->persist) continue;
+    orch_step_job job = {h->pid,        h->workflow, h->state,      h->created_by,
+                         h->step_index, h->attempt,  h->generation, h->handoff_ns};
+    if (p->runner->persist(p->runner->ud, db, &job, &h->res, err) != ORCH_OK) rc = 1;
   }
-  orch_error werr = ORCH_ERROR_INIT;
-  if (write_items(db, b, which, &werr) == ORCH_OK) {
-    for (int i = 0; i < b->n; i++)
-      b->items[i].recorded = which[i];
-    rc = exec_simple(db, "RELEASE SAVEPOINT orch_batch", err);
-    goto done;
-  }
-  LOG_WARN("engine", "recording a batch failed, recording one by one: %s", werr.message);
-  orch_error_clear(&werr);
-  if (exec_simple(db, "ROLLBACK TO SAVEPOINT orch_batch", err) != ORCH_OK) goto done;
-  for (int i = 0; i < b->n; i++)
-    if (b->items[i].fenced && record_one(p, db, b, i, which, err) != ORCH_OK) goto done;
-  rc = ORCH_OK;
-done:
+  if (rc == ORCH_OK && write_items(db, b, which, err) != ORCH_OK) rc = 1;
+  for (int i = 0; i < b->n && rc == ORCH_OK; i++)
+    b->items[i].recorded = which[i];
+  free(which);
+  return rc;
+}
+
+/* Slow path: each fenced item on its own, so that one bad result fails only its own process. */
+static int record_slow(const orch_engine_params *p, orch_db *db, orch_batch *b, orch_error *err) {
+  int *which = orch_xcalloc((size_t)b->n + 1, sizeof *which);
+  int rc = ORCH_OK;
+  for (int i = 0; i < b->n && rc == ORCH_OK; i++)
+    if (b->items[i].fenced) rc = record_one(p, db, b, i, which, err);
   free(which);
   return rc;
 }
@@ -527,9 +529,20 @@ int orch_engine_commit(const orch_engine_params *p, orch_db *db, orch_batch *b, 
   for (int i = 0; i < b->n; i++)
     any |= b->items[i].ran != 0;
   if (!any && !claim_more) goto out;
-  if (exec_simple(db, "BEGIN", err) != ORCH_OK) goto discard;
-  if (any && (fence(p, db, b, err) != ORCH_OK || record_all(p, db, b, err) != ORCH_OK))
-    goto rollback;
+  for (int slow = 0;; slow = 1) {
+    for (int i = 0; i < b->n; i++)
+      b->items[i].fenced = b->items[i].recorded = 0;
+    if (exec_simple(db, "BEGIN", err) != ORCH_OK) goto discard;
+    if (!any) break;
+    if (fence(p, db, b, err) != ORCH_OK) goto rollback;
+    int r = slow ? record_slow(p, db, b, err) : record_fast(p, db, b, err);
+    if (r == ORCH_OK) break;
+    if (r < 0) goto rollback;
+    LOG_WARN("engine", "recording a batch failed, recording one by one: %s",
+             err && err->message ? err->message : "unknown error");
+    orch_error_clear(err);
+    orch_db_exec(db, "ROLLBACK", 0, NULL, NULL, NULL);
+  }
   /* Which items go on under their lease; the others make room for new claims. */
   for (int i = 0; i < b->n; i++) {
     held *h = &b->items[i];

@@ -92,9 +92,11 @@ typedef struct orch_step_runner {
    * the process goes back to the queue, to be tried again a few seconds later. */
   int (*run)(void *ud, const orch_step_job *job, orch_step_result *res);
   /* Optional (NULL = nothing to save). Inside the fenced transaction on `db`
-   * (the worker's own connection, a savepoint around it): write what the step
-   * changed (subscriptions). On failure return a negative ORCH_E* and fill err:
-   * the savepoint is rolled back and the step is recorded as failed instead. */
+   * (the worker's own connection): write what the step changed
+   * (subscriptions). On failure return a negative ORCH_E* and fill err: the
+   * batch is rolled back and recorded item by item (this persist runs again,
+   * under a savepoint); if it fails again its writes are rolled back and the
+   * step is recorded as failed instead. */
   int (*persist)(void *ud, orch_db *db, const orch_step_job *job, orch_step_result *res,
                  orch_error *err);
   /* Optional. The outcome is settled: committed = 1 when the result is in the
@@ -143,7 +145,7 @@ void orch_engine_run(const orch_engine_params *p, orch_batch *b);
 /*
  * Record the results of the last run in one transaction on db:
  * fence (extend the leases still ours; results of the others are discarded),
- * persist each result under a savepoint, write process_steps, processes and
+ * persist each result, write process_steps, processes and
  * the queue, and - when claim_more is set - top the batch up with new claims
  * in the same transaction. Afterwards the batch holds the processes that go
  * on under their lease (plus the new claims). On a database error (deadlock,

@@ -307,7 +307,8 @@ static enum MHD_Result handle(orch_http *h, struct MHD_Connection *conn, const c
   if (!strcmp(method, "OPTIONS") &&
       MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Access-Control-Request-Method"))
     return preflight(h, conn, rs);
-  if (!strcmp(url, WS_EVENTS_PATH)) return websocket_upgrade(h, conn, method, rs);
+  if (!strcmp(url, WS_EVENTS_PATH) || !strcmp(url, WS_EVENTS_PATH "/"))
+    return websocket_upgrade(h, conn, method, rs);
 
   const orch_route *route = NULL;
   orch_route_param params[ORCH_ROUTE_MAX_PARAMS];

@@ -20,12 +20,16 @@
 
 const orch_step_runner *orch_workflow_runner = NULL;
 int orch_sched_poll_ms = 250;
+int orch_sched_max_step_seconds = 600;
 
 typedef struct worker {
   orch_sched *s;
   pthread_t thread;
   int index;
   int started;
+  char owner[160];           /* lease owner: "<host id>/<index>" */
+  orch_engine_params params; /* the scheduler's, with this worker's owner */
+  _Atomic long long step_ns; /* orch_now_ns() when the current run began; 0 between runs */
 } worker;
 
 struct orch_sched {
@@ -135,7 +139,7 @@ static void *worker_main(void *arg) {
   while (!atomic_load(&s->stopping)) {
     if (atomic_load(&s->paused)) {
       /* Stop before the next step; the processes stay `running` and queued. */
-      if (orch_batch_count(b) && orch_engine_release(&s->params, db, b, &err) != ORCH_OK)
+      if (orch_batch_count(b) && orch_engine_release(&w->params, db, b, &err) != ORCH_OK)
         complain("giving back leases", &err, &last_complaint);
       orch_error_clear(&err);
       wait_for_wake(s, wake_seq(s), orch_sched_poll_ms);
@@ -143,7 +147,7 @@ static void *worker_main(void *arg) {
     }
     if (orch_batch_count(b) == 0) {
       unsigned long seen = wake_seq(s);
-      int n = orch_engine_claim(&s->params, db, b, &err);
+      int n = orch_engine_claim(&w->params, db, b, &err);
       if (n < 0) complain("claiming work", &err, &last_complaint);
       orch_error_clear(&err);
       if (n <= 0) {
@@ -151,15 +155,17 @@ static void *worker_main(void *arg) {
         continue;
       }
     }
-    orch_engine_run(&s->params, b);
+    atomic_store(&w->step_ns, orch_now_ns());
+    orch_engine_run(&w->params, b);
+    atomic_store(&w->step_ns, 0);
     int more = !atomic_load(&s->stopping) && !atomic_load(&s->paused);
-    if (orch_engine_commit(&s->params, db, b, more, NULL, &err) != ORCH_OK) {
+    if (orch_engine_commit(&w->params, db, b, more, NULL, &err) != ORCH_OK) {
       complain("committing steps", &err, &last_complaint);
       orch_error_clear(&err);
       wait_for_wake(s, wake_seq(s), orch_sched_poll_ms);
     }
   }
-  if (orch_batch_count(b) && orch_engine_release(&s->params, db, b, &err) != ORCH_OK)
+  if (orch_batch_count(b) && orch_engine_release(&w->params, db, b, &err) != ORCH_OK)
     complain("giving back leases", &err, &last_complaint);
   orch_error_clear(&err);
   orch_batch_free(b);
@@ -196,10 +202,27 @@ static void heartbeat(orch_sched *s, long long *last_complaint) {
   snprintf(ttl, sizeof ttl, "%d", s->params.lease_seconds);
   const char *params[] = {s->host_id, workers, ttl};
   orch_error err = ORCH_ERROR_INIT;
-  if (orch_db_exec(s->keeper_db, sql, 3, params, NULL, &err) < 0 ||
-      orch_engine_extend_leases(&s->params, s->keeper_db, &err) < 0)
+  if (orch_db_exec(s->keeper_db, sql, 3, params, NULL, &err) < 0) {
     complain("heartbeat", &err, last_complaint);
-  orch_error_clear(&err);
+    orch_error_clear(&err);
+    return;
+  }
+  /* A worker stuck in one step longer than orch_sched_max_step_seconds keeps no lease alive:
+   * its processes are taken over when their leases run out, and its commit is fenced. */
+  long long now = orch_now_ns(), max_ns = (long long)orch_sched_max_step_seconds * 1000000000LL;
+  for (int i = 0; i < s->nworkers; i++) {
+    long long started = atomic_load(&s->workers[i].step_ns);
+    if (started && now - started > max_ns) {
+      LOG_WARN("sched", "worker %s has been in one step for %lld s: its leases are not extended",
+               s->workers[i].owner, (now - started) / 1000000000LL);
+      continue;
+    }
+    if (orch_engine_extend_leases(&s->workers[i].params, s->keeper_db, &err) < 0) {
+      complain("heartbeat", &err, last_complaint);
+      orch_error_clear(&err);
+      return;
+    }
+  }
 }
 
 static void *keeper_main(void *arg) {
@@ -303,15 +326,21 @@ int orch_sched_start(orch_sched **out, const orch_config *cfg, const orch_step_r
   fcntl(s->wake_pipe[0], F_SETFL, O_NONBLOCK);
   fcntl(s->wake_pipe[1], F_SETFL, O_NONBLOCK);
   s->keeper_db = orch_db_new(cfg->database_uri);
+  /* The workers' descriptions exist before any thread reads them. */
+  s->workers = orch_xcalloc((size_t)s->nworkers, sizeof *s->workers);
+  for (int i = 0; i < s->nworkers; i++) {
+    s->workers[i].s = s;
+    s->workers[i].index = i;
+    snprintf(s->workers[i].owner, sizeof s->workers[i].owner, "%s/%d", s->host_id, i);
+    s->workers[i].params = s->params;
+    s->workers[i].params.owner = s->workers[i].owner;
+  }
   if (pthread_create(&s->keeper, NULL, keeper_main, s) != 0) {
     orch_error_set(err, ORCH_EIO, "cannot start the scheduler's housekeeping thread");
     goto fail;
   }
   s->keeper_started = 1;
-  s->workers = orch_xcalloc((size_t)s->nworkers, sizeof *s->workers);
   for (int i = 0; i < s->nworkers; i++) {
-    s->workers[i].s = s;
-    s->workers[i].index = i;
     if (pthread_create(&s->workers[i].thread, NULL, worker_main, &s->workers[i]) != 0) {
       orch_error_set(err, ORCH_EIO, "cannot start worker thread %d", i);
       goto fail;

@@ -56,5 +56,9 @@ int orch_sched_notify(orch_db *db, orch_error *err);
  * to prove that wake-ups work; set it before orch_sched_start. */
 extern int orch_sched_poll_ms;
 
+/* The heartbeat stops extending the leases of a worker that has been in one step longer than
+ * this (default 600 s), so that a hung worker cannot hold its processes forever. */
+extern int orch_sched_max_step_seconds;
+
 /* The channel workers LISTEN on. */
 #define ORCH_SCHED_CHANNEL "orch_work"

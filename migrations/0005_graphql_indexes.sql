@@ -27,8 +27,13 @@ BEGIN
     END;
   END IF;
   IF EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_trgm') THEN
+    -- every column a free-text word is tried on, so that the OR of them is a bitmap OR
     EXECUTE 'CREATE INDEX IF NOT EXISTS orch_subscriptions_description_trgm ON subscriptions '
          || 'USING gin (description gin_trgm_ops)';
+    EXECUTE 'CREATE INDEX IF NOT EXISTS orch_subscriptions_customer_id_trgm ON subscriptions '
+         || 'USING gin (customer_id gin_trgm_ops)';
+    EXECUTE 'CREATE INDEX IF NOT EXISTS orch_subscriptions_note_trgm ON subscriptions '
+         || 'USING gin ((coalesce(note, '''')) gin_trgm_ops)';
   END IF;
 END
 $$;

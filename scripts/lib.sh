@@ -88,3 +88,14 @@ ensure_database() {
     psql -X -q -h "$dir" -U postgres -d postgres -c "CREATE DATABASE \"$name\"" >/dev/null
   fi
 }
+
+# on_exit COMMAND : run COMMAND when the script exits (in reverse order of registration).
+ORCH_CLEANUPS=()
+run_cleanups() {
+  local i
+  for ((i = ${#ORCH_CLEANUPS[@]} - 1; i >= 0; i--)); do eval "${ORCH_CLEANUPS[i]}" || true; done
+}
+on_exit() {
+  ORCH_CLEANUPS+=("$1")
+  trap run_cleanups EXIT
+}

@@ -66,6 +66,11 @@ static int fake_run(void *ud, const orch_step_job *job, orch_step_result *res) {
     res->continue_now = 0;
     break;
   case 'K': res->status = ORCH_STEP_SKIPPED; break;
+  case 'J': /* a runner bug: the new state is not JSON */
+    res->status = ORCH_STEP_SUCCESS;
+    free(res->state);
+    res->state = orch_strdup("{not json");
+    break;
   case 'U':
     res->status = ORCH_STEP_SUSPEND;
     res->assignee = orch_strdup("NOC");

@@ -8,7 +8,8 @@
  * K skipped, U suspend, W waiting on the first try then success,
  * A awaiting_callback, X abort, F failed, P success whose persist() fails,
  * G success that overwrites the newest logged row (a step group), D the runner
- * cannot start the step (run() fails), C complete. A step past the end
+ * cannot start the step (run() fails), J success with a state that is not
+ * JSON (a runner bug), C complete. A step past the end
  * of the plan completes.
  */
 #pragma once

@@ -545,6 +545,54 @@ TEST(sched_wakes_idle_workers_and_stops_gracefully) {
   free(uri);
 }
 
+static void hang(fake_runner *f, const orch_step_job *job) {
+  ORCH_UNUSED(f);
+  ORCH_UNUSED(job);
+  sleep_ms(4000);
+}
+
+TEST(sched_hung_worker_loses_its_processes) {
+  char *uri = new_database();
+  orch_db *db = orch_db_new(uri);
+  add_processes(db, 1, "SSC");
+  orch_config cfg;
+  config_for(&cfg, uri, 1, 2, 4);
+  orch_threadctx_setup(&cfg);
+  orch_sched_max_step_seconds = 1; /* the heartbeat gives up on a step after 1 s */
+  fake_runner stuck, healthy;
+  fake_runner_init(&stuck, 0);
+  fake_runner_init(&healthy, 0);
+  stuck.on_run = hang;
+  orch_sched *a = NULL, *b = NULL;
+  orch_error err = ORCH_ERROR_INIT;
+  ASSERT_OK(orch_sched_start(&a, &cfg, &stuck.vt, &err));
+  while (sql_long(db, "SELECT count(*) FROM orch_work_queue WHERE lease_owner IS NOT NULL") == 0)
+    sleep_ms(10);
+  ASSERT_OK(orch_sched_start(&b, &cfg, &healthy.vt, &err));
+  /* Without the limit, a's heartbeat would keep its lease alive for as long as it hangs. */
+  wait_zero(db, "SELECT count(*) FROM processes WHERE last_status <> 'completed'", 10);
+  for (int i = 0; i < 400; i++) {
+    pthread_mutex_lock(&stuck.mu);
+    long discarded = stuck.discarded;
+    pthread_mutex_unlock(&stuck.mu);
+    if (discarded) break;
+    sleep_ms(20);
+  }
+  orch_sched_stop(a);
+  orch_sched_stop(b);
+  ASSERT_EQ(stuck.discarded, 1); /* it woke up and could not commit */
+  ASSERT_EQ(stuck.committed, 0);
+  ASSERT_EQ(healthy.committed, 3);
+  ASSERT_SQL_EQ(db, "SELECT count(*) FROM process_steps", "3");
+  ASSERT_SQL_EQ(db, no_duplicates_sql, "0");
+  orch_threadctx_shutdown();
+  fake_runner_free(&stuck);
+  fake_runner_free(&healthy);
+  orch_config_free(&cfg);
+  orch_db_free(db);
+  free(uri);
+}
+
 /* A host in a child process: runs a scheduler until the queue is empty, then exits. */
 static pid_t spawn_host(const char *uri) {
   fflush(NULL);
@@ -671,6 +719,31 @@ TEST(engine_long_process_gives_its_slot_back) {
   free(uri);
 }
 
+TEST(engine_bad_result_fails_only_its_own_process) {
+  char *uri = new_database();
+  orch_db *db = orch_db_new(uri);
+  add_processes(db, 1, "JC");
+  add_processes(db, 2, "SC");
+  fake_runner f;
+  fake_runner_init(&f, 1);
+  orch_engine_params p = {&f.vt, "host-a", 10};
+  drain(&p, db, 4);
+  ASSERT_SQL_EQ(db, "SELECT count(*) FROM processes WHERE last_status = 'completed'", "2");
+  ASSERT_SQL_EQ(db,
+                "SELECT last_status || '|' || (failed_reason LIKE 'recording the step failed: %"
+                "json%')::int FROM processes WHERE last_status <> 'completed'",
+                "failed|1");
+  ASSERT_SQL_EQ(db,
+                "SELECT count(*) FROM process_steps WHERE status = 'failed' AND"
+                " state->>'class' = 'EngineError'",
+                "1");
+  /* The failed one's persist() was rolled back with it; the others' stayed. */
+  ASSERT_SQL_EQ(db, "SELECT count(*) FROM processes WHERE note = 'persisted'", "2");
+  fake_runner_free(&f);
+  orch_db_free(db);
+  free(uri);
+}
+
 TEST(engine_defers_a_step_the_runner_cannot_start) {
   char *uri = new_database();
   orch_db *db = orch_db_new(uri);
@@ -691,14 +764,14 @@ TEST(engine_defers_a_step_the_runner_cannot_start) {
   free(uri);
 }
 
-/* persist() that kills its own connection once, in the middle of the commit transaction. */
+/* persist() that kills its own connection in the middle of the commit transaction (twice). */
 static int persist_and_die(void *ud, orch_db *db, const orch_step_job *job, orch_step_result *res,
                            orch_error *err) {
   static int killed;
   ORCH_UNUSED(ud);
   ORCH_UNUSED(job);
   ORCH_UNUSED(res);
-  if (killed++) return ORCH_OK;
+  if (killed++ >= 2) return ORCH_OK; /* the fast path, then the item-by-item path */
   orch_db_exec(db, "SELECT pg_terminate_backend(pg_backend_pid())", 0, NULL, NULL, err);
   orch_error_set(err, ORCH_EDB, "connection lost");
   return ORCH_EDB;
@@ -741,6 +814,7 @@ TEST(engine_failed_commit_runs_the_steps_again) {
   X(engine_fencing_discards_a_lost_lease)                                                          \
   X(engine_step_group_overwrites_the_newest_row)                                                   \
   X(engine_failed_commit_runs_the_steps_again)                                                     \
+  X(engine_bad_result_fails_only_its_own_process)                                                  \
   X(engine_defers_a_step_the_runner_cannot_start)                                                  \
   X(engine_long_process_gives_its_slot_back)                                                       \
   X(sched_two_hosts_never_run_a_step_twice)                                                        \
@@ -748,6 +822,7 @@ TEST(engine_failed_commit_runs_the_steps_again) {
   X(sched_pause_stops_before_the_next_step_and_resume_continues)                                   \
   X(sched_waiting_step_runs_again_after_its_backoff)                                               \
   X(sched_wakes_idle_workers_and_stops_gracefully)                                                 \
+  X(sched_hung_worker_loses_its_processes)                                                         \
   X(sched_survives_sigkill_and_sigstop_of_other_hosts)                                             \
   X(sched_default_runner_fails_steps_clearly)
 

@@ -7,7 +7,7 @@ local fixtures = "tests/fixtures/sandbox"
 
 local function check(products, extra)
   local args = { "check", "--lua-dir", H.source .. "/lua", "--products", products,
-    "--lua-timeout-ms", "300", "--lua-memory-mb", "32" }
+    "--lua-timeout-ms", "2000", "--lua-memory-mb", "32" }
   for _, a in ipairs(extra or {}) do
     args[#args + 1] = a
   end
@@ -33,7 +33,7 @@ describe("orchestrator check", function()
     { "undefined_global.lua", 2, "undefined global 'undefined_thing'" },
     { "os_execute.lua", 2, "os.execute is not available in the sandbox" },
     { "io_open.lua", 2, "undefined global 'io'" },
-    { "endless_loop.lua", nil, "time limit exceeded %(300 ms%)" },
+    { "endless_loop.lua", nil, "time limit exceeded %(2000 ms%)" },
     { "pcall_swallow.lua", nil, "time limit exceeded" },
   }
   for _, case in ipairs(cases) do

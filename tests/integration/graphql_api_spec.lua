@@ -448,6 +448,8 @@ describe("GraphQL API", function()
       assert.are.same({ S4, S3 }, (ids({ first = 15, after = 0, query = "productName:port*" })))
       assert.are.same({ S2, S3 }, (ids({ first = 15, after = 0, query = "status:active pe2 | status:terminated" })))
       assert.are.same({ S1 }, (ids({ first = 15, after = 0, query = '"ams-pe1"' })))
+      assert.are.same({ S2 }, (ids({ first = 15, after = 0, query = "startDate:2026-01-03*" })))
+      assert.are.same({}, (ids({ first = 15, after = 0, query = "startDate:yesterday" })))
       -- the start page card: summary selection, query plus a status filter
       local d = data([[query SubscriptionsList($first: Int!, $after: Int!, $sortBy: [GraphqlSort!],
         $filterBy: [GraphqlFilter!], $query: String) { subscriptions(first: $first, after: $after, sortBy: $sortBy,
@@ -629,6 +631,27 @@ describe("GraphQL API", function()
       assert.are.equal(H.json.null, page[2].description)
       assert.is_true(d.resourceTypes.pageInfo.hasNextPage)
       assert.are.equal(3, d.resourceTypes.pageInfo.totalItems)
+    end)
+
+    it("filters and sorts the catalogue lists by their columns", function()
+      local function list(field, args, key)
+        local d = data("query($filterBy: [GraphqlFilter!], $sortBy: [GraphqlSort!]) { " .. field
+          .. "(filterBy: $filterBy, sortBy: $sortBy, first: 100) { page { " .. key .. " } } }", args)
+        return names(d[field].page, key)
+      end
+      assert.are.same({ "port 10G" }, list("products", { filterBy = { { field = "status", value = "phase out" } } },
+        "name"))
+      assert.are.same({ "port 10G", "node Cisco" }, list("products", { filterBy = { { field = "tag",
+        value = "NODE-PORT" } }, sortBy = { { field = "productType", order = "DESC" } } }, "name"))
+      assert.are.same({ "node Cisco" }, list("products", { filterBy = { { field = "productId",
+        value = "c0000000-0000-4000-8000-000000000001" } } }, "name"))
+      assert.are.same({ "PortBlock" }, list("productBlocks", { filterBy = { { field = "tag", value = "PORT" } } },
+        "name"))
+      assert.are.same({ "role_id", "port_name", "node_name" }, list("resourceTypes", { filterBy = { {
+        field = "resourceType", value = "node_name|port_name|role_id" } }, sortBy = { field = "resourceType",
+        order = "DESC" } }, "resourceType"))
+      assert.are.same({ "modify_port", "create_node" }, list("workflows", { filterBy = { { field = "name",
+        value = "create_node|modify_port" } }, sortBy = { { field = "target", order = "DESC" } } }, "name"))
     end)
 
     it("lists workflows and tasks (MetadataWorkflows, MetadataTasks)", function()

@@ -65,8 +65,8 @@ describe("WebSocket events", function()
     assert.is_nil(headers["sec-websocket-protocol"])
     c:close()
     -- With auth on, the UI offers the scheme and the token as two subprotocols.
-    c, status, headers = ws.handshake(host.port,
-      { headers = { ["Sec-WebSocket-Protocol"] = "base64.bearer.token, eyJhbGciOi.e30.sig" } })
+    c, status, headers = ws.handshake(host.port, { path = "/api/ws/events/",
+      headers = { ["Sec-WebSocket-Protocol"] = "base64.bearer.token, eyJhbGciOi.e30.sig" } })
     assert.are.equal(101, status)
     assert.are.equal("base64.bearer.token", headers["sec-websocket-protocol"])
     c:close()
@@ -249,6 +249,23 @@ describe("WebSocket events", function()
     seen = on_b:collect(10, function(s) return ws.has_all(s, { "processes/" .. pid, "processStatusCounts/-" }) end)
     assert.is_true(ws.has_all(seen, { "processes/LIST", "processes/" .. pid, "processStatusCounts/-" }),
       table.concat(seen, " "))
+    -- The database drops every connection: the hosts reconnect and LISTEN again.
+    local dbname = uri:match("^postgresql://postgres@/([^?]+)")
+    H.psql(H.pg_dir(), "postgres", "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = '"
+      .. dbname .. "' AND pid <> pg_backend_pid()")
+    local ok = false
+    for _ = 1, 50 do -- the first request after the drop may meet a dead connection
+      if host:request("PUT", "/api/settings/status", { global_lock = true }) == 200 then
+        ok = true
+        break
+      end
+      H.sleep(0.1)
+    end
+    assert.is_true(ok)
+    H.sleep(1.2) -- B's events thread notices and listens again within about a second
+    set_lock(host, false)
+    seen = on_b:collect(5, function(s) return ws.has_all(s, { "engineStatus/-" }) end)
+    assert.is_true(ws.has_all(seen, { "engineStatus/-" }), table.concat(seen, " "))
     -- And the other way round: B's API, A's socket.
     local on_a = open(host)
     on_a:collect(0.3)

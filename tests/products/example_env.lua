@@ -11,8 +11,9 @@ M.SURF = "d6a2d3c0-5b0f-4b1e-9c3a-000000000001"
 
 local Env = {}
 
-function M.start()
-  local fake = fake_netbox.start({ bootstrap = true })
+-- start{bootstrap = false}: a NetBox without the reference data (default: with it).
+function M.start(opts)
+  local fake = fake_netbox.start({ bootstrap = not (opts and opts.bootstrap == false) })
   local env = kit.start({ products = "products", env = {
     ORCH_SERVICE_NETBOX_URL = fake.url,
     ORCH_SERVICE_NETBOX_TOKEN = fake_netbox.token,

@@ -12,6 +12,22 @@ describe("example product Node", function()
     env:shutdown()
   end)
 
+  it("registers the eleven products with their workflows", function()
+    local _, products = env:request("GET", "/api/products/")
+    local names = {}
+    for _, p in ipairs(products) do
+      names[#names + 1] = p.name
+    end
+    table.sort(names)
+    assert.are.same({ "core link 100G", "core link 10G", "l2vpn", "node Cisco", "node Cumulus", "node FRR",
+      "node Nokia", "nsip2p", "nsistp", "port 100G", "port 10G" }, names)
+    assert.are.equal("create_node,modify_node,modify_note,modify_sync_ports,terminate_node,validate_node",
+      env:sql([[SELECT string_agg(w.name, ',' ORDER BY w.name) FROM workflows w
+                JOIN products_workflows pw USING (workflow_id) JOIN products p USING (product_id)
+                WHERE p.name = 'node FRR']]))
+    assert.are.equal("RECONCILE", env:sql("SELECT target FROM workflows WHERE name = 'reconcile_l2vpn'"))
+  end)
+
   it("offers the node settings filtered by the product's make, then a summary", function()
     local product = { product = env:product_id("node Cisco") }
     local form = env:next_page("create_node", { product })
@@ -113,6 +129,39 @@ describe("example product Node", function()
 
     env:terminate("terminate_node", id)
     assert.are.equal(404, (env.fake:request("GET", "/api/dcim/devices/" .. device.id .. "/")))
+  end)
+
+  it("retries a half-done step without duplicating what NetBox already has", function()
+    -- without the IPv6 loopback prefix, "Reserve loopback addresses" fails after Loopback0 and
+    -- the IPv4 address exist; the bootstrap task puts the prefix back and the retry completes
+    local prefix
+    for _, pr in ipairs(env:netbox("ipam/prefixes")) do
+      if pr.prefix == "fc00:0:0:127::/64" then
+        prefix = pr
+      end
+    end
+    env.fake:must("DELETE", "/api/ipam/prefixes/" .. math.tointeger(prefix.id) .. "/")
+    local p = env:create_node("rom-pe", { site = "Rome", no_wait = true })
+    local d = p:wait_for("failed")
+    assert.matches("prefix fc00:0:0:127::/64 is missing in NetBox", d.failed_reason, 1, true)
+    env:run_workflow("task_bootstrap_netbox", { {} }):assert_complete()
+    p:resume({})
+    local id = p:assert_complete().current_state.subscription_id
+    local sub = env:subscription(id)
+    local loopbacks, addresses = 0, 0
+    for _, i in ipairs(env:netbox("dcim/interfaces")) do
+      if i.device.id == sub.node.ims_id and i.name == "Loopback0" then
+        loopbacks = loopbacks + 1
+        for _, a in ipairs(env:netbox("ipam/ip-addresses")) do
+          if a.assigned_object_id == i.id then
+            addresses = addresses + 1
+          end
+        end
+      end
+    end
+    assert.are.equal(1, loopbacks)
+    assert.are.equal(2, addresses)
+    env:terminate("terminate_node", id)
   end)
 
   it("runs the LSO playbook when LSO is on: success is confirmed, failure fails the process", function()

@@ -54,8 +54,8 @@ local PRODUCT_SPEC = {
     product_type = "p.product_type",
     tag = "p.tag",
     status = common.code("lower(p.status)"),
-    created_at = { expr = "p.created_at", type = "timestamp" },
-    end_date = { expr = "p.end_date", type = "timestamp" },
+    created_at = common.timestamp("p.created_at"),
+    end_date = common.timestamp("p.end_date"),
   },
   sorts = {
     productId = "p.product_id", name = "p.name", description = "p.description", productType = "p.product_type",
@@ -95,8 +95,8 @@ local BLOCK_SPEC = {
     description = "b.description",
     tag = { expr = "b.tag", nullable = true },
     status = common.code("lower(b.status)"),
-    created_at = { expr = "b.created_at", type = "timestamp" },
-    end_date = { expr = "b.end_date", type = "timestamp" },
+    created_at = common.timestamp("b.created_at"),
+    end_date = common.timestamp("b.end_date"),
   },
   sorts = {
     productBlockId = "b.product_block_id", name = "b.name", description = "b.description", tag = "b.tag",

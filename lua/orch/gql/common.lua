@@ -50,8 +50,8 @@ function common.id_array(ids)
   return "{" .. table.concat(ids, ",") .. "}"
 end
 
--- Matching of a search node (Word, PrefixWord, Phrase) as `ILIKE $n`, for function columns.
-function common.like(node, param, partial)
+-- The ILIKE pattern of a search node (Word, PrefixWord, Phrase); partial: match anywhere.
+function common.pattern(node, partial)
   local pattern
   if node.kind == "Phrase" then
     local parts = {}
@@ -67,7 +67,12 @@ function common.like(node, param, partial)
   if partial then
     pattern = "%" .. pattern:gsub("%%$", "") .. "%"
   end
-  return "ILIKE " .. param(pattern)
+  return pattern
+end
+
+-- Matching of a search node as `ILIKE $n`, for function columns.
+function common.like(node, param, partial)
+  return "ILIKE " .. param(common.pattern(node, partial))
 end
 
 -- A lowercase code column (statuses): a plain word is an equality on the column (an index
@@ -78,6 +83,24 @@ function common.code(expr)
       return expr .. " = " .. param(node.value:lower())
     end
     return expr .. " " .. common.like(node, param)
+  end
+end
+
+-- A timestamp column matched on its text (as core does without a range operator). A word
+-- with characters that no timestamp text has (letters) cannot match: FALSE without
+-- converting every row, which keeps a free-text search from scanning dates.
+function common.timestamp(expr)
+  return function(node, param)
+    local text = node.kind == "Phrase" and "" or node.value
+    if node.kind == "Phrase" then
+      for _, w in ipairs(node.words) do
+        text = text .. " " .. w.value
+      end
+    end
+    if not text:match("^[%d%s:%.%+%-T]*$") then
+      return "FALSE"
+    end
+    return "CAST(" .. expr .. " AS text) " .. common.like(node, param)
   end
 end
 

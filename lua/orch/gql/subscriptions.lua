@@ -14,11 +14,20 @@ local M = {}
 
 local nn, upper = common.nn, common.upper
 
--- A condition on the subscription's product: an uncorrelated IN (hashed once per query).
+-- A condition on the subscription's product. The catalogue is small: the matching product
+-- ids are looked up first and the condition becomes `s.product_id = ANY($n)` (or FALSE), which
+-- an index serves and the planner estimates right (a free-text search ORs it with others).
 local function product_is(col, partial)
   return function(node, param)
-    return "s.product_id IN (SELECT pr.product_id FROM products pr WHERE pr." .. col .. " "
-      .. common.like(node, param, partial) .. ")"
+    local ids = {}
+    for _, r in ipairs(common.query("SELECT product_id::text AS id FROM products WHERE " .. col .. " ILIKE $1",
+      common.pattern(node, partial))) do
+      ids[#ids + 1] = r.id
+    end
+    if #ids == 0 then
+      return "FALSE"
+    end
+    return "s.product_id = ANY(" .. param(common.id_array(ids)) .. "::uuid[])"
   end
 end
 local function product_col(col)
@@ -44,8 +53,8 @@ function M.spec(from, parent)
       note = { expr = "s.note", nullable = true },
       customer_id = { expr = "s.customer_id", type = "exact" },
       product_id = { expr = "s.product_id", type = "uuid_exact" },
-      start_date = { expr = "s.start_date", type = "timestamp" },
-      end_date = { expr = "s.end_date", type = "timestamp" },
+      start_date = common.timestamp("s.start_date"),
+      end_date = common.timestamp("s.end_date"),
       product = product_is("name", true),
       product_name = product_is("name", true),
       tag = product_is("tag"),

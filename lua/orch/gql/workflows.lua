@@ -19,7 +19,7 @@ local SPEC = {
     target = common.code("lower(w.target)"),
     description = "w.description",
     is_task = { expr = "w.is_task", type = "bool" },
-    created_at = { expr = "w.created_at", type = "timestamp" },
+    created_at = common.timestamp("w.created_at"),
   },
   sorts = {
     workflowId = "w.workflow_id", name = "w.name", target = "w.target", description = "w.description",

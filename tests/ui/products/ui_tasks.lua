@@ -62,7 +62,7 @@ end
 kinds.create_workflow({
   name = "ui_test_create_node",
   description = "UI test: create a node without NetBox",
-  product_types = { "Node" },
+  products = { "node Cisco", "node Nokia", "node Cumulus", "node FRR" },
   form = node_form,
   steps = {
     wf.step("Construct node", function(state)
