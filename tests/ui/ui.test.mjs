@@ -108,10 +108,25 @@ async function startOverRest(workflow, pages) {
   return res.json.id;
 }
 
-function startHost(productsDir, database) {
+// The example products' NetBox and LSO: examples/fake-netbox on a free port.
+async function startFakeNetbox() {
+  const port = await freePort();
+  const log = path.join(run.tmp, 'fake-netbox.log');
+  const out = fs.openSync(log, 'a');
+  run.netbox = spawn(path.join(source, 'examples/fake-netbox/run'), ['--port', String(port), '--bootstrap'],
+    { stdio: ['ignore', out, out] });
+  await waitFor('the fake NetBox', async () => {
+    if (run.netbox.exitCode !== null) throw new Error(`fake NetBox exited:\n${fs.readFileSync(log, 'utf8')}`);
+    return (await fetch(`http://127.0.0.1:${port}/api/status/`).catch(() => null)) !== null;
+  }, 30000, 200);
+  return `http://127.0.0.1:${port}`;
+}
+
+function startHost(productsDir, database, netbox) {
   const log = path.join(run.tmp, 'host.log');
   const out = fs.openSync(log, 'a');
-  const env = { ...process.env, DATABASE_URI: database };
+  const env = { ...process.env, DATABASE_URI: database, ORCH_SERVICE_NETBOX_URL: netbox, ORCH_SERVICE_LSO_URL: netbox,
+    ORCH_SERVICE_NETBOX_TOKEN: '0123456789abcdef0123456789abcdef01234567' };
   execFileSync(bin, ['db', 'upgrade', '--migrations', path.join(source, 'migrations')], { env, stdio: 'ignore' });
   const child = spawn(bin, ['serve', '--port', '0', '--lua-dir', path.join(source, 'lua'), '--products', productsDir,
     '--migrations', path.join(source, 'migrations'), '--workers', '2'], { env, stdio: ['ignore', out, out] });
@@ -244,7 +259,8 @@ before(async () => {
   const products = path.join(run.tmp, 'products');
   fs.cpSync(path.join(source, 'products'), products, { recursive: true });
   fs.cpSync(path.join(here, 'products'), path.join(products, 'ui_test'), { recursive: true });
-  const port = await startHost(products, `postgresql://postgres@/${run.db}?host=${run.pgDir}`);
+  const netbox = await startFakeNetbox();
+  const port = await startHost(products, `postgresql://postgres@/${run.db}?host=${run.pgDir}`, netbox);
   run.hostBase = `http://127.0.0.1:${port}`;
   run.uiBase = await startUi(run.hostBase);
   run.browser = await chromium.launch({
@@ -278,6 +294,7 @@ after(async () => {
     }
   }
   if (run.host && run.host.exitCode === null) run.host.kill('SIGKILL');
+  if (run.netbox && run.netbox.exitCode === null) run.netbox.kill('SIGTERM');
   if (run.db) {
     try {
       psql(`DROP DATABASE IF EXISTS ${run.db} WITH (FORCE)`);
@@ -288,28 +305,38 @@ after(async () => {
   if (process.env.ORCH_UI_KEEP_LOGS !== '1' && run.tmp) fs.rmSync(run.tmp, { recursive: true, force: true });
 });
 
-test('a node is created through the form pages ("Next", "Start workflow") and completes', async (t) => {
-  // The test's own create workflow: its form is known here. The example's create_node
-  // (with NetBox look-ups) is not driven; say whether it exists.
-  const { json: product } = await api('GET', `/api/products/${run.product.product_id}`);
-  const hasExample = (product.workflows || []).some((w) => w.name === 'create_node');
-  t.diagnostic(`example create_node ${hasExample ? 'exists' : 'does not exist'}; driving ui_test_create_node`);
-  const workflow = 'ui_test_create_node';
+// react-select dropdowns of pydantic-forms: open one and take its first option.
+async function pickFirstOption(page, id) {
+  const input = page.locator(`[id="${id}.search"]`);
+  await input.click({ timeout: 30000 });
+  await input.press('ArrowDown');
+  await input.press('Enter');
+}
+
+test('a node is created through the form pages ("Next", "Start workflow") and completes', async () => {
+  // The example's own create_node: NetBox choices (fake NetBox), then a summary page.
   const page = await newPage('workflows-new-node');
   try {
-    await page.goto(`${run.uiBase}/workflows/new/${workflow}?productId=${run.product.product_id}`);
     const fail = (e) => new Error(`${e.message}${explain(page)}`);
-    await page.locator('input[data-testid="node_name"]').fill('ui-node-1', { timeout: 30000 }).catch((e) => { throw fail(e); });
+    await page.goto(`${run.uiBase}/workflows/new/create_node?productId=${run.product.product_id}`);
+    await page.locator('input[data-testid="node_name"]').waitFor({ timeout: 30000 }).catch((e) => { throw fail(e); });
+    for (const id of ['customer_id', 'type_id', 'role_id', 'site_id']) {
+      await pickFirstOption(page, id).catch((e) => { throw fail(e); });
+    }
+    await page.locator('input[data-testid="node_name"]').fill('ui-node-1');
     await screenshot(page, 'workflows-new-node-page1');
     await page.getByRole('button', { name: 'Next', exact: true }).click();
-    await page.locator('input[data-testid="node_description"]').waitFor({ timeout: 30000 }).catch((e) => { throw fail(e); });
+    const start = page.getByRole('button', { name: 'Start workflow', exact: true });
+    await start.waitFor({ timeout: 30000 }).catch((e) => { throw fail(e); });
     await screenshot(page, 'workflows-new-node-page2');
-    await page.getByRole('button', { name: 'Start workflow', exact: true }).click();
+    await start.click();
     await page.waitForURL(/\/workflows\/[0-9a-f-]{36}/, { timeout: 30000 }).catch((e) => { throw fail(e); });
     const id = page.url().match(/\/workflows\/([0-9a-f-]{36})/)[1];
-    const done = await waitForStatus(id, 'completed');
+    const done = await waitForStatus(id, 'completed', 120000);
     assert.equal(done.current_state.node_name, 'ui-node-1');
-    run.uiSubscription = done.current_state.subscription_id;
+    const sub = await api('GET', `/api/subscriptions/domain-model/${done.current_state.subscription_id}`);
+    assert.equal(sub.status, 200, sub.text);
+    assert.equal(sub.json.status, 'active');
     await screenshot(page, 'workflows-new-node-done');
   } finally {
     await page.close();

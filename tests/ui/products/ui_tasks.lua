@@ -43,9 +43,9 @@ kinds.task({
   },
 })
 
--- Creates a Node subscription of the example products without external systems:
--- two form pages after the product page, then the subscription is stored with
--- made-up inventory ids, so that the subscription pages have data to show.
+-- Creates a Node subscription of the example products without external systems
+-- (two form pages after the product page, made-up inventory ids): the suite seeds
+-- the subscription pages with it over REST. The UI form test drives create_node.
 local function node_form()
   local first = coroutine.yield(F.page({
     title = "Node name",
