@@ -64,6 +64,7 @@ void orch_step_result_clear(orch_step_result *res) {
   free(res->failed_reason);
   free(res->traceback);
   free(res->assignee);
+  free(res->code_hash);
   memset(res, 0, sizeof *res);
 }
 
@@ -320,6 +321,8 @@ static void write_row(orch_buf *j, const held *h) {
   json_str_or_null(j, r->assignee);
   orch_buf_puts(j, ",\"by\":");
   json_str_or_null(j, h->created_by);
+  orch_buf_puts(j, ",\"hash\":");
+  json_str_or_null(j, r->code_hash);
   orch_buf_puts(j, "}");
 }
 
@@ -332,7 +335,7 @@ static const char *write_sql =
     "WITH x AS (SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(pid uuid, action text,"
     "   name text, status text, pstatus text, log_state jsonb, state jsonb, next int,"
     "   delay float8, started float8, replace bool, gen bigint, reason text, tb text,"
-    "   assignee text, by text)),"
+    "   assignee text, by text, hash text)),"
     /* The row a step group overwrites (looked up only for those). */
     " xs AS (SELECT x.*, CASE WHEN x.replace AND x.action <> 'defer' THEN"
     "   (SELECT l.stepid FROM process_steps l WHERE l.pid = x.pid"
@@ -355,15 +358,27 @@ static const char *write_sql =
     " gone AS (DELETE FROM orch_work_queue q USING x"
     "   WHERE q.pid = ANY($2::uuid[]) AND q.pid = x.pid AND x.action = 'delete' RETURNING q.pid),"
     " logged AS (INSERT INTO process_steps (pid, name, status, state, created_by, started_at,"
-    "     completed_at)"
-    "   SELECT xs.pid, xs.name, xs.status, xs.log_state, xs.by, to_timestamp(xs.started), now()"
+    "     completed_at, commit_hash)"
+    "   SELECT xs.pid, xs.name, xs.status, xs.log_state, xs.by, to_timestamp(xs.started), now(),"
+    "     left(xs.hash, 40)"
     "   FROM xs WHERE xs.action <> 'defer' AND xs.replace_id IS NULL RETURNING pid),"
     " replaced AS (UPDATE process_steps s SET name = xs.name, status = xs.status,"
-    "     state = xs.log_state, completed_at = now()"
+    "     state = xs.log_state, completed_at = now(), commit_hash = left(xs.hash, 40)"
     "   FROM xs WHERE s.stepid = xs.replace_id RETURNING s.pid),"
     /* = ANY keeps the planner on the primary key whatever it guesses about x. */
-    " procs AS (UPDATE processes p SET last_step = x.name, last_status = x.pstatus,"
-    "     assignee = coalesce(x.assignee, p.assignee),"
+    /* Failed tasks are sub-classified as core does: inconsistent data (assignee NOC) or
+       an unavailable API (connection errors and 502/503/504 answers). */
+    " procs AS (UPDATE processes p SET last_step = x.name,"
+    "     last_status = CASE WHEN x.status <> 'failed' OR NOT p.is_task THEN x.pstatus"
+    "       WHEN x.log_state->>'class' IN ('AssertionError', 'InconsistentData')"
+    "         THEN 'inconsistent_data'"
+    "       WHEN x.log_state->>'class' IN ('MaxRetryError', 'HTTPConnectionError')"
+    "         OR (x.log_state->>'class' IN ('ApiException', 'HTTPError')"
+    "             AND x.log_state->'details'->>'status' IN ('502', '503', '504'))"
+    "         THEN 'api_unavailable' ELSE x.pstatus END,"
+    "     assignee = CASE WHEN x.status = 'failed' AND p.is_task"
+    "         AND x.log_state->>'class' IN ('AssertionError', 'InconsistentData') THEN 'NOC'"
+    "       ELSE coalesce(x.assignee, p.assignee) END,"
     "     failed_reason = CASE WHEN x.status IN ('failed', 'waiting') THEN left(x.reason, 10000)"
     "       END,"
     "     traceback = CASE WHEN x.status IN ('failed', 'waiting') THEN left(x.tb, 50000) END,"

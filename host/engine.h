@@ -74,6 +74,8 @@ typedef struct orch_step_result {
   char *traceback;      /* failed/waiting: processes.traceback (truncated to 50000) */
   char *assignee;       /* processes.assignee after the step; NULL = unchanged */
   long generation;      /* scripts generation that ran the step (0 = unknown) */
+  char *code_hash;      /* up to 40 hex digits naming the scripts that ran the step, logged as
+                           process_steps.commit_hash; NULL = none */
   void *opaque;         /* runner data for persist()/done(), e.g. deferred subscription saves */
 } orch_step_result;
 

@@ -1,6 +1,7 @@
 /* gen.c - script snapshots (generations) and the current-generation pointer. */
 #include "orch.h"
 
+#include "buf.h"
 #include "gen.h"
 
 #include <dirent.h>
@@ -117,6 +118,14 @@ int orch_gen_load(orch_gen **out, const char *lua_dir, const char *products_dir,
   box->gen.loaded_at = time(NULL);
   box->gen.scripts = l.items;
   box->gen.count = l.n;
+  orch_buf all = ORCH_BUF_INIT;
+  for (size_t i = 0; i < l.n; i++)
+    orch_buf_printf(&all, "%s %s\n", l.items[i].path, l.items[i].sha256);
+  char hex[65];
+  orch_sha256_hex(all.data ? all.data : "", all.len, hex);
+  orch_buf_free(&all);
+  memcpy(box->gen.code_hash, hex, 40);
+  box->gen.code_hash[40] = '\0';
   *out = &box->gen;
   return ORCH_OK;
 }

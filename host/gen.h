@@ -28,6 +28,8 @@ typedef struct orch_gen {
   time_t loaded_at;
   orch_script *scripts; /* core scripts first, then products, each sorted by path */
   size_t count;
+  char code_hash[41]; /* first 40 hex digits of SHA-256 over every path and file hash:
+                         the same scripts give the same value on every host and restart */
 } orch_gen;
 
 /* Read both folders into a new generation with refcount 1. */

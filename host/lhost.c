@@ -699,6 +699,7 @@ int orch_lua_run_step(orch_lua *lh, const orch_step_job *job, orch_step_result *
     free(res->failed_reason);
     free(res->traceback);
     free(res->assignee);
+    free(res->code_hash);
     *res = (orch_step_result){0};
     lua_settop(L, top);
     return rc;
@@ -708,6 +709,7 @@ int orch_lua_run_step(orch_lua *lh, const orch_step_job *job, orch_step_result *
   box->ref = luaL_ref(L, LUA_REGISTRYINDEX); /* pops the result table */
   res->opaque = box;
   res->generation = lh->gen->number;
+  res->code_hash = orch_strdup(lh->gen->code_hash);
   lh->outstanding++;
   lua_settop(L, top);
   return ORCH_OK;

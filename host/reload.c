@@ -167,7 +167,8 @@ char *orch_reload_status_json(void) {
     struct tm tm;
     gmtime_r(&g->loaded_at, &tm);
     strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S+00:00", &tm);
-    orch_buf_printf(&b, "{\"generation\":%ld,\"loaded_at\":\"%s\",\"files\":[", g->number, when);
+    orch_buf_printf(&b, "{\"generation\":%ld,\"code_hash\":\"%s\",\"loaded_at\":\"%s\",\"files\":[",
+                    g->number, g->code_hash, when);
     for (size_t i = 0; i < g->count; i++) {
       orch_buf_puts(&b, i ? ",{\"path\":" : "{\"path\":");
       json_str(&b, g->scripts[i].path);

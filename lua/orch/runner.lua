@@ -40,6 +40,12 @@ function runner.failure(message, details, class)
     { __tostring = function(e) return e.message end })
 end
 
+-- Raise this from a task's step when the data is inconsistent: the task ends as
+-- `inconsistent_data` and is assigned to the NOC, as core does for AssertionError.
+function runner.inconsistent(message, details)
+  return runner.failure(message, details, "InconsistentData")
+end
+
 -- The error dict core logs for failed and waiting steps: {class, error, traceback[, details]}.
 local function error_dict(err, traceback)
   if type(err) == "table" and err.message then

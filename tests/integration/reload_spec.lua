@@ -30,6 +30,29 @@ orch.workflows.task({
     end),]] or "", marker)
 end
 
+-- A product whose block gains a field in a reload.
+local function product_source(extra_field)
+  return ([[
+orch.model.block({ name = "Thing", description = "a thing",
+  fields = { { "thing_name", "string" }, %s } })
+orch.model.product_type({ name = "Thing", fields = { { "thing", orch.model.owned("Thing") } },
+  products = { { name = "thing", description = "Thing", tag = "THING" } } })
+]]):format(extra_field and '{ "colour", "string", description = "the colour" }' or "")
+end
+
+-- A workflow that suspends at an input step; without_input leaves that step out.
+local function suspending_source(without_input)
+  return ([[
+local wf = orch.workflow
+orch.workflows.task({ name = "wait_me", description = "Suspends", steps = {
+  wf.step("Before", function() return { before = true } end),
+  %s
+  wf.step("After", function() return { after = true } end),
+} })
+]]):format(without_input and "" or
+    'wf.inputstep("Approve", { form = orch.forms.page({ orch.forms.boolean({ "ok" }) }) }),')
+end
+
 describe("reload", function()
   local host, dir
 
@@ -38,6 +61,8 @@ describe("reload", function()
     os.remove(dir)
     assert(os.execute("mkdir -p " .. H.shell_quote(dir)))
     write(dir .. "/reload_me.lua", workflow_source("v1", true))
+    write(dir .. "/thing.lua", product_source(false))
+    write(dir .. "/wait_me.lua", suspending_source(false))
     local _, db = H.new_database()
     local code, out = H.run({ "db", "upgrade", "--migrations", H.source .. "/migrations" }, { DATABASE_URI = db })
     assert.are.equal(0, code, out)
@@ -78,6 +103,15 @@ describe("reload", function()
     host:request("PUT", "/api/processes/" .. started.id .. "/resume", "{}")
     local d = wait_for(started.id, "completed")
     assert.are.equal("v2", d.current_state.marker)
+    -- Each step records the scripts that ran it: before and after the reload differ.
+    local _, _, _, gen = host:request("GET", "/api/settings/generation")
+    local by_name = {}
+    for _, s in ipairs(d.steps) do
+      by_name[s.name] = s.commit_hash
+    end
+    assert.are.equal(gen.code_hash, by_name.Three)
+    assert.are.equal(40, #by_name.One)
+    assert.are_not.equal(by_name.One, by_name.Three)
   end)
 
   it("makes a new workflow available without a restart", function()
@@ -126,6 +160,40 @@ orch.workflows.task({ name = "brand_new", description = "Added by a reload",
     status = host:request("PUT", "/api/processes/" .. started.id .. "/resume", "{}")
     assert.are.equal(204, status)
     assert.are.equal("v4", wait_for(started.id, "completed").current_state.marker)
+  end)
+
+  it("updates the catalogue when a product gains a field", function()
+    write(dir .. "/thing.lua", product_source(true))
+    local status, report = reload()
+    assert.are.equal(200, status, H.json.encode(report))
+    assert.matches("Thing.colour", H.json.encode(report.catalog))
+    local _, _, _, products = host:request("GET", "/api/products/?tag=THING")
+    local names = {}
+    for _, rt in ipairs(products[1].product_blocks[1].resource_types) do
+      names[rt.resource_type] = rt.description
+    end
+    assert.are.equal("the colour", names.colour)
+  end)
+
+  it("fails a suspended process whose input step disappeared; putting it back lets it finish", function()
+    local _, _, _, started = host:request("POST", "/api/processes/wait_me", "[{}]")
+    wait_for(started.id, "suspended")
+    write(dir .. "/wait_me.lua", suspending_source(true))
+    assert.are.equal(200, (reload()))
+    local status, _, _, problem = host:request("PUT", "/api/processes/" .. started.id .. "/resume", { { ok = true } })
+    assert.are.equal(409, status)
+    assert.matches("workflow changed: step 'Approve' no longer exists", problem.detail)
+    assert.matches("step 'Approve' no longer exists", wait_for(started.id, "failed").failed_reason)
+    write(dir .. "/wait_me.lua", suspending_source(false))
+    assert.are.equal(200, (reload()))
+    status = host:request("PUT", "/api/processes/" .. started.id .. "/resume", "{}")
+    assert.are.equal(204, status)
+    wait_for(started.id, "suspended")
+    status = host:request("PUT", "/api/processes/" .. started.id .. "/resume", { { ok = true } })
+    assert.are.equal(204, status)
+    local d = wait_for(started.id, "completed")
+    assert.is_true(d.current_state.ok)
+    assert.is_true(d.current_state.after)
   end)
 
   it("loses no request and no step during 20 reloads under traffic", function()

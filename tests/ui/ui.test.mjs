@@ -57,6 +57,7 @@ async function waitFor(what, fn, timeoutMs = 30000, everyMs = 250) {
       last = await fn();
       if (last) return last;
     } catch (e) {
+      if (e.fatal) throw e; // no point in waiting any longer
       last = e;
     }
     await sleep(everyMs);
@@ -96,7 +97,9 @@ async function processStatus(id) {
 async function waitForStatus(id, wanted, timeoutMs = 60000) {
   return waitFor(`process ${id} to be ${wanted}`, async () => {
     const p = await processStatus(id);
-    if (p.last_status === 'failed') throw new Error(`process failed: ${JSON.stringify(p.failed_reason ?? p)}`);
+    if (p.last_status === 'failed') {
+      throw Object.assign(new Error(`process ${id} failed: ${JSON.stringify(p.failed_reason ?? p)}`), { fatal: true });
+    }
     return p.last_status === wanted ? p : false;
   }, timeoutMs);
 }
