@@ -234,6 +234,8 @@ function workflow.define(def, level)
     steps = steps,
     run_predicate = def.run_predicate,
     products = def.products or {},
+    product_types = def.product_types,
+    product_tags = def.product_tags,
     authorize = def.authorize,
     where = where,
     kind = def.kind or "workflow",
