@@ -136,12 +136,6 @@ static void serve_dispatch(const orch_http_request *req, orch_http_response *res
   orch_lua_handle(lh, req, resp);
 }
 
-/* SIGHUP: build a new generation; publish it only if it loads cleanly (reload.c). */
-static void reload(const orch_config *cfg) {
-  ORCH_UNUSED(cfg);
-  orch_reload(NULL);
-}
-
 static void warn_about_database(const orch_config *cfg) {
   orch_db *db = orch_db_new(cfg->database_uri);
   orch_error err = ORCH_ERROR_INIT;
@@ -180,18 +174,20 @@ static void start_events(const orch_config *cfg) {
   orch_error_clear(&err);
 }
 
-static int cmd_serve(const orch_config *cfg) {
+/*
+ * What serve and worker share at start: signals taken synchronously by this
+ * thread only (threads started later inherit the mask), the scripts loaded and
+ * published, per-thread contexts, reloads and the events bus. Returns 0, or the
+ * exit status to end with.
+ */
+static int start_host(const orch_config *cfg, sigset_t *set, const char *who) {
   if (!need_database(cfg)) return 2;
-  /* Signals are taken synchronously by this thread only; every thread started later inherits the
-   * mask. */
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGINT);
-  sigaddset(&set, SIGTERM);
-  sigaddset(&set, SIGHUP);
-  pthread_sigmask(SIG_BLOCK, &set, NULL);
+  sigemptyset(set);
+  sigaddset(set, SIGINT);
+  sigaddset(set, SIGTERM);
+  sigaddset(set, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, set, NULL);
   signal(SIGPIPE, SIG_IGN);
-
   orch_errlist errors = {0};
   orch_gen *g = NULL;
   if (load_generation(cfg, &g, &errors) != ORCH_OK) {
@@ -201,13 +197,33 @@ static int cmd_serve(const orch_config *cfg) {
     return 1;
   }
   orch_gen_publish(g);
-  LOG_INFO("serve", "loaded generation %ld (%zu scripts)", g->number, g->count);
+  LOG_INFO(who, "loaded generation %ld (%zu scripts)", g->number, g->count);
   orch_gen_unref(g);
   warn_about_database(cfg);
-
   orch_threadctx_setup(cfg);
   orch_reload_setup(cfg);
-  start_events(cfg);
+  start_events(cfg); /* the UI hears of this host's steps, on every host */
+  return 0;
+}
+
+/* Until SIGINT or SIGTERM; SIGHUP reloads the scripts (reload.c). */
+static void wait_for_stop(sigset_t *set, const char *who) {
+  for (;;) {
+    int sig = 0;
+    if (sigwait(set, &sig) != 0) continue;
+    if (sig == SIGHUP) {
+      orch_reload(NULL);
+      continue;
+    }
+    LOG_INFO(who, "%s received, shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    return;
+  }
+}
+
+static int cmd_serve(const orch_config *cfg) {
+  sigset_t set;
+  int rc = start_host(cfg, &set, "serve");
+  if (rc != 0) return rc;
   orch_catalog_serve_sync(cfg); /* additive catalogue changes before the first request */
   sync_workflows();             /* then the workflows table and the product links */
   orch_http *http = NULL;
@@ -222,15 +238,13 @@ static int cmd_serve(const orch_config *cfg) {
   LOG_INFO("serve", "listening on http://%s:%d", cfg->http_host, orch_http_port(http));
   orch_outbound_set_self_url(cfg->http_host, orch_http_port(http)); /* callback URLs of steps */
   orch_sched *sched = NULL; /* the step workers start after HTTP and stop before it */
-  int rc = 0;
   if (orch_sched_start(&sched, cfg, orch_sched_default_runner(), &err) != ORCH_OK) {
     fprintf(stderr, "orchestrator: %s\n", err.message);
     orch_error_clear(&err);
     rc = 1;
   }
-
   orch_watch *watch = NULL; /* development mode: reload on save */
-  if (cfg->watch) {
+  if (sched && cfg->watch) {
     const char *dirs[] = {cfg->lua_dir, cfg->products_dir};
     if (orch_watch_start(&watch, dirs, 2, &err) != ORCH_OK) {
       LOG_WARN("serve", "%s", err.message);
@@ -239,17 +253,7 @@ static int cmd_serve(const orch_config *cfg) {
       LOG_INFO("serve", "watching %s and %s for changes", cfg->lua_dir, cfg->products_dir);
     }
   }
-
-  while (sched) {
-    int sig = 0;
-    if (sigwait(&set, &sig) != 0) continue;
-    if (sig == SIGHUP) {
-      reload(cfg);
-      continue;
-    }
-    LOG_INFO("serve", "%s received, shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
-    break;
-  }
+  if (sched) wait_for_stop(&set, "serve");
   orch_watch_stop(watch);
   orch_sched_stop(sched); /* the current steps commit and the leases go back first */
   orch_http_stop(http);
@@ -262,31 +266,11 @@ static int cmd_serve(const orch_config *cfg) {
 
 /* `orchestrator worker`: the step workers without HTTP, until SIGTERM/SIGINT. */
 static int cmd_worker(const orch_config *cfg) {
-  if (!need_database(cfg)) return 2;
   sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGINT);
-  sigaddset(&set, SIGTERM);
-  sigaddset(&set, SIGHUP);
-  pthread_sigmask(SIG_BLOCK, &set, NULL);
-  signal(SIGPIPE, SIG_IGN);
-  orch_errlist errors = {0};
-  orch_gen *g = NULL;
-  if (load_generation(cfg, &g, &errors) != ORCH_OK) {
-    report_errors(&errors);
-    fprintf(stderr, "orchestrator: the scripts do not load; not starting\n");
-    orch_errlist_free(&errors);
-    return 1;
-  }
-  orch_gen_publish(g);
-  orch_gen_unref(g);
-  warn_about_database(cfg);
-  orch_threadctx_setup(cfg);
-  orch_reload_setup(cfg);
-  start_events(cfg); /* the UI hosts hear of this worker's steps */
+  int rc = start_host(cfg, &set, "worker");
+  if (rc != 0) return rc;
   orch_sched *sched = NULL;
   orch_error err = ORCH_ERROR_INIT;
-  int rc = 0;
   if (cfg->workers <= 0) {
     fprintf(stderr, "orchestrator: worker needs --workers 1 or more\n");
     rc = 2;
@@ -295,16 +279,7 @@ static int cmd_worker(const orch_config *cfg) {
     orch_error_clear(&err);
     rc = 1;
   }
-  while (sched) {
-    int sig = 0;
-    if (sigwait(&set, &sig) != 0) continue;
-    if (sig == SIGHUP) {
-      reload(cfg);
-      continue;
-    }
-    LOG_INFO("worker", "%s received, shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
-    break;
-  }
+  if (sched) wait_for_stop(&set, "worker");
   orch_sched_stop(sched);
   orch_events_stop();
   orch_threadctx_shutdown();

@@ -47,3 +47,14 @@
   } while (0)
 
 #define ASSERT_OK(expr) ASSERT_EQ((expr), 0)
+
+typedef struct orch_test {
+  const char *name;
+  void (*fn)(void);
+} orch_test;
+
+/* Run the tests (only the one named argv[1], if given), each in a forked child, and print
+   "N passed, N failed". Returns the exit status for main. */
+int orch_test_main(const orch_test *tests, size_t count, int argc, char **argv);
+
+#define ORCH_TEST_ENTRY(name) {#name, test_##name},

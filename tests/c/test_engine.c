@@ -826,28 +826,8 @@ TEST(engine_failed_commit_runs_the_steps_again) {
   X(sched_survives_sigkill_and_sigstop_of_other_hosts)                                             \
   X(sched_default_runner_fails_steps_clearly)
 
-#define ENTRY(name) {#name, test_##name},
-static const struct {
-  const char *name;
-  void (*fn)(void);
-} tests[] = {TESTS(ENTRY)};
+static const orch_test tests[] = {TESTS(ORCH_TEST_ENTRY)};
 
 int main(int argc, char **argv) {
-  int passed = 0, failed = 0;
-  for (size_t i = 0; i < ORCH_ARRAY_LEN(tests); i++) {
-    if (argc > 1 && strcmp(argv[1], tests[i].name)) continue;
-    fflush(stdout);
-    pid_t pid = fork();
-    if (pid == 0) {
-      tests[i].fn();
-      exit(0);
-    }
-    int status = 0;
-    waitpid(pid, &status, 0);
-    int ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
-    printf("%s %s\n", ok ? "ok  " : "FAIL", tests[i].name);
-    ok ? passed++ : failed++;
-  }
-  printf("%d passed, %d failed\n", passed, failed);
-  return failed ? 1 : 0;
+  return orch_test_main(tests, ORCH_ARRAY_LEN(tests), argc, argv);
 }

@@ -80,17 +80,7 @@ function Env:invalid(workflow, pages)
   return out
 end
 
--- lua-cjson 2.1.0 reads every number as a float: whole numbers become integers.
-local function integers(v)
-  if type(v) == "number" then
-    return math.tointeger(v) or v
-  elseif type(v) == "table" then
-    for k, x in pairs(v) do
-      v[k] = integers(x)
-    end
-  end
-  return v
-end
+local integers = H.integers
 
 -- The domain model of a subscription.
 function Env:subscription(id)

@@ -36,17 +36,7 @@ function F.start(opts)
   error("fake-netbox did not start:\n" .. (H.read_file(log) or ""), 2)
 end
 
--- lua-cjson 2.1.0 reads every number as a float: whole numbers become integers.
-local function integers(v)
-  if type(v) == "number" then
-    return math.tointeger(v) or v
-  elseif type(v) == "table" then
-    for k, x in pairs(v) do
-      v[k] = integers(x)
-    end
-  end
-  return v
-end
+local integers = H.integers
 
 -- request(method, path [, body [, headers]]) -> status, decoded JSON (or nil), text.
 -- The NetBox token is sent unless headers.authorization is false.

@@ -26,6 +26,18 @@ local function read_file(path)
 end
 H.read_file = read_file
 
+-- lua-cjson 2.1.0 reads every number as a float: whole numbers become integers (in place).
+function H.integers(v)
+  if type(v) == "number" then
+    return math.tointeger(v) or v
+  elseif type(v) == "table" then
+    for k, x in pairs(v) do
+      v[k] = H.integers(x)
+    end
+  end
+  return v
+end
+
 H.sleep = proc.sleep
 H.now = proc.now
 H.proc = proc
