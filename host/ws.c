@@ -372,9 +372,16 @@ static void *server_main(void *arg) {
 
     if (stopping) {
       for (size_t i = 0; i < s->n; i++) {
-        queue_close(s->conns[i], ORCH_WS_CLOSE_GOING_AWAY, now);
-        flush_out(s->conns[i]); /* one try: the peer may be gone */
-        conn_free(s, s->conns[i]);
+        conn *c = s->conns[i];
+        queue_close(c, ORCH_WS_CLOSE_GOING_AWAY, now);
+        flush_out(c); /* one try: the peer may be gone */
+        /* FIN after the close frame, and nothing unread left behind: closing a socket
+           with unread input sends a reset, which can destroy the close frame in flight. */
+        shutdown(c->fd, SHUT_WR);
+        char drain[512];
+        while (read(c->fd, drain, sizeof drain) > 0) {
+        }
+        conn_free(s, c);
       }
       s->n = 0;
       break;

@@ -130,9 +130,10 @@ describe("orch.client", function()
     assert.matches("returned 503: .*fake status 503", d.failed_reason)
   end)
 
+  -- These run as tasks: a connection error fails a task as `api_unavailable`, as core does.
   it("times out a slow call and fails the step", function()
     local t0 = H.now()
-    local d = wait_for(start("test_client_timeout"), { "failed" })
+    local d = wait_for(start("test_client_timeout"), { "api_unavailable" })
     assert.matches("netbox: GET /api/_fake/respond/200%?delay_ms=2000 failed %(timeout%): timed out after 300 ms",
       d.failed_reason)
     assert.is_true(H.now() - t0 < 5)
@@ -177,7 +178,7 @@ describe("orch.client", function()
   end)
 
   it("reports a refused connection", function()
-    local d = wait_for(start("test_client_refused"), { "failed" })
+    local d = wait_for(start("test_client_refused"), { "api_unavailable" })
     assert.matches("closed: GET /api/ failed %(connect%)", d.failed_reason)
   end)
 
