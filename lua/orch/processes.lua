@@ -13,6 +13,7 @@ local json = require("orch.json")
 local http = require("orch.http")
 local events = require("orch.events")
 local workflow = require("orch.workflow")
+local forms = require("orch.forms")
 
 local processes = {}
 
@@ -21,12 +22,6 @@ local RESUMABLE = {
   api_unavailable = true, inconsistent_data = true, resumed = true,
 }
 processes.RESUMABLE = RESUMABLE
-
--- The optional form module (lua/orch/forms): nil until it is loaded.
-local function forms()
-  local ok, mod = pcall(require, "orch.forms")
-  return ok and mod or nil
-end
 
 local function engine_locked()
   local row = db.one("SELECT global_lock FROM engine_settings LIMIT 1")
@@ -71,11 +66,7 @@ end
 
 -- The first form pages core adds by workflow kind, then the workflow's own form.
 function processes.initial_form(wf)
-  local f = forms()
-  if not f then
-    return wf.form
-  end
-  return f.initial_form(wf.target, wf.form)
+  return forms.initial_form(wf.target, wf.form)
 end
 
 -- The database-backed callbacks the forms module asks for (docs/forms.md, "Context").
@@ -138,21 +129,7 @@ end
 
 -- Run the form protocol; returns the final state or raises the 510/400 answer.
 local function post_form(form, state, inputs, ctx)
-  if form == nil then
-    if #inputs > 1 or (inputs[1] ~= nil and next(inputs[1]) ~= nil) then
-      -- No form: only an empty page (or none) is accepted, as core's empty default form.
-      local f = forms()
-      if not f then
-        http.raise(400, "This workflow takes no form input")
-      end
-    end
-    return {}
-  end
-  local f = forms()
-  if not f then
-    http.raise(500, "forms module not available")
-  end
-  local outcome = f.post_form(form, state, inputs, ctx)
+  local outcome = forms.post_form(form, state, inputs, ctx)
   if not outcome.complete then
     http.raise_body(outcome.status, outcome.body)
   end
