@@ -4,7 +4,6 @@
 
 local db = require("orch.db")
 local json = require("orch.json")
-local sq = require("orch.search_query")
 local connection = require("orch.graphql.connection")
 
 local null = json.null
@@ -123,61 +122,11 @@ end
 -- fields are reported on `info` and empty the list; invalid sort fields are reported.
 -- Returns conds (array of SQL), params, order (array of SQL), sort_fields, filter_fields.
 function common.clauses(args, spec, info, params)
-  params = params or {}
-  local conds = {}
-  if spec.where then
-    conds[#conds + 1] = "(" .. spec.where .. ")"
+  local conds, p, order, sort_fields, filter_fields = connection.clauses(args, spec, info, params)
+  if not conds then
+    raise(p)
   end
-  local filters = spec.filters or {}
-  local filter_fields = sq.field_names(filters)
-  if args.filterBy then
-    local sql, perr, invalid = sq.filter_by_to_sql(args.filterBy, filters, params, spec)
-    if not sql then
-      raise(perr)
-    end
-    if #invalid > 0 then
-      info:add_error("Invalid filter arguments (invalid_filters=" .. table.concat(invalid, ",")
-        .. " valid_filter_keys=" .. table.concat(filter_fields, ",") .. ")")
-      sql = "FALSE"
-    end
-    if sql ~= "TRUE" then
-      conds[#conds + 1] = "(" .. sql .. ")"
-    end
-  end
-  if args.query and args.query ~= "" then
-    local sql, err = sq.to_sql(args.query, spec.search or filters, params, spec)
-    if not sql then
-      raise("Invalid query: " .. err)
-    end
-    if sql ~= "TRUE" then
-      conds[#conds + 1] = "(" .. sql .. ")"
-    end
-  end
-  local sort_fields = {}
-  for k in pairs(spec.sorts or {}) do
-    sort_fields[#sort_fields + 1] = k
-  end
-  table.sort(sort_fields)
-  local order, invalid_sorts = {}, {}
-  for _, s in ipairs(args.sortBy or {}) do
-    local expr = spec.sorts and spec.sorts[s.field]
-    if expr then
-      order[#order + 1] = expr .. (s.order == "DESC" and " DESC" or " ASC")
-    else
-      invalid_sorts[#invalid_sorts + 1] = tostring(s.field)
-    end
-  end
-  if #invalid_sorts > 0 then
-    info:add_error("Invalid sort arguments (invalid_sorting=" .. table.concat(invalid_sorts, ",")
-      .. " valid_sort_keys=" .. table.concat(sort_fields, ",") .. ")")
-  end
-  if #order == 0 and spec.default_sort then
-    order[1] = spec.default_sort
-  end
-  if spec.tiebreak then
-    order[#order + 1] = spec.tiebreak
-  end
-  return conds, params, order, sort_fields, filter_fields
+  return conds, p, order, sort_fields, filter_fields
 end
 
 local function where_of(conds)

@@ -109,13 +109,12 @@ end
 -- }
 -- plan = {sql, count_sql, params, first, after, sort_fields, filter_fields}. Invalid sort or
 -- filter fields are reported through info:add_error (an invalid filter empties the page).
-function connection.plan(args, spec, info)
-  args = args or {}
-  local first, after = connection.page_args(args)
-  local params = {}
-  for i, v in ipairs(spec.params or {}) do
-    params[i] = v
-  end
+-- clauses(args, spec, info [, params]) -> conds, params, order, sort_fields, filter_fields
+--                                        | nil, message
+-- The WHERE conditions (array of SQL) and ORDER BY terms of a connection's filterBy,
+-- query and sortBy for a spec as plan describes it, appending values to params.
+function connection.clauses(args, spec, info, params)
+  params = params or {}
   local conds = {}
   if spec.where then
     conds[#conds + 1] = "(" .. spec.where .. ")"
@@ -165,6 +164,20 @@ function connection.plan(args, spec, info)
   end
   if spec.tiebreak then
     order[#order + 1] = spec.tiebreak
+  end
+  return conds, params, order, sort_fields, filter_fields
+end
+
+function connection.plan(args, spec, info)
+  args = args or {}
+  local first, after = connection.page_args(args)
+  local fixed = {}
+  for i, v in ipairs(spec.params or {}) do
+    fixed[i] = v
+  end
+  local conds, params, order, sort_fields, filter_fields = connection.clauses(args, spec, info, fixed)
+  if not conds then
+    return nil, params
   end
   local where = #conds > 0 and (" WHERE " .. table.concat(conds, " AND ")) or ""
   local count_sql = "SELECT count(*) AS total FROM " .. spec.from .. where
