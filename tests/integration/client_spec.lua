@@ -13,8 +13,7 @@ describe("orch.client", function()
     dir = H.pg_dir()
     local db
     dbname, db = H.new_database()
-    local code, out = H.run({ "db", "upgrade", "--migrations", H.source .. "/migrations" }, { DATABASE_URI = db })
-    assert.are.equal(0, code, out)
+    H.migrate(db)
     host = H.start_host({ database = db, products = H.source .. "/tests/fixtures/client_products",
       -- A Lua budget shorter than the slow call of test_client_slow_ok: waiting does not count.
       args = { "--workers", "2", "--lua-timeout-ms", "1000" },

@@ -117,8 +117,7 @@ describe("GraphQL API", function()
     local uri
     dir = H.pg_dir()
     dbname, uri = H.new_database(dir)
-    local code, out = H.run({ "db", "upgrade", "--migrations", H.source .. "/migrations" }, { DATABASE_URI = uri })
-    assert.are.equal(0, code, out)
+    H.migrate(uri)
     host = H.start_host({ database = uri, products = H.source .. "/tests/fixtures/engine_products",
       args = { "--workers", "2" } })
     pids.completed = start("test_ten_steps")

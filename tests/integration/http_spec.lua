@@ -7,8 +7,7 @@ describe("HTTP basics", function()
   setup(function()
     local _, uri = H.new_database()
     db = uri
-    local code, out = H.run({ "db", "upgrade", "--migrations", H.source .. "/migrations" }, { DATABASE_URI = db })
-    assert.are.equal(0, code, out)
+    H.migrate(db)
     host = H.start_host({ database = db, args = { "--max-body", "4096" } })
   end)
 

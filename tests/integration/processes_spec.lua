@@ -7,8 +7,7 @@ describe("processes", function()
 
   setup(function()
     local _, db = H.new_database()
-    local code, out = H.run({ "db", "upgrade", "--migrations", H.source .. "/migrations" }, { DATABASE_URI = db })
-    assert.are.equal(0, code, out)
+    H.migrate(db)
     host = H.start_host({ database = db, products = H.source .. "/tests/fixtures/engine_products",
       args = { "--workers", "2" } })
   end)

@@ -10,8 +10,7 @@ describe("WebSocket events", function()
   setup(function()
     local _
     _, uri = H.new_database()
-    local code, out = H.run({ "db", "upgrade", "--migrations", H.source .. "/migrations" }, { DATABASE_URI = uri })
-    assert.are.equal(0, code, out)
+    H.migrate(uri)
     host = H.start_host({ database = uri, products = H.source .. "/tests/fixtures/engine_products",
       args = { "--workers", "2" } })
   end)

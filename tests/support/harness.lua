@@ -76,6 +76,14 @@ function H.new_database(dir)
   return name, string.format("postgresql://postgres@/%s?host=%s", name, dir)
 end
 
+-- Apply the migrations to a database (raises with the output if that fails).
+function H.migrate(uri)
+  local code, out = H.run({ "db", "upgrade", "--migrations", H.source .. "/migrations" }, { DATABASE_URI = uri })
+  if code ~= 0 then
+    error("db upgrade failed:\n" .. out, 2)
+  end
+end
+
 -- Run the binary to completion: returns exit code, combined output.
 function H.run(args, env)
   local parts = {}
