@@ -8,8 +8,11 @@
 --  * Integers beyond 14 digits are written exactly (cjson alone rounds them).
 --  * json.ordered(t, keys) objects keep their key order when written (cjson
 --    alone writes keys in hash order).
--- Limits: floats keep 14 significant digits; integers in input beyond 2^53
--- lose precision (cjson parses numbers as doubles).
+--  * Floats are written with the fewest digits that read back as the same
+--    double (as Python does; cjson alone keeps 14 significant digits, which
+--    cuts the microseconds off an epoch timestamp).
+-- Limits: integers in input beyond 2^53 lose precision (cjson parses numbers
+-- as doubles).
 
 local cjson = require("cjson")
 local C = orch._json
@@ -29,7 +32,7 @@ json.array_mt = { __name = "orch.json.array" }
 local array_mt = json.array_mt
 local null = cjson.null
 local EMPTY_ARRAY = "\0[]"
-local BIG_INT = "\0#"
+local NUMBER = "\0#" -- a number written as the text that follows
 local FRAGMENT = "\0@"
 local tointeger, mtype = math.tointeger, math.type
 
@@ -135,11 +138,31 @@ local function ordered_fragment(v, keys, depth, frags)
 end
 
 -- Copy-on-write walk that replaces what cjson would get wrong with sentinels.
+-- Shortest text of a finite float that reads back exactly, or nil when cjson's 14 digits do.
+local function float_text(v)
+  if v ~= v or v == math.huge or v == -math.huge or tonumber(string.format("%.14g", v)) == v then
+    return nil
+  end
+  for digits = 15, 17 do
+    local s = string.format("%." .. digits .. "g", v)
+    if tonumber(s) == v then
+      return s
+    end
+  end
+end
+
 local function prepare(v, depth, frags)
   local tv = type(v)
   if tv == "number" then
-    if mtype(v) == "integer" and (v >= 1e14 or v <= -1e14) then
-      return BIG_INT .. tostring(v)
+    if mtype(v) == "integer" then
+      if v >= 1e14 or v <= -1e14 then
+        return NUMBER .. tostring(v)
+      end
+    else
+      local text = float_text(v)
+      if text then
+        return NUMBER .. text
+      end
     end
     return v
   elseif tv ~= "table" or depth > 200 then
@@ -170,7 +193,7 @@ end
 
 local function unescape(out, frags)
   if out:find("\\u0000", 1, true) then
-    out = out:gsub('"\\u0000%[%]"', "[]"):gsub('"\\u0000#(%-?%d+)"', "%1")
+    out = out:gsub('"\\u0000%[%]"', "[]"):gsub('"\\u0000#([%-+.%deE]+)"', "%1")
   end
   if out:find("\\/", 1, true) then
     out = out:gsub("\\/", "/")

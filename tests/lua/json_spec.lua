@@ -45,6 +45,16 @@ describe("orch.json", function()
     assert.are.equal('{"n":-99999999999999999}', json.encode({ n = -99999999999999999 }))
   end)
 
+  it("writes floats with the fewest digits that read back the same, as Python does", function()
+    assert.are.equal("[1764866129.330694]", json.encode({ 1764866129.330694 }))
+    assert.are.equal('{"t":1764866129.000001}', json.encode({ t = 1764866129.000001 }))
+    assert.are.equal("[0.1,1.5,-2.25]", json.encode({ 0.1, 1.5, -2.25 }))
+    assert.are.equal("[0.3333333333333333]", json.encode({ 1 / 3 }))
+    assert.are.equal("[1.2345678901234567e+300]", json.encode({ 1.2345678901234567e300 }))
+    local t = 1764866129.330694
+    assert.are.equal(t, json.decode(json.encode({ t }))[1])
+  end)
+
   it("does not escape slashes", function()
     assert.are.equal('"/api/processes/x"', json.encode("/api/processes/x"))
     assert.are.equal('"a\\\\/b"', json.encode("a\\/b"))
