@@ -140,7 +140,20 @@ local function new_pid()
   return orch.uuid.v4()
 end
 
+local function check_run_predicate(wf)
+  if wf.run_predicate then
+    local ok, message = wf.run_predicate({ workflow = wf })
+    if not ok then
+      http.raise(412, message or "Start predicate not satisfied")
+    end
+  end
+end
+
 -- start(name, inputs, {user, reporter, idempotency_key}) -> pid
+-- A workflow with a run predicate is checked before its form (412 comes first)
+-- and again inside the transaction that inserts the process, under an advisory
+-- lock per workflow: concurrent starts on any host take turns, and each one's
+-- check sees the processes the earlier ones committed.
 function processes.start(name, inputs, opts)
   opts = opts or {}
   local wf = workflow.get(name)
@@ -155,12 +168,7 @@ function processes.start(name, inputs, opts)
       return existing.pid, true
     end
   end
-  if wf.run_predicate then
-    local ok, message = wf.run_predicate({ workflow = wf })
-    if not ok then
-      http.raise(412, message or "Start predicate not satisfied")
-    end
-  end
+  check_run_predicate(wf)
   local user = opts.reporter or opts.user or "SYSTEM"
   local form_state = post_form(processes.initial_form(wf), { workflow_name = name, workflow_target = wf.target },
     inputs or {}, processes.form_context(wf, user))
@@ -181,6 +189,10 @@ function processes.start(name, inputs, opts)
       if #claimed == 0 then
         return nil
       end
+    end
+    if wf.run_predicate then
+      db.must("SELECT pg_advisory_xact_lock(hashtext('orch.start'), hashtext($1)) AS locked", name)
+      check_run_predicate(wf)
     end
     db.must([[INSERT INTO processes (pid, workflow_id, assignee, last_status, created_by, is_task)
               VALUES ($1, $2, 'SYSTEM', 'created', $3, $4)]], pid, row.workflow_id, user, row.is_task)
