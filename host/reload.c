@@ -163,12 +163,9 @@ char *orch_reload_status_json(void) {
   if (!g) {
     orch_buf_puts(&b, "{\"generation\":null");
   } else {
-    char when[40];
-    struct tm tm;
-    gmtime_r(&g->loaded_at, &tm);
-    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S+00:00", &tm);
-    orch_buf_printf(&b, "{\"generation\":%ld,\"code_hash\":\"%s\",\"loaded_at\":\"%s\",\"files\":[",
-                    g->number, g->code_hash, when);
+    /* loaded_at in epoch seconds, as every timestamp of the REST API (docs/rest.md) */
+    orch_buf_printf(&b, "{\"generation\":%ld,\"code_hash\":\"%s\",\"loaded_at\":%lld,\"files\":[",
+                    g->number, g->code_hash, (long long)g->loaded_at);
     for (size_t i = 0; i < g->count; i++) {
       orch_buf_puts(&b, i ? ",{\"path\":" : "{\"path\":");
       json_str(&b, g->scripts[i].path);

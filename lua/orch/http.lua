@@ -35,6 +35,21 @@ function http.raise_body(status, body)
   error(p, 0)
 end
 
+-- Raise FastAPI's answer to a request body that fails validation: 422 with
+-- {"detail": [{"type", "loc", "msg", "input"}, ...]} (plus our "status" and
+-- "title"). errors: a list of {type=, loc={"body", ...}, msg=, input=}.
+function http.raise_validation(errors)
+  local list = json.array()
+  for i, e in ipairs(errors) do
+    list[i] = json.ordered({ type = e.type, loc = json.array(e.loc), msg = e.msg,
+      input = e.input == nil and json.null or e.input }, { "type", "loc", "msg", "input" })
+  end
+  local p = http.problem(422, errors[1] and errors[1].msg or "Unprocessable Entity")
+  p.body_json = json.encode(json.ordered({ detail = list, status = 422, title = "Unprocessable Entity" },
+    { "detail", "status", "title" }))
+  error(p, 0)
+end
+
 local raw_mt = {}
 
 -- A body that is sent as it is, with its content type.

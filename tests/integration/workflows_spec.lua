@@ -60,7 +60,7 @@ describe("workflow kinds", function()
 
   it("creates a subscription through core's product page and the workflow's own page", function()
     widget_product = sql("SELECT product_id FROM products WHERE name = 'widget S'")
-    local status, json = start("create_widget", {})
+    local status, json = start("create_widget", "[]")
     assert.are.equal(510, status)
     assert.is_table(json.form.properties.product)
     status, json = start("create_widget", { { product = widget_product } })

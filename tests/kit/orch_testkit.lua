@@ -88,7 +88,11 @@ end
 -- Post form pages to start a workflow. Returns status and body: 510 with the next
 -- page's schema in body.form, 400 with body.validation_errors, 201 with body.id.
 function Env:post_pages(workflow, pages)
-  local status, json = self:request("POST", "/api/processes/" .. workflow, pages or { {} })
+  pages = pages or { {} }
+  if next(pages) == nil then
+    pages = "[]" -- the body must be a JSON list; cjson writes an empty table as {}
+  end
+  local status, json = self:request("POST", "/api/processes/" .. workflow, pages)
   return status, json
 end
 

@@ -5,12 +5,13 @@
 local http = require("orch.http")
 local db = require("orch.db")
 local json = require("orch.json")
+local ts = require("orch.api.wire").ts
 
 local cd = {}
 
 local DESCRIPTION_LENGTH = 2000
 local COLUMNS = "id::text AS id, description, customer_id, subscription_id::text AS subscription_id, "
-  .. "to_json(created_at) #>> '{}' AS created_at, version"
+  .. ts("created_at") .. " AS created_at, version"
 
 local function check_uuid(id, what)
   if type(id) ~= "string" or not orch.uuid.valid(id) then
@@ -63,6 +64,7 @@ function cd.create(req)
 end
 
 -- PUT / {id, customer_id, subscription_id, description, created_at?, version?} -> 204
+-- (created_at as an ISO string or as the epoch seconds GET answers with)
 function cd.update(req)
   local body = body_of(req, { "id", "customer_id", "subscription_id", "description" })
   local version = body.version
@@ -70,9 +72,12 @@ function cd.update(req)
     http.raise(422, "version must be an integer")
   end
   local created_at = body.created_at
-  if created_at ~= nil and created_at ~= json.null and type(created_at) ~= "string" then
-    http.raise(422, "created_at must be a date-time string")
+  local kind = type(created_at)
+  if created_at ~= nil and created_at ~= json.null and kind ~= "string" and kind ~= "number" then
+    http.raise(422, "created_at must be a date-time string or epoch seconds")
   end
+  -- epoch seconds (what GET answers) as text with every digit, for to_timestamp
+  local created_epoch = type(created_at) == "number" and string.format("%.17g", created_at) or nil
   db.transaction(function()
     local row = db.one([[SELECT id, version FROM subscription_customer_descriptions
       WHERE customer_id = $1 AND subscription_id = $2::uuid FOR UPDATE]], body.customer_id, body.subscription_id)
@@ -84,8 +89,9 @@ function cd.update(req)
         version, row.version))
     end
     local ok, err = db.query([[UPDATE subscription_customer_descriptions
-      SET description = $2, created_at = coalesce($3::timestamptz, created_at) WHERE id = $1::uuid]],
-      row.id, body.description, type(created_at) == "string" and created_at or nil)
+      SET description = $2, created_at = coalesce($3::timestamptz, to_timestamp($4::float8), created_at)
+      WHERE id = $1::uuid]], row.id, body.description, type(created_at) == "string" and created_at or nil,
+      created_epoch)
     if not ok then
       if err.sqlstate and err.sqlstate:sub(1, 2) == "22" then
         http.raise(422, "created_at is not a valid date-time")

@@ -9,6 +9,7 @@ local http = require("orch.http")
 local db = require("orch.db")
 local json = require("orch.json")
 local customer_descriptions = require("orch.api.customer_descriptions")
+local ts = require("orch.api.wire").ts
 
 local domain_model = {}
 
@@ -93,6 +94,17 @@ function domain_model.build(id)
   end
   t.product_id, t.name, t.tag = null, null, null -- SubscriptionSchema fields the model dump leaves empty
   t.customer_descriptions = customer_descriptions.of_subscription(id)
+  -- SubscriptionDomainModelSchema's datetimes are epoch seconds on the wire (orch.api.wire);
+  -- the model's own dump keeps ISO strings, as process state does.
+  local times = db.one("SELECT " .. ts("s.start_date") .. " AS start_date, " .. ts("s.end_date") .. " AS end_date, "
+    .. ts("p.created_at") .. " AS created_at, " .. ts("p.end_date") .. [[ AS product_end_date
+    FROM subscriptions s JOIN products p ON p.product_id = s.product_id WHERE s.subscription_id = $1::uuid]], id)
+  if times then
+    t.start_date, t.end_date = times.start_date or null, times.end_date or null
+    if type(t.product) == "table" then
+      t.product.created_at, t.product.end_date = times.created_at or null, times.product_end_date or null
+    end
+  end
   local blocks = blocks_of(t, {})
   local ids, by_id = {}, {}
   for _, b in ipairs(blocks) do

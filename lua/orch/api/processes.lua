@@ -6,6 +6,7 @@ local json = require("orch.json")
 local http = require("orch.http")
 local workflow = require("orch.workflow")
 local processes = require("orch.processes")
+local ts = require("orch.api.wire").ts
 
 local api = {}
 
@@ -23,11 +24,12 @@ local function check_uuid(id, what)
   end
 end
 
--- The columns of ProcessSchema, with the process's subscriptions as one JSON array.
-local SELECT_PROCESS = [[
+-- The columns of ProcessSchema, with the process's subscriptions as one JSON array
+-- (timestamps as epoch seconds: orch.api.wire).
+local SELECT_PROCESS = ([[
   SELECT p.pid::text AS process_id, p.workflow_id::text, w.name AS workflow_name, w.target AS workflow_target,
-         p.is_task, p.created_by, p.failed_reason, orch_iso(p.started_at) AS started_at, p.last_status,
-         p.last_step, p.assignee, orch_iso(p.last_modified_at) AS last_modified_at, %s AS traceback, p.note,
+         p.is_task, p.created_by, p.failed_reason, @started_at AS started_at, p.last_status,
+         p.last_step, p.assignee, @last_modified_at AS last_modified_at, %s AS traceback, p.note,
          COALESCE(s.subs, '[]'::json) AS subscriptions
   FROM processes p
   JOIN workflows w ON w.workflow_id = p.workflow_id
@@ -35,8 +37,8 @@ local SELECT_PROCESS = [[
     SELECT json_agg(json_build_object(
              'subscription_id', sub.subscription_id, 'customer_id', sub.customer_id,
              'product_id', sub.product_id, 'description', sub.description, 'insync', sub.insync,
-             'status', sub.status, 'note', sub.note, 'start_date', orch_iso(sub.start_date),
-             'end_date', orch_iso(sub.end_date), 'version', sub.version,
+             'status', sub.status, 'note', sub.note, 'start_date', @start_date,
+             'end_date', @end_date, 'version', sub.version,
              'product', json_build_object('product_id', pr.product_id, 'description', pr.description,
                                           'name', pr.name, 'tag', pr.tag, 'status', pr.status,
                                           'product_type', pr.product_type))
@@ -45,7 +47,10 @@ local SELECT_PROCESS = [[
     JOIN subscriptions sub ON sub.subscription_id = ps.subscription_id
     JOIN products pr ON pr.product_id = sub.product_id
     WHERE ps.pid = p.pid) s ON true
-]]
+]]):gsub("@([%w_]+)", {
+  started_at = ts("p.started_at"), last_modified_at = ts("p.last_modified_at"),
+  start_date = ts("sub.start_date"), end_date = ts("sub.end_date"),
+})
 
 local null = json.null
 
@@ -103,10 +108,16 @@ local COLUMNS = {
 local function snake(k)
   return (k:gsub("%u", function(c) return "_" .. c:lower() end))
 end
+-- The snake_case names go into a table of their own first: adding keys to
+-- COLUMNS while pairs() walks it is undefined in Lua, and with each state's
+-- own hash seed it lost different keys on different HTTP threads.
+local snake_columns = {}
 for k, v in pairs(COLUMNS) do
-  COLUMNS[snake(k)] = v
+  snake_columns[snake(k)] = v
 end
-COLUMNS.process_id = COLUMNS.processId
+for k, v in pairs(snake_columns) do
+  COLUMNS[k] = v
+end
 
 local function valid_keys()
   local keys = {}
@@ -293,9 +304,11 @@ function api.get(req)
     http.raise(404, "Process not found")
   end
   local out = process_json(row)
-  local steps = db.must([[SELECT stepid::text, name, status, state, created_by, orch_iso(started_at) AS started,
-                                 orch_iso(completed_at) AS completed, commit_hash
-                          FROM process_steps WHERE pid = $1 ORDER BY completed_at, started_at]], pid)
+  -- GraphQL reads its steps from here with ISO timestamps (req.timestamps = "iso").
+  local time = req.timestamps == "iso" and function(c) return "orch_iso(" .. c .. ")" end or ts
+  local steps = db.must("SELECT stepid::text, name, status, state, created_by, " .. time("started_at")
+    .. " AS started, " .. time("completed_at") .. [[ AS completed, commit_hash
+    FROM process_steps WHERE pid = $1 ORDER BY completed_at, started_at]], pid)
   local list = json.array()
   local previous
   for _, s in ipairs(steps) do
@@ -341,20 +354,30 @@ end
 
 -- ---- mutations ----
 
--- A body must be a JSON list of form pages (a bare object counts as one page).
-local function pages(req)
+-- The body of a start or resume: a JSON list of form pages (objects), else
+-- FastAPI's 422 (loc ["body"] / ["body", i]). A resume also takes the empty
+-- object, which the UI's Retry button sends, as no pages.
+local function pages(req, empty_object_ok)
   local body = req.json
-  if body == nil then
+  if body == nil or body == null then
+    http.raise_validation({ { type = "missing", loc = { "body" }, msg = "Field required" } })
+  end
+  if type(body) == "table" and not json.is_array(body) and next(body) == nil and empty_object_ok then
     return json.array()
   end
-  if type(body) ~= "table" then
-    http.raise(422, "The request body must be a JSON list of form pages")
+  if type(body) ~= "table" or not json.is_array(body) then
+    http.raise_validation({ { type = "list_type", loc = { "body" }, msg = "Input should be a valid list",
+      input = body } })
   end
-  if not json.is_array(body) and next(body) ~= nil then
-    return json.array({ body })
+  local errors = {}
+  for i, page in ipairs(body) do
+    if type(page) ~= "table" or json.is_array(page) then
+      errors[#errors + 1] = { type = "dict_type", loc = { "body", i - 1 }, msg = "Input should be a valid dictionary",
+        input = page }
+    end
   end
-  if not json.is_array(body) then
-    return json.array()
+  if #errors > 0 then
+    http.raise_validation(errors)
   end
   return body
 end
@@ -372,7 +395,7 @@ end
 function api.resume(req)
   local pid = req.params.process_id
   check_uuid(pid, "process_id")
-  processes.resume(pid, pages(req), { user = user_of(req) })
+  processes.resume(pid, pages(req, true), { user = user_of(req) })
   return 204
 end
 

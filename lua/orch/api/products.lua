@@ -5,6 +5,7 @@
 local http = require("orch.http")
 local db = require("orch.db")
 local json = require("orch.json")
+local ts = require("orch.api.wire").ts
 
 local products = {}
 
@@ -17,10 +18,6 @@ local function check_uuid(id, what)
   if not orch.uuid.valid(id) then
     http.raise(422, what .. " is not a valid UUID")
   end
-end
-
-local function ts(column)
-  return "to_json(" .. column .. ") #>> '{}'"
 end
 
 local function nn(v)

@@ -4,6 +4,7 @@ local db = require("orch.db")
 local json = require("orch.json")
 local http = require("orch.http")
 local workflow = require("orch.workflow")
+local ts = require("orch.api.wire").ts
 
 local api = {}
 
@@ -11,8 +12,8 @@ local function load(id)
   if not orch.uuid.valid(id) then
     http.raise(422, "workflow_id is not a valid UUID")
   end
-  local row = db.one([[SELECT workflow_id::text, name, target, is_task, description, orch_iso(created_at) AS created_at
-                       FROM workflows WHERE workflow_id = $1 AND deleted_at IS NULL]], id)
+  local row = db.one("SELECT workflow_id::text, name, target, is_task, description, " .. ts("created_at")
+    .. " AS created_at FROM workflows WHERE workflow_id = $1 AND deleted_at IS NULL", id)
   if not row then
     http.raise(404, "Workflow not found")
   end

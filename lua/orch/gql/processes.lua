@@ -117,7 +117,8 @@ end
 -- one process at a time, as core does; the UI asks for them on the detail page only.
 local function detail(parent)
   if not parent._detail then
-    local ok, _, out = pcall(require("orch.api.processes").get, { params = { process_id = parent.process_id } })
+    local ok, _, out = pcall(require("orch.api.processes").get,
+      { params = { process_id = parent.process_id }, timestamps = "iso" })
     parent._detail = ok and out or {}
   end
   return parent._detail
