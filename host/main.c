@@ -56,8 +56,51 @@ static void report_errors(const orch_errlist *errors) {
   }
 }
 
-/* Load the scripts into a new generation and prove that a state builds from it. */
-static int load_generation(const orch_config *cfg, orch_gen **out, orch_errlist *errors) {
+/* Print the strings of a JSON array of strings (what orch.check.warnings returns), one a line. */
+static void print_json_strings(const char *json, FILE *out) {
+  for (const char *p = json; *p; p++) {
+    if (*p != '"') continue;
+    for (p++; *p && *p != '"'; p++) {
+      if (*p != '\\') {
+        fputc(*p, out);
+        continue;
+      }
+      p++;
+      if (!*p) break;
+      switch (*p) {
+      case 'n': fputc('\n', out); break;
+      case 't': fputc('\t', out); break;
+      case 'u': {
+        unsigned v = 0;
+        int k = 0;
+        for (; k < 4 && p[1]; k++, p++) {
+          char c = p[1];
+          v = v * 16 + (unsigned)(c >= 'a' ? c - 'a' + 10 : c >= 'A' ? c - 'A' + 10 : c - '0');
+        }
+        fputc(v < 0x80 ? (int)v : '?', out);
+        break;
+      }
+      default: fputc(*p, out);
+      }
+    }
+    fputc('\n', out);
+    if (!*p) break;
+  }
+}
+
+/* `check`: print the definitions' warnings (repeated step names...) on stderr. */
+static void report_warnings(orch_lua *lh) {
+  char *json = NULL;
+  orch_error err = ORCH_ERROR_INIT;
+  if (orch_lua_invoke(lh, "orch.check", "warnings", NULL, &json, &err) == ORCH_OK && json)
+    print_json_strings(json, stderr);
+  orch_error_clear(&err);
+  free(json);
+}
+
+/* Load the scripts into a new generation and prove that a state builds from it
+   (with warn set: print the definitions' warnings, as `check` does). */
+static int load_generation(const orch_config *cfg, orch_gen **out, orch_errlist *errors, int warn) {
   orch_error err = ORCH_ERROR_INIT;
   orch_gen *g = NULL;
   if (orch_gen_load(&g, cfg->lua_dir, cfg->products_dir, &err) != ORCH_OK) {
@@ -67,6 +110,7 @@ static int load_generation(const orch_config *cfg, orch_gen **out, orch_errlist 
   orch_lua_limits lim = {cfg->lua_memory, cfg->lua_timeout_ms};
   orch_lua *lh = NULL;
   int rc = orch_lua_new(&lh, g, &lim, errors);
+  if (rc == ORCH_OK && warn) report_warnings(lh);
   orch_lua_free(lh);
   if (rc != ORCH_OK) {
     orch_gen_unref(g);
@@ -79,7 +123,7 @@ static int load_generation(const orch_config *cfg, orch_gen **out, orch_errlist 
 static int cmd_check(const orch_config *cfg) {
   orch_errlist errors = {0};
   orch_gen *g = NULL;
-  int rc = load_generation(cfg, &g, &errors);
+  int rc = load_generation(cfg, &g, &errors, 1);
   if (rc != ORCH_OK) {
     report_errors(&errors);
     fprintf(stderr, "check failed: %zu error%s\n", errors.n, errors.n == 1 ? "" : "s");
@@ -190,7 +234,7 @@ static int start_host(const orch_config *cfg, sigset_t *set, const char *who) {
   signal(SIGPIPE, SIG_IGN);
   orch_errlist errors = {0};
   orch_gen *g = NULL;
-  if (load_generation(cfg, &g, &errors) != ORCH_OK) {
+  if (load_generation(cfg, &g, &errors, 0) != ORCH_OK) {
     report_errors(&errors);
     fprintf(stderr, "orchestrator: the scripts do not load; not starting\n");
     orch_errlist_free(&errors);

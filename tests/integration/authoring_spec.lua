@@ -1,0 +1,213 @@
+-- A second product written as a new author would (tests/fixtures/authoring_products):
+-- resume by position where step names repeat, saves that could not be loaded again,
+-- strict `check` of workflow definitions and errors that point at the author's line.
+local H = require("harness")
+
+local fixtures = "tests/fixtures/authoring_products"
+
+local function write(path, text)
+  local f = assert(io.open(path, "w"))
+  f:write(text)
+  f:close()
+end
+
+local function tmpdir()
+  local dir = os.tmpname()
+  os.remove(dir)
+  assert(os.execute("mkdir -p " .. H.shell_quote(dir)))
+  return dir
+end
+
+local function check(products)
+  return H.run({ "check", "--lua-dir", H.source .. "/lua", "--products", products })
+end
+
+describe("authoring products", function()
+  local host, db, pg
+
+  setup(function()
+    pg, db = H.new_database()
+    H.migrate(db)
+    host = H.start_host({ database = db, products = fixtures, args = { "--workers", "2" } })
+  end)
+
+  teardown(function()
+    if host then
+      host:stop()
+    end
+  end)
+
+  local function detail(pid)
+    local _, _, _, d = host:request("GET", "/api/processes/" .. pid)
+    return d
+  end
+
+  local function wait_for(pid, status)
+    for _ = 1, 300 do
+      local d = detail(pid)
+      if d and d.last_status == status then
+        return d
+      end
+      H.sleep(0.05)
+    end
+    error("process " .. pid .. " never reached " .. status .. ": " .. H.json.encode(detail(pid)) .. "\n"
+      .. host:log())
+  end
+
+  local function start(name, page)
+    local status, body, _, d = host:request("POST", "/api/processes/" .. name, { page or {} })
+    assert.are.equal(201, status, body)
+    return d.id
+  end
+
+  local function names(d, status)
+    local out = {}
+    for _, s in ipairs(d.steps) do
+      if status == nil or s.status == status then
+        out[#out + 1] = s.name
+      end
+    end
+    return out
+  end
+
+  local function sql(query)
+    return H.psql(pg, db, query)
+  end
+
+  describe("resume (item 1)", function()
+    it("continues at the failed step's position when a step is used twice", function()
+      local pid = start("auth_repeat_steps")
+      local d = wait_for(pid, "waiting")
+      -- The second "Flaky call" waits; only "After" and "Done" are still pending.
+      assert.are.same({ "After", "Done" }, names(d, "pending"))
+      local status = host:request("PUT", "/api/processes/" .. pid .. "/resume", "{}")
+      assert.are.equal(204, status)
+      d = wait_for(pid, "completed")
+      assert.are.same({ "Start", "Flaky call", "Enter phase 2", "Flaky call", "Flaky call", "After", "Done" },
+        names(d))
+      assert.are.same({ "success", "success", "success", "waiting", "success", "success", "complete" },
+        (function()
+          local st = {}
+          for _, s in ipairs(d.steps) do
+            st[#st + 1] = s.status
+          end
+          return st
+        end)())
+      assert.are.equal(1, d.current_state.phase2)
+      assert.are.equal(2, d.current_state.flaky_calls)
+    end)
+  end)
+
+  describe("saves (item 2)", function()
+    local function count_subscriptions()
+      return tonumber((sql("SELECT count(*) FROM subscriptions"):gsub("%s", "")))
+    end
+
+    it("refuses a list above its max with the field path; nothing is written", function()
+      local before = count_subscriptions()
+      local pid = start("auth_save", { ranges = 4 })
+      local d = wait_for(pid, "failed")
+      assert.matches("cannot be saved %(lifecycle 'initial'%): "
+        .. "block%.ranges %(block AuthPrefix%) needs 1%-3 blocks, has 4", d.failed_reason)
+      assert.are.equal(before, count_subscriptions())
+    end)
+
+    it("refuses what the product's validate refuses", function()
+      local before = count_subscriptions()
+      local pid = start("auth_save", { purpose = "forbidden" })
+      local d = wait_for(pid, "failed")
+      assert.matches("cannot be saved %(lifecycle 'initial'%): purpose 'forbidden' is not allowed", d.failed_reason)
+      assert.are.equal(before, count_subscriptions())
+    end)
+
+    it("refuses to drop a field required in the stored lifecycle and keeps the subscription readable", function()
+      local d = wait_for(start("auth_save", { status = "active" }), "completed")
+      local id = d.current_state.subscription_id
+      for _, how in ipairs({ "required", "list", "validate" }) do
+        local b = wait_for(start("auth_break", { subscription_id = id, how = how }), "failed")
+        assert.matches("cannot be saved %(lifecycle 'active'%)", b.failed_reason)
+      end
+      local status, body, _, dm = host:request("GET", "/api/subscriptions/domain-model/" .. id)
+      assert.are.equal(200, status, body)
+      assert.are.equal("10.0.0.0/24", dm.block.prefix)
+      assert.are.equal(1, #dm.block.ranges)
+    end)
+  end)
+
+  describe("check (items 1, 4, 5)", function()
+    it("warns about repeated step names and still passes", function()
+      local code, out = check(fixtures)
+      assert.are.equal(0, code, out)
+      assert.matches("prefix%.lua:%d+: warning: workflow 'auth_repeat_steps': step 'Flaky call' appears 2 times", out)
+    end)
+
+    local cases = {
+      {
+        "unknown product name",
+        [[orch.workflows.task({ name = "t", description = "d", products = { "no such product" },
+  steps = {} })]],
+        1, "workflow 't': unknown product 'no such product' in products",
+      },
+      {
+        "unknown product type",
+        [[orch.workflows.task({ name = "t", description = "d", product_types = { "Nope" },
+  steps = {} })]],
+        1, "workflow 't': unknown product type 'Nope' in product_types",
+      },
+      {
+        "unknown callback_step option",
+        [[local wf = orch.workflow
+local s = wf.step("s", function() end)
+local c = wf.callback_step({ name = "c", action = s, validate = s, result_kye = "r" })]],
+        3, "callback_step 'c': unknown option result_kye",
+      },
+      {
+        "unknown inputstep option",
+        [[local wf = orch.workflow
+local i = wf.inputstep("i", { frm = orch.forms.page({}) })]],
+        2, "inputstep 'i': unknown option frm",
+      },
+      {
+        "unknown workflow option",
+        [[orch.workflows.modify_workflow({ name = "t", description = "d", stpes = {} })]],
+        1, "workflow 't': unknown option stpes",
+      },
+      {
+        "missing description",
+        [[orch.workflows.task({ name = "t", steps = {} })]],
+        1, "workflow 't' needs a description",
+      },
+    }
+    for _, case in ipairs(cases) do
+      it("refuses an " .. case[1] .. " at the author's line", function()
+        local dir = tmpdir()
+        write(dir .. "/a.lua", case[2] .. "\n")
+        local code, out = check(dir)
+        os.execute("rm -rf " .. H.shell_quote(dir))
+        assert.are.equal(1, code, out)
+        local prefix = (dir .. "/a.lua"):gsub("%p", "%%%0")
+        assert.matches(prefix .. ":" .. case[3] .. ": [^\n]*" .. case[4]:gsub("%p", "%%%0"), out)
+        assert.not_matches("lua/orch/", out)
+      end)
+    end
+
+    it("names both places of a duplicate workflow name", function()
+      local dir = tmpdir()
+      write(dir .. "/a.lua", 'orch.workflows.task({ name = "twice", description = "one", steps = {} })\n')
+      write(dir .. "/b.lua", '\norch.workflows.task({ name = "twice", description = "two", steps = {} })\n')
+      local code, out = check(dir)
+      os.execute("rm -rf " .. H.shell_quote(dir))
+      assert.are.equal(1, code, out)
+      local a, b = (dir .. "/a.lua"):gsub("%p", "%%%0"), (dir .. "/b.lua"):gsub("%p", "%%%0")
+      assert.matches(b .. ":2: workflow 'twice' is defined twice %(first at " .. a .. ":1%)", out)
+    end)
+  end)
+
+  describe("API misuse at run time (item 5)", function()
+    it("model.get(nil) names the product script's line", function()
+      local pid = start("auth_get_nil")
+      local d = wait_for(pid, "failed")
+      assert.matches("authoring_products/prefix%.lua:%d+: orch%.model%.load expects a subscription id", d.failed_reason)
+    end)
+  end)
+end)
