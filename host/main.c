@@ -256,7 +256,7 @@ static void wait_for_stop(sigset_t *set, const char *who) {
     int sig = 0;
     if (sigwait(set, &sig) != 0) continue;
     if (sig == SIGHUP) {
-      orch_reload(NULL);
+      orch_reload_from("SIGHUP", NULL);
       continue;
     }
     LOG_INFO(who, "%s received, shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
@@ -268,8 +268,17 @@ static int cmd_serve(const orch_config *cfg) {
   sigset_t set;
   int rc = start_host(cfg, &set, "serve");
   if (rc != 0) return rc;
-  orch_catalog_serve_sync(cfg); /* additive catalogue changes before the first request */
-  sync_workflows();             /* then the workflows table and the product links */
+  /* Additive catalogue changes before the first request; a field type that stored values do not
+     convert to refuses the start (catalog apply --allow-destructive first). */
+  if (orch_catalog_serve_sync(cfg) != ORCH_OK) {
+    fprintf(stderr,
+            "orchestrator: the catalogue needs `orchestrator catalog apply --allow-destructive` "
+            "first (see `orchestrator catalog plan`); not starting\n");
+    orch_events_stop();
+    orch_gen_shutdown();
+    return 1;
+  }
+  sync_workflows(); /* then the workflows table and the product links */
   orch_http *http = NULL;
   orch_error err = ORCH_ERROR_INIT;
   if (orch_http_start(&http, cfg, serve_dispatch, NULL, &err) != ORCH_OK) {

@@ -23,10 +23,10 @@ local function check(products)
 end
 
 describe("authoring products", function()
-  local host, db, pg
+  local host, db, dbname
 
   setup(function()
-    pg, db = H.new_database()
+    dbname, db = H.new_database()
     H.migrate(db)
     host = H.start_host({ database = db, products = fixtures, args = { "--workers", "2" } })
   end)
@@ -71,7 +71,7 @@ describe("authoring products", function()
   end
 
   local function sql(query)
-    return H.psql(pg, db, query)
+    return H.psql(H.pg_dir(), dbname, query)
   end
 
   describe("resume (item 1)", function()
@@ -209,5 +209,160 @@ local i = wf.inputstep("i", { frm = orch.forms.page({}) })]],
       local d = wait_for(pid, "failed")
       assert.matches("authoring_products/prefix%.lua:%d+: orch%.model%.load expects a subscription id", d.failed_reason)
     end)
+  end)
+
+  describe("domain-model JSON (item 7)", function()
+    it("writes the blocks' keys in declaration order, the same bytes every time", function()
+      local d = wait_for(start("auth_save", { ranges = 2 }), "completed")
+      local id = d.current_state.subscription_id
+      local first
+      for _ = 1, 10 do
+        local status, body = host:request("GET", "/api/subscriptions/domain-model/" .. id)
+        assert.are.equal(200, status, body)
+        first = first or body
+        assert.are.equal(first, body)
+      end
+      -- In the AuthPrefix block: the core keys, then the fields as declared.
+      local block = first:match('"block":(%b{})')
+      local at = {}
+      for _, k in ipairs({ "name", "label", "subscription_instance_id", "owner_subscription_id", "prefix",
+        "purpose", "ranges" }) do
+        at[#at + 1] = assert(block:find('"' .. k .. '":', 1, true), k)
+      end
+      for i = 2, #at do
+        assert.is_true(at[i - 1] < at[i], block)
+      end
+      local range = block:match('"ranges":%[(%b{})')
+      assert.is_true(range:find('"first":', 1, true) < range:find('"last":', 1, true), range)
+    end)
+  end)
+end)
+
+-- A field's type changes while subscriptions hold values that do not convert (item 3), and
+-- what the generation route says about refused reloads (item 6).
+describe("changing a field's type", function()
+  local host, db, dir
+
+  local function start_host()
+    return H.start_host({ database = db, products = dir, args = { "--workers", "1" } })
+  end
+
+  local function set_purpose_type(t)
+    local text = H.read_file(fixtures .. "/prefix.lua")
+    text = text:gsub('{ "purpose", "string" }', '{ "purpose", "' .. t .. '" }')
+    write(dir .. "/prefix.lua", text)
+  end
+
+  local function catalog(sub, extra)
+    local args = { "catalog", sub, "--database", db, "--lua-dir", H.source .. "/lua", "--products", dir }
+    for _, a in ipairs(extra or {}) do
+      args[#args + 1] = a
+    end
+    return H.run(args)
+  end
+
+  local function generation()
+    local _, _, _, g = host:request("GET", "/api/settings/generation")
+    return g
+  end
+
+  setup(function()
+    dir = tmpdir()
+    set_purpose_type("string")
+    db = select(2, H.new_database())
+    H.migrate(db)
+    host = start_host()
+  end)
+
+  teardown(function()
+    if host then
+      host:stop()
+    end
+    os.execute("rm -rf " .. H.shell_quote(dir))
+  end)
+
+  it("is shown, refused by reload and serve, applied on request, and the data stays readable", function()
+    -- An active subscription whose purpose is text.
+    local status, body, _, started = host:request("POST", "/api/processes/auth_save", { { status = "active" } })
+    assert.are.equal(201, status, body)
+    local id
+    for _ = 1, 200 do
+      local _, _, _, d = host:request("GET", "/api/processes/" .. started.id)
+      if d.last_status == "completed" then
+        id = d.current_state.subscription_id
+        break
+      end
+      H.sleep(0.05)
+    end
+    assert.is_not_nil(id)
+
+    -- A good reload first: its catalogue report is text, without a status prefix.
+    local s0, _, _, ok_report = host:request("POST", "/api/settings/reload")
+    assert.are.equal(200, s0)
+    assert.are.equal("table", type(ok_report.catalog))
+    assert.is_true(ok_report.catalog.ok)
+    assert.matches("^catalogue: ", ok_report.catalog.text)
+    local before = generation()
+    assert.are.equal(H.json.null, before.last_error)
+
+    -- The type changes: plan shows it as destructive with the count of values.
+    set_purpose_type("integer")
+    local code, out = catalog("plan")
+    assert.are.equal(0, code, out)
+    assert.matches("! field AuthPrefix%.purpose: type string %-> integer: 1 stored value of 1 does not convert", out)
+    assert.matches("1 destructive", out)
+
+    -- The reload is refused and says why; the generation number is not used up.
+    local s1, _, _, report = host:request("POST", "/api/settings/reload")
+    assert.are.equal(400, s1)
+    assert.is_false(report.ok)
+    assert.is_false(report.catalog.ok)
+    assert.matches("type string %-> integer", report.catalog.message)
+    local after = generation()
+    assert.are.equal(before.generation, after.generation)
+    assert.are.equal("api", after.last_error.trigger)
+    assert.matches("destructive", after.last_error.message)
+    -- SIGHUP records its refusal too.
+    H.proc.kill(host.pid, "HUP")
+    for _ = 1, 200 do
+      if generation().last_error.trigger == "SIGHUP" then
+        break
+      end
+      H.sleep(0.05)
+    end
+    assert.are.equal("SIGHUP", generation().last_error.trigger)
+    -- Still served by the old definitions: the subscription reads as before.
+    local s2, _, _, dm = host:request("GET", "/api/subscriptions/domain-model/" .. id)
+    assert.are.equal(200, s2)
+    assert.are.equal("office lan", dm.block.purpose)
+    host:stop()
+    host = nil
+
+    -- serve refuses to start with the change unapplied.
+    local started_ok, err = pcall(start_host)
+    assert.is_false(started_ok)
+    assert.matches("catalog apply %-%-allow%-destructive", tostring(err))
+
+    -- apply without the flag refuses, with it applies.
+    code, out = catalog("apply")
+    assert.are.equal(1, code, out)
+    code, out = catalog("apply", { "--allow-destructive" })
+    assert.are.equal(0, code, out)
+    code, out = catalog("plan")
+    assert.are.equal(0, code, out)
+    assert.matches("the catalogue matches the definitions", out)
+
+    -- Now it serves; the stored text is shown raw with an error marker instead of a 500.
+    host = start_host()
+    local s3, b3, _, dm2 = host:request("GET", "/api/subscriptions/domain-model/" .. id)
+    assert.are.equal(200, s3, b3)
+    assert.are.equal("office lan", dm2.block.purpose)
+    assert.matches('stored value "office lan" is invalid: expected an integer', dm2.block.invalid_values.purpose)
+    -- The next good reload numbers the generation right after the last published one.
+    local g0 = generation().generation
+    local s4 = host:request("POST", "/api/settings/reload")
+    assert.are.equal(200, s4)
+    assert.are.equal(g0 + 1, generation().generation)
+    assert.are.equal(H.json.null, generation().last_error)
   end)
 end)

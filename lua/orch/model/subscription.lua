@@ -130,6 +130,9 @@ block_mt.__newindex = function(self, k, v)
     raise("block " .. d.def.name .. " has no field '" .. tostring(k) .. "'")
   end
   d.values[k] = check_value(f, d.def.name .. "." .. k, v)
+  if d.invalid then
+    d.invalid[k] = nil
+  end
 end
 
 block_mt.__tostring = function(self)
@@ -407,10 +410,16 @@ local function build_block(ctx, id, sub_id, path)
       if rows then
         local v, err = f.type.parse(rows[1].v)
         if v == nil then
-          error("subscription " .. sub_id .. ": " .. where .. " (block " .. def.name .. "): stored value "
-            .. quote(rows[1].v) .. " is invalid: " .. err, 0)
+          -- A value the field's type no longer accepts (the type changed and the author
+          -- applied it with --allow-destructive): the subscription stays readable; the
+          -- field reads nil, the stored text stays as it is until a new value is assigned,
+          -- and the serialised model shows the raw text with an error marker.
+          d.invalid = d.invalid or {}
+          d.invalid[f.name] = { value = rows[1].v, error = "stored value " .. quote(rows[1].v) .. " is invalid: "
+            .. tostring(err) }
+        else
+          d.values[f.name] = v
         end
-        d.values[f.name] = v
       end
     else
       local rels = kids[f.name]
@@ -576,7 +585,7 @@ local function check_block(b, rank, lifecycle, path, out, seen)
         check_block(child, rank, lifecycle, where .. "[" .. i .. "]", out, seen)
       end
     elseif v == nil then
-      if rank >= f.required_rank then
+      if rank >= f.required_rank and not (d.invalid and d.invalid[f.name]) then
         out[#out + 1] = where .. " (block " .. d.def.name .. ") is required in lifecycle '" .. lifecycle
           .. "' but missing"
       end
@@ -810,6 +819,8 @@ function M.desired(self)
       if f.kind == "scalar" then
         if v ~= nil then
           out.values[bd.id .. "|" .. f.name] = f.type.format(v)
+        elseif bd.invalid and bd.invalid[f.name] then
+          out.values[bd.id .. "|" .. f.name] = bd.invalid[f.name].value -- kept as stored
         end
       elseif f.kind == "list" then
         for i, c in ipairs(v or {}) do
@@ -1117,18 +1128,56 @@ local function scalar_json(f, v)
   return types.to_json(f.type, v)
 end
 
+-- Key order of the serialised model (stable JSON bytes): the core keys, then the
+-- fields in declaration order, then the computed fields; keys added later (the API's
+-- in_use_by_ids...) follow sorted.
+local BLOCK_KEYS = { "name", "label", "subscription_instance_id", "owner_subscription_id" }
+local PRODUCT_KEYS = { "product_id", "name", "description", "product_type", "tag", "status", "created_at", "end_date" }
+local SUB_KEYS = { "product", "customer_id", "subscription_id", "description", "status", "insync", "start_date",
+  "end_date", "note", "version" }
+
+local function key_order(def, base, cache_key)
+  local keys = def[cache_key]
+  if keys then
+    return keys
+  end
+  keys = {}
+  for _, k in ipairs(base) do
+    keys[#keys + 1] = k
+  end
+  for _, f in ipairs(def.fixed_inputs or {}) do
+    keys[#keys + 1] = f.name
+  end
+  for _, f in ipairs(def.fields) do
+    keys[#keys + 1] = f.name
+  end
+  for _, c in ipairs(def.computed or {}) do
+    keys[#keys + 1] = c.name
+  end
+  def[cache_key] = keys
+  return keys
+end
+
 local function block_table(b, on_path)
   local d = D[b]
   if on_path[b] then
-    return { name = d.def.name, subscription_instance_id = d.id, owner_subscription_id = d.owner }
+    return json.ordered({ name = d.def.name, subscription_instance_id = d.id, owner_subscription_id = d.owner },
+      BLOCK_KEYS)
   end
   on_path[b] = true
-  local t = { name = d.def.name, label = d.label or null, subscription_instance_id = d.id,
-    owner_subscription_id = d.owner }
+  local t = json.ordered({ name = d.def.name, label = d.label or null, subscription_instance_id = d.id,
+    owner_subscription_id = d.owner }, key_order(d.def, BLOCK_KEYS, "__json_keys"))
   for _, f in ipairs(d.def.fields) do
     local v = d.values[f.name]
     if f.kind == "scalar" then
-      t[f.name] = scalar_json(f, v)
+      local bad = d.invalid and d.invalid[f.name]
+      if bad then
+        t[f.name] = bad.value -- the raw stored text
+        t.invalid_values = t.invalid_values or json.ordered({})
+        t.invalid_values[f.name] = bad.error
+      else
+        t[f.name] = scalar_json(f, v)
+      end
     elseif f.kind == "list" then
       local list = json.array({})
       for i, c in ipairs(v or {}) do
@@ -1154,9 +1203,11 @@ end
 function methods.to_table(self)
   local d = D[self]
   local r = d.row
-  local t = { subscription_id = r.subscription_id, description = r.description, status = r.status,
+  local t = json.ordered({ subscription_id = r.subscription_id, description = r.description, status = r.status,
     customer_id = r.customer_id, insync = r.insync, start_date = r.start_date or null,
-    end_date = r.end_date or null, note = r.note or null, version = r.version, product = {} }
+    end_date = r.end_date or null, note = r.note or null, version = r.version, product = {} },
+    key_order(d.def, SUB_KEYS, "__json_keys"))
+  t.product = json.ordered({}, PRODUCT_KEYS)
   for k, v in pairs(d.product) do
     t.product[k] = v
   end
