@@ -33,7 +33,8 @@ static void usage(FILE *out) {
           "commands:\n"
           "  serve          run the HTTP API and the step workers (--workers 0: API only)\n"
           "  worker         run the step workers only (no HTTP)\n"
-          "  db upgrade     apply pending SQL migrations\n"
+          "  db upgrade     apply pending SQL migrations (and those in the products folder's\n"
+          "                 migrations/)\n"
           "  db status      list migrations and whether they are applied\n"
           "  catalog plan   show how the catalogue differs from the product definitions\n"
           "  catalog apply  apply it in one transaction (--allow-destructive: may lose data)\n"
@@ -153,10 +154,14 @@ static int cmd_db(const orch_config *cfg, const char *sub) {
   orch_db *db = orch_db_new(cfg->database_uri);
   orch_error err = ORCH_ERROR_INIT;
   int rc, pending = 0;
+  /* The products folder may ship migrations of its own (its tables). */
+  char *product_migrations = orch_sprintf("%s/migrations", cfg->products_dir);
   if (!strcmp(sub, "upgrade"))
-    rc = orch_migrate_upgrade(db, cfg->migrations_dir, stdout, &err);
+    rc = orch_migrate_upgrade_all(db, cfg->migrations_dir, product_migrations, stdout, &err);
   else
-    rc = orch_migrate_status(db, cfg->migrations_dir, stdout, &pending, &err);
+    rc = orch_migrate_status_all(db, cfg->migrations_dir, product_migrations, stdout, &pending,
+                                 &err);
+  free(product_migrations);
   orch_db_free(db);
   if (rc != ORCH_OK) {
     fprintf(stderr, "orchestrator: %s\n", err.message);
@@ -184,7 +189,11 @@ static void warn_about_database(const orch_config *cfg) {
   orch_db *db = orch_db_new(cfg->database_uri);
   orch_error err = ORCH_ERROR_INIT;
   int pending = 0;
-  if (orch_migrate_status(db, cfg->migrations_dir, NULL, &pending, &err) != ORCH_OK)
+  char *product_migrations = orch_sprintf("%s/migrations", cfg->products_dir);
+  int st =
+      orch_migrate_status_all(db, cfg->migrations_dir, product_migrations, NULL, &pending, &err);
+  free(product_migrations);
+  if (st != ORCH_OK)
     LOG_WARN("serve", "database not usable yet: %s", err.message);
   else if (pending)
     LOG_WARN("serve", "%d migration%s pending: run `orchestrator db upgrade`", pending,

@@ -366,3 +366,60 @@ describe("changing a field's type", function()
     assert.are.equal(H.json.null, generation().last_error)
   end)
 end)
+
+-- Products ship their own migrations (item 9): the example products' tables come from
+-- products/migrations/ and only to databases that serve those products.
+describe("product migrations", function()
+  local function upgrade(uri, migrations, products)
+    return H.run({ "db", "upgrade", "--database", uri, "--migrations", migrations, "--products", products })
+  end
+
+  local function has_table(name, t)
+    return H.psql(H.pg_dir(), name, "SELECT to_regclass('" .. t .. "') IS NOT NULL") == "t"
+  end
+
+  it("are applied with the products folder that has them, and only there", function()
+    local name, uri = H.new_database()
+    local code, out = upgrade(uri, H.source .. "/migrations", H.source .. "/" .. fixtures)
+    assert.are.equal(0, code, out)
+    assert.is_false(has_table(name, "customers"))
+    assert.is_false(has_table(name, "example_settings"))
+
+    code, out = upgrade(uri, H.source .. "/migrations", H.source .. "/products")
+    assert.are.equal(0, code, out)
+    assert.matches("applied products/0010_example_products%.sql", out)
+    assert.is_true(has_table(name, "customers"))
+    assert.are.equal("3", H.psql(H.pg_dir(), name, "SELECT count(*) FROM customers"))
+    code, out = upgrade(uri, H.source .. "/migrations", H.source .. "/products")
+    assert.are.equal(0, code, out)
+    assert.matches("database is up to date", out)
+    code, out = H.run({ "db", "status", "--database", uri, "--migrations", H.source .. "/migrations",
+      "--products", H.source .. "/products" })
+    assert.are.equal(0, code, out)
+    assert.matches("products/0010_example_products%.sql%s+applied", out)
+  end)
+
+  it("keep databases that applied 0010 as a core migration working", function()
+    -- A database migrated before the move: 0010_example_products.sql among the core migrations.
+    local old = tmpdir()
+    assert(os.execute("cp " .. H.shell_quote(H.source) .. "/migrations/*.sql " .. H.shell_quote(old) .. "/ && cp "
+      .. H.shell_quote(H.source) .. "/products/migrations/0010_example_products.sql " .. H.shell_quote(old) .. "/"))
+    local name, uri = H.new_database()
+    local code, out = H.run({ "db", "upgrade", "--database", uri, "--migrations", old, "--products",
+      H.source .. "/" .. fixtures })
+    os.execute("rm -rf " .. H.shell_quote(old))
+    assert.are.equal(0, code, out)
+    H.psql(H.pg_dir(), name, "UPDATE customers SET fullname = 'SURF (edited)' WHERE shortcode = 'SURF'")
+    -- Upgraded with the new layout: recorded, not run again; nothing pending.
+    code, out = upgrade(uri, H.source .. "/migrations", H.source .. "/products")
+    assert.are.equal(0, code, out)
+    assert.matches("recorded products/0010_example_products%.sql", out)
+    assert.not_matches("applied products/0010", out)
+    assert.are.equal("SURF (edited)",
+      H.psql(H.pg_dir(), name, "SELECT fullname FROM customers WHERE shortcode = 'SURF'"))
+    code, out = H.run({ "db", "status", "--database", uri, "--migrations", H.source .. "/migrations",
+      "--products", H.source .. "/products" })
+    assert.are.equal(0, code, out)
+    assert.not_matches("pending", out)
+  end)
+end)
