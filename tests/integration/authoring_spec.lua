@@ -423,3 +423,54 @@ describe("product migrations", function()
     assert.not_matches("pending", out)
   end)
 end)
+
+-- A save that breaks the scripts under --watch is refused like any reload (item 6).
+describe("refused reloads under --watch", function()
+  local host, dir
+
+  setup(function()
+    dir = tmpdir()
+    write(dir .. "/a.lua", 'orch.workflows.task({ name = "w_one", description = "one", steps = {} })\n')
+    local _, db = H.new_database()
+    H.migrate(db, dir)
+    host = H.start_host({ database = db, products = dir, args = { "--workers", "1", "--watch", "1" } })
+  end)
+
+  teardown(function()
+    if host then
+      host:stop()
+    end
+    os.execute("rm -rf " .. H.shell_quote(dir))
+  end)
+
+  local function generation()
+    local _, _, _, g = host:request("GET", "/api/settings/generation")
+    return g
+  end
+
+  it("shows the refusal in last_error and uses up no generation number", function()
+    local before = generation()
+    write(dir .. "/b.lua", 'orch.workflows.task({ name = "w_two", steps = {} })\n')
+    local g
+    for _ = 1, 100 do
+      g = generation()
+      if g.last_error ~= H.json.null then
+        break
+      end
+      H.sleep(0.1)
+    end
+    assert.are.equal("watch", g.last_error.trigger)
+    assert.matches("b%.lua:1: workflow 'w_two' needs a description", g.last_error.message)
+    assert.are.equal(before.generation, g.generation)
+    write(dir .. "/b.lua", 'orch.workflows.task({ name = "w_two", description = "two", steps = {} })\n')
+    for _ = 1, 100 do
+      g = generation()
+      if g.generation ~= before.generation then
+        break
+      end
+      H.sleep(0.1)
+    end
+    assert.are.equal(before.generation + 1, g.generation)
+    assert.are.equal(H.json.null, g.last_error)
+  end)
+end)
