@@ -137,15 +137,15 @@ int orch_catalog_command(const orch_config *cfg, const char *sub, int allow_dest
   return rc == ORCH_OK ? 0 : 1;
 }
 
-void orch_catalog_serve_sync(const orch_config *cfg) {
+int orch_catalog_serve_sync(const orch_config *cfg) {
   const char *mode = cfg->catalog_sync ? cfg->catalog_sync : "apply";
   if (!strcmp(mode, "off")) {
     LOG_INFO("catalog", "catalogue sync at start-up is off (ORCH_CATALOG_SYNC=off)");
-    return;
+    return ORCH_OK;
   }
   if (strcmp(mode, "apply")) {
     LOG_ERROR("catalog", "ORCH_CATALOG_SYNC must be apply or off, not '%s'; no sync", mode);
-    return;
+    return ORCH_OK;
   }
   char *report = NULL;
   size_t report_len = 0;
@@ -154,16 +154,22 @@ void orch_catalog_serve_sync(const orch_config *cfg) {
   int refused = 0;
   int rc = orch_catalog_run("sync", 0, mem, &refused, &err);
   if (mem) fclose(mem);
-  if (rc != ORCH_OK) {
+  if (rc != ORCH_OK && !refused) {
     char *msg = orch_error_format(&err);
     LOG_ERROR("catalog", "catalogue sync failed: %s", msg);
     free(msg);
-  } else if (report) {
+  }
+  if (report) {
     /* One log line per report line. */
     char *save = NULL;
-    for (char *line = strtok_r(report, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
-      LOG_INFO("catalog", "%s", line);
+    for (char *line = strtok_r(report, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+      if (refused)
+        LOG_ERROR("catalog", "%s", line);
+      else
+        LOG_INFO("catalog", "%s", line);
+    }
   }
   orch_error_clear(&err);
   free(report);
+  return refused ? ORCH_EINVAL : ORCH_OK;
 }

@@ -25,5 +25,7 @@ int orch_catalog_run(const char *mode, int allow_destructive, FILE *out, int *re
 /* `orchestrator catalog plan|apply [--allow-destructive]`; returns the exit status. */
 int orch_catalog_command(const orch_config *cfg, const char *sub, int allow_destructive);
 
-/* The start-up sync of `serve` (ORCH_CATALOG_SYNC=apply|off); failures are logged, not fatal. */
-void orch_catalog_serve_sync(const orch_config *cfg);
+/* The start-up sync of `serve` (ORCH_CATALOG_SYNC=apply|off); failures are logged, not fatal,
+   except a refusal (a field type stored values do not convert to): then not ORCH_OK and serve
+   stops. */
+int orch_catalog_serve_sync(const orch_config *cfg);

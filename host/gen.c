@@ -114,7 +114,7 @@ int orch_gen_load(orch_gen **out, const char *lua_dir, const char *products_dir,
   qsort(l.items, l.n, sizeof *l.items, cmp_script);
   gen_box *box = orch_xcalloc(1, sizeof *box);
   atomic_init(&box->refs, 1);
-  box->gen.number = atomic_fetch_add(&next_number, 1);
+  box->gen.number = 0; /* numbered when published */
   box->gen.loaded_at = time(NULL);
   box->gen.scripts = l.items;
   box->gen.count = l.n;
@@ -157,6 +157,7 @@ static atomic_long current_number;
 
 void orch_gen_publish(orch_gen *g) {
   orch_gen_ref(g);
+  if (!g->number) g->number = atomic_fetch_add(&next_number, 1);
   pthread_mutex_lock(&current_lock);
   orch_gen *old = current;
   current = g;

@@ -24,7 +24,7 @@ typedef struct orch_script {
 } orch_script;
 
 typedef struct orch_gen {
-  long number; /* 1, 2, 3... in the order generations were built */
+  long number; /* 1, 2, 3... in the order generations were published (0 before) */
   time_t loaded_at;
   orch_script *scripts; /* core scripts first, then products, each sorted by path */
   size_t count;

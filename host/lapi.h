@@ -48,3 +48,8 @@ void orch_lapi_budget_extend(lua_State *L, long long ns);
 
 /* Number of the generation the calling state was built from. */
 long orch_lapi_generation(lua_State *L);
+/* Code hash (40 hex digits) of the generation the calling state was built from. */
+const char *orch_lapi_code_hash(lua_State *L);
+/* [-0, +1] "file:line: " of the innermost product-script frame on the stack
+   (else the innermost Lua frame, else ""). */
+void orch_lapi_author_where(lua_State *L);

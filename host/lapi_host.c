@@ -39,6 +39,19 @@ static int l_host_generation(lua_State *L) {
   return 1;
 }
 
+/* orch._host.code_hash() -> the code hash of that generation (process_steps.commit_hash). */
+static int l_host_code_hash(lua_State *L) {
+  lua_pushstring(L, orch_lapi_code_hash(L));
+  return 1;
+}
+
+/* orch._host.author_where() -> "file:line: " of the product script line that called into the
+   core ruleset (the innermost product-script frame), for definition and API-misuse errors. */
+static int l_host_author_where(lua_State *L) {
+  orch_lapi_author_where(L);
+  return 1;
+}
+
 /*
  * orch._host.emit(type [, id]): queue a cache invalidation for the UI's
  * WebSocket (events.h; batched, so call it after the change committed).
@@ -56,6 +69,8 @@ static const luaL_Reg host_funcs[] = {
     {"reload", l_host_reload},
     {"status", l_host_status},
     {"generation", l_host_generation},
+    {"code_hash", l_host_code_hash},
+    {"author_where", l_host_author_where},
     {NULL, NULL},
 };
 

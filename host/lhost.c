@@ -98,7 +98,8 @@ void orch_lapi_where(lua_State *L, int level) {
     lua_pushliteral(L, "");
 }
 
-int orch_lapi_error(lua_State *L, const char *fmt, ...) {
+/* Push "file:line: " of the innermost product-script frame (else the innermost Lua frame). */
+void orch_lapi_author_where(lua_State *L) {
   orch_lua *lh = from_state(L);
   lua_Debug ar;
   int chosen = -1;
@@ -114,6 +115,14 @@ int orch_lapi_error(lua_State *L, const char *fmt, ...) {
     orch_lapi_where(L, chosen);
   else
     lua_pushliteral(L, "");
+}
+
+const char *orch_lapi_code_hash(lua_State *L) {
+  return from_state(L)->gen->code_hash;
+}
+
+int orch_lapi_error(lua_State *L, const char *fmt, ...) {
+  orch_lapi_author_where(L);
   va_list ap;
   va_start(ap, fmt);
   lua_pushvfstring(L, fmt, ap);

@@ -33,7 +33,8 @@ static void usage(FILE *out) {
           "commands:\n"
           "  serve          run the HTTP API and the step workers (--workers 0: API only)\n"
           "  worker         run the step workers only (no HTTP)\n"
-          "  db upgrade     apply pending SQL migrations\n"
+          "  db upgrade     apply pending SQL migrations (and those in the products folder's\n"
+          "                 migrations/)\n"
           "  db status      list migrations and whether they are applied\n"
           "  catalog plan   show how the catalogue differs from the product definitions\n"
           "  catalog apply  apply it in one transaction (--allow-destructive: may lose data)\n"
@@ -56,8 +57,51 @@ static void report_errors(const orch_errlist *errors) {
   }
 }
 
-/* Load the scripts into a new generation and prove that a state builds from it. */
-static int load_generation(const orch_config *cfg, orch_gen **out, orch_errlist *errors) {
+/* Print the strings of a JSON array of strings (what orch.check.warnings returns), one a line. */
+static void print_json_strings(const char *json, FILE *out) {
+  for (const char *p = json; *p; p++) {
+    if (*p != '"') continue;
+    for (p++; *p && *p != '"'; p++) {
+      if (*p != '\\') {
+        fputc(*p, out);
+        continue;
+      }
+      p++;
+      if (!*p) break;
+      switch (*p) {
+      case 'n': fputc('\n', out); break;
+      case 't': fputc('\t', out); break;
+      case 'u': {
+        unsigned v = 0;
+        int k = 0;
+        for (; k < 4 && p[1]; k++, p++) {
+          char c = p[1];
+          v = v * 16 + (unsigned)(c >= 'a' ? c - 'a' + 10 : c >= 'A' ? c - 'A' + 10 : c - '0');
+        }
+        fputc(v < 0x80 ? (int)v : '?', out);
+        break;
+      }
+      default: fputc(*p, out);
+      }
+    }
+    fputc('\n', out);
+    if (!*p) break;
+  }
+}
+
+/* `check`: print the definitions' warnings (repeated step names...) on stderr. */
+static void report_warnings(orch_lua *lh) {
+  char *json = NULL;
+  orch_error err = ORCH_ERROR_INIT;
+  if (orch_lua_invoke(lh, "orch.check", "warnings", NULL, &json, &err) == ORCH_OK && json)
+    print_json_strings(json, stderr);
+  orch_error_clear(&err);
+  free(json);
+}
+
+/* Load the scripts into a new generation and prove that a state builds from it
+   (with warn set: print the definitions' warnings, as `check` does). */
+static int load_generation(const orch_config *cfg, orch_gen **out, orch_errlist *errors, int warn) {
   orch_error err = ORCH_ERROR_INIT;
   orch_gen *g = NULL;
   if (orch_gen_load(&g, cfg->lua_dir, cfg->products_dir, &err) != ORCH_OK) {
@@ -67,6 +111,7 @@ static int load_generation(const orch_config *cfg, orch_gen **out, orch_errlist 
   orch_lua_limits lim = {cfg->lua_memory, cfg->lua_timeout_ms};
   orch_lua *lh = NULL;
   int rc = orch_lua_new(&lh, g, &lim, errors);
+  if (rc == ORCH_OK && warn) report_warnings(lh);
   orch_lua_free(lh);
   if (rc != ORCH_OK) {
     orch_gen_unref(g);
@@ -79,7 +124,7 @@ static int load_generation(const orch_config *cfg, orch_gen **out, orch_errlist 
 static int cmd_check(const orch_config *cfg) {
   orch_errlist errors = {0};
   orch_gen *g = NULL;
-  int rc = load_generation(cfg, &g, &errors);
+  int rc = load_generation(cfg, &g, &errors, 1);
   if (rc != ORCH_OK) {
     report_errors(&errors);
     fprintf(stderr, "check failed: %zu error%s\n", errors.n, errors.n == 1 ? "" : "s");
@@ -109,10 +154,14 @@ static int cmd_db(const orch_config *cfg, const char *sub) {
   orch_db *db = orch_db_new(cfg->database_uri);
   orch_error err = ORCH_ERROR_INIT;
   int rc, pending = 0;
+  /* The products folder may ship migrations of its own (its tables). */
+  char *product_migrations = orch_sprintf("%s/migrations", cfg->products_dir);
   if (!strcmp(sub, "upgrade"))
-    rc = orch_migrate_upgrade(db, cfg->migrations_dir, stdout, &err);
+    rc = orch_migrate_upgrade_all(db, cfg->migrations_dir, product_migrations, stdout, &err);
   else
-    rc = orch_migrate_status(db, cfg->migrations_dir, stdout, &pending, &err);
+    rc = orch_migrate_status_all(db, cfg->migrations_dir, product_migrations, stdout, &pending,
+                                 &err);
+  free(product_migrations);
   orch_db_free(db);
   if (rc != ORCH_OK) {
     fprintf(stderr, "orchestrator: %s\n", err.message);
@@ -140,7 +189,11 @@ static void warn_about_database(const orch_config *cfg) {
   orch_db *db = orch_db_new(cfg->database_uri);
   orch_error err = ORCH_ERROR_INIT;
   int pending = 0;
-  if (orch_migrate_status(db, cfg->migrations_dir, NULL, &pending, &err) != ORCH_OK)
+  char *product_migrations = orch_sprintf("%s/migrations", cfg->products_dir);
+  int st =
+      orch_migrate_status_all(db, cfg->migrations_dir, product_migrations, NULL, &pending, &err);
+  free(product_migrations);
+  if (st != ORCH_OK)
     LOG_WARN("serve", "database not usable yet: %s", err.message);
   else if (pending)
     LOG_WARN("serve", "%d migration%s pending: run `orchestrator db upgrade`", pending,
@@ -190,7 +243,7 @@ static int start_host(const orch_config *cfg, sigset_t *set, const char *who) {
   signal(SIGPIPE, SIG_IGN);
   orch_errlist errors = {0};
   orch_gen *g = NULL;
-  if (load_generation(cfg, &g, &errors) != ORCH_OK) {
+  if (load_generation(cfg, &g, &errors, 0) != ORCH_OK) {
     report_errors(&errors);
     fprintf(stderr, "orchestrator: the scripts do not load; not starting\n");
     orch_errlist_free(&errors);
@@ -212,7 +265,7 @@ static void wait_for_stop(sigset_t *set, const char *who) {
     int sig = 0;
     if (sigwait(set, &sig) != 0) continue;
     if (sig == SIGHUP) {
-      orch_reload(NULL);
+      orch_reload_from("SIGHUP", NULL);
       continue;
     }
     LOG_INFO(who, "%s received, shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
@@ -224,8 +277,17 @@ static int cmd_serve(const orch_config *cfg) {
   sigset_t set;
   int rc = start_host(cfg, &set, "serve");
   if (rc != 0) return rc;
-  orch_catalog_serve_sync(cfg); /* additive catalogue changes before the first request */
-  sync_workflows();             /* then the workflows table and the product links */
+  /* Additive catalogue changes before the first request; a field type that stored values do not
+     convert to refuses the start (catalog apply --allow-destructive first). */
+  if (orch_catalog_serve_sync(cfg) != ORCH_OK) {
+    fprintf(stderr,
+            "orchestrator: the catalogue needs `orchestrator catalog apply --allow-destructive` "
+            "first (see `orchestrator catalog plan`); not starting\n");
+    orch_events_stop();
+    orch_gen_shutdown();
+    return 1;
+  }
+  sync_workflows(); /* then the workflows table and the product links */
   orch_http *http = NULL;
   orch_error err = ORCH_ERROR_INIT;
   if (orch_http_start(&http, cfg, serve_dispatch, NULL, &err) != ORCH_OK) {

@@ -18,6 +18,8 @@ static const orch_config *config;
 static pthread_mutex_t reload_lock = PTHREAD_MUTEX_INITIALIZER;
 static char
     *last_error; /* JSON array of the last failed reload's errors, or NULL; under the lock */
+static char
+    *last_error_info; /* JSON object {trigger, at, message, errors}, or NULL; under the lock */
 
 void orch_reload_setup(const orch_config *cfg) {
   config = cfg;
@@ -68,17 +70,27 @@ static void diff_json(orch_buf *b, const orch_gen *before, const orch_gen *now) 
 static int sync_database(orch_lua *lh, orch_buf *report, orch_errlist *errors) {
   orch_error err = ORCH_ERROR_INIT;
   char *catalog = NULL, *workflows = NULL;
-  int rc = orch_lua_invoke(lh, "orch.model.catalog", "cli",
+  /* {"ok", "text", "message"}: ok false = the definitions need `catalog apply --allow-destructive`
+     first (a field type that stored values do not convert to); nothing was applied then. */
+  int rc = orch_lua_invoke(lh, "orch.model.catalog", "reload",
                            "{\"mode\":\"sync\",\"allow_destructive\":false}", &catalog, &err);
-  if (rc == ORCH_OK)
+  int refused = rc == ORCH_OK && catalog && strstr(catalog, "\"ok\":false");
+  if (rc == ORCH_OK && !refused)
     rc = orch_lua_invoke(lh, "orch.workflow_sync", "apply", NULL, &workflows, &err);
   if (rc != ORCH_OK) {
     orch_error_prefix(&err, "database sync");
     orch_errlist_add(errors, &err);
   } else {
-    /* The catalogue report is a JSON string "<0|1>\n<text>"; 1 = destructive changes refused. */
     orch_buf_printf(report, ",\"catalog\":%s,\"workflows\":%s", catalog ? catalog : "null",
                     workflows ? workflows : "null");
+    if (refused) {
+      orch_error e = ORCH_ERROR_INIT;
+      orch_error_set(&e, ORCH_ELUA,
+                     "the catalogue has destructive changes that a reload does not make "
+                     "(run `orchestrator catalog plan`, then `catalog apply --allow-destructive`)");
+      orch_errlist_add(errors, &e);
+      rc = ORCH_ELUA;
+    }
   }
   free(catalog);
   free(workflows);
@@ -86,6 +98,10 @@ static int sync_database(orch_lua *lh, orch_buf *report, orch_errlist *errors) {
 }
 
 int orch_reload(char **report) {
+  return orch_reload_from("api", report);
+}
+
+int orch_reload_from(const char *trigger, char **report) {
   if (report) *report = NULL;
   if (!config) {
     if (report)
@@ -117,7 +133,7 @@ int orch_reload(char **report) {
     }
   }
   int ok = errors.n == 0;
-  if (ok) orch_gen_publish(g);
+  if (ok) orch_gen_publish(g); /* numbers the generation: a refused one uses up no number */
   orch_buf_printf(&b, ",\"ok\":%s,\"generation\":%ld", ok ? "true" : "false",
                   ok ? g->number : (before ? before->number : 0));
   if (g) diff_json(&b, before, g);
@@ -135,10 +151,27 @@ int orch_reload(char **report) {
     LOG_INFO("reload", "generation %ld published (%zu scripts)", g->number, g->count);
     free(last_error);
     last_error = NULL;
+    free(last_error_info);
+    last_error_info = NULL;
     orch_buf_free(&e);
   } else {
-    LOG_ERROR("reload", "reload refused; generation %ld keeps serving",
+    LOG_ERROR("reload", "reload refused (%s); generation %ld keeps serving", trigger,
               before ? before->number : 0);
+    char when[40];
+    struct tm tm;
+    time_t now = time(NULL);
+    gmtime_r(&now, &tm);
+    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S+00:00", &tm);
+    orch_buf info = ORCH_BUF_INIT;
+    orch_buf_puts(&info, "{\"trigger\":");
+    json_str(&info, trigger);
+    orch_buf_printf(&info, ",\"at\":\"%s\",\"message\":", when);
+    char *first = errors.n ? orch_error_format(&errors.items[0]) : NULL;
+    json_str(&info, first);
+    free(first);
+    orch_buf_printf(&info, ",\"errors\":%s}", e.data ? e.data : "[]");
+    free(last_error_info);
+    last_error_info = orch_buf_take(&info, NULL);
     free(last_error);
     last_error = orch_buf_take(&e, NULL);
   }
@@ -173,7 +206,8 @@ char *orch_reload_status_json(void) {
     }
     orch_buf_puts(&b, "]");
   }
-  orch_buf_printf(&b, ",\"last_reload_errors\":%s}", last_error ? last_error : "null");
+  orch_buf_printf(&b, ",\"last_reload_errors\":%s,\"last_error\":%s}",
+                  last_error ? last_error : "null", last_error_info ? last_error_info : "null");
   pthread_mutex_unlock(&reload_lock);
   orch_gen_unref(g);
   return orch_buf_take(&b, NULL);

@@ -21,12 +21,16 @@ void orch_reload_setup(const orch_config *cfg);
  * Reload now on the calling thread. *report (malloc'd JSON object, may be
  * NULL) says what happened: {"ok", "generation", "added", "changed",
  * "removed", "errors":[{"file","line","message"}], "catalog", "workflows"}.
- * Returns ORCH_OK when a new generation was published.
+ * Returns ORCH_OK when a new generation was published. A refused reload uses
+ * up no generation number and is kept for the status (last_error) with the
+ * trigger that asked for it ("api", "SIGHUP", "watch").
  */
-int orch_reload(char **report);
+int orch_reload(char **report); /* trigger "api" */
+int orch_reload_from(const char *trigger, char **report);
 
 /*
  * JSON of the current generation for the status route: number, loaded_at,
- * files [{path, sha256}] and the last reload error (or null). Malloc'd.
+ * files [{path, sha256}] and the last refused reload: last_reload_errors (the
+ * list) and last_error {trigger, at, message, errors} (or null). Malloc'd.
  */
 char *orch_reload_status_json(void);

@@ -61,7 +61,7 @@ static void *watch_main(void *arg) {
       /* Quiet for DEBOUNCE_MS after the last change: reload. */
       pending = 0;
       LOG_INFO("watch", "scripts changed; reloading");
-      orch_reload(NULL);
+      orch_reload_from("watch", NULL);
       continue;
     }
     if (!(pfd[0].revents & POLLIN)) continue;

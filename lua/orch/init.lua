@@ -12,8 +12,12 @@ orch.workflow = require("orch.workflow")
 -- Workflow kinds with core's standard steps: orch.workflows.create_workflow{...}, ...
 orch.workflows = require("orch.standard")
 orch.model = require("orch.model")
--- Cross-file checks of the product definitions, run by the host after every script loaded.
-orch._finalize = orch.model.finalize
+-- Cross-file checks of the product and workflow definitions, run by the host after every
+-- script loaded (a list of "file:line: message").
+function orch._finalize()
+  local errors = orch.model.finalize() or {}
+  return orch.workflow.finalize(orch.model.known_names(), errors)
+end
 
 -- The workflows core ships (system tasks), defined in every state.
 require("orch.builtin")

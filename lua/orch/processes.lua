@@ -215,23 +215,63 @@ end
 local CLEARED = { success = true, skipped = true, complete = true }
 
 local function step_rows(pid)
-  return db.must([[SELECT stepid::text, name, status, state, created_by FROM process_steps
+  return db.must([[SELECT stepid::text, name, status, state, created_by, commit_hash FROM process_steps
                    WHERE pid = $1 ORDER BY completed_at, started_at]], pid)
 end
 
+-- The code hash of the scripts this state runs (process_steps.commit_hash), or nil.
+local function code_hash()
+  local host = orch._host
+  return host and host.code_hash and host.code_hash() or nil
+end
+
+-- Whether the log was written by the scripts this state runs: the newest row that
+-- names its scripts names these (rows written by the API name none). With no hash
+-- to compare, the log counts as written by these scripts.
+local function same_scripts(rows)
+  local current = code_hash()
+  if not current then
+    return true
+  end
+  for i = #rows, 1, -1 do
+    local h = rows[i].commit_hash
+    if h ~= nil and h ~= json.null and h ~= "" then
+      return h == current:sub(1, #h)
+    end
+  end
+  return true
+end
+
+-- The position (1-based) in wf.steps of the step a log row stands for. Within one
+-- script generation it is the step's POSITION: where names repeat, the cleared rows
+-- with that name before it tell which occurrence it is. After a reload the step list
+-- may differ, so the log is aligned BY NAME (the first step with that name).
+local function position_of(wf, name, occurrence, positional)
+  if positional then
+    local i = workflow.step_occurrence(wf, name, occurrence)
+    if i then
+      return i
+    end
+  end
+  return workflow.step_index(wf, name)
+end
+
 -- Where a process stands: {state, index (0-based, the step to run), last (row), wf}.
--- The index is found BY NAME: the step after the last cleared one, so a changed
--- step list never makes a process silently run the wrong step.
+-- The index is the step after the last cleared one (or the failed/waiting/suspended
+-- step itself), counted by position within one script generation and by name across
+-- a reload, so a changed step list never makes a process silently run the wrong step.
 function processes.recover(pid, wf)
   local rows = step_rows(pid)
   local last = rows[#rows]
   local state, cleared = {}, 0
   local last_cleared_name
+  local passed = {} -- name -> cleared rows with that name
   for _, r in ipairs(rows) do
     if CLEARED[r.status] then
       state = r.state
       cleared = cleared + 1
       last_cleared_name = r.name
+      passed[r.name] = (passed[r.name] or 0) + 1
     end
   end
   if last and (last.status == "suspend" or last.status == "awaiting_callback") then
@@ -239,14 +279,15 @@ function processes.recover(pid, wf)
   end
   local index = 0
   if wf then
+    local positional = same_scripts(rows)
     if last and not CLEARED[last.status] then
-      local i = workflow.step_index(wf, last.name)
+      local i = position_of(wf, last.name, (passed[last.name] or 0) + 1, positional)
       if not i then
         return nil, "workflow changed: step '" .. last.name .. "' no longer exists"
       end
       index = i - 1
     elseif last_cleared_name then
-      local i = workflow.step_index(wf, last_cleared_name)
+      local i = position_of(wf, last_cleared_name, passed[last_cleared_name], positional)
       if not i then
         return nil, "workflow changed: step '" .. last_cleared_name .. "' no longer exists"
       end
@@ -272,8 +313,10 @@ end
 processes.lock_process = lock_process
 
 local function log_step(pid, name, status, state, user)
-  db.must([[INSERT INTO process_steps (pid, name, status, state, created_by, started_at, completed_at)
-            VALUES ($1, $2, $3, $4::jsonb, $5, now(), now())]], pid, name, status, json.encode(state), user)
+  local hash = code_hash()
+  db.must([[INSERT INTO process_steps (pid, name, status, state, created_by, started_at, completed_at, commit_hash)
+            VALUES ($1, $2, $3, $4::jsonb, $5, now(), now(), left($6, 40))]], pid, name, status, json.encode(state),
+    user, hash)
 end
 
 local function set_status(pid, status, step_name, clear_failure)
@@ -417,11 +460,11 @@ function processes.callback(pid, token, payload)
     state[key] = payload
     state.callback_progress = nil
     db.must("UPDATE process_steps SET state = $2::jsonb WHERE stepid = $1", last.stepid, json.encode(state))
-    local index = workflow.step_index(wf, last.name)
-    if not index then
-      http.raise(409, "workflow changed: step '" .. last.name .. "' no longer exists")
+    local at, reason = processes.recover(pid, wf)
+    if not at then
+      http.raise(409, reason)
     end
-    queue(pid, index - 1, state)
+    queue(pid, at.index, state)
     set_status(pid, "resumed", nil, false)
     wake_workers()
   end)

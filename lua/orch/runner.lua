@@ -104,6 +104,12 @@ local function merge(state, ret, effects)
     new[k] = collect_models(v, models, 0)
   end
   if #models > 0 then
+    -- Fail the step (nothing written) when a model could not be loaded again.
+    for _, m in ipairs(models) do
+      if orch.model.check_savable and m:changes() ~= 0 then
+        orch.model.check_savable(m)
+      end
+    end
     effects[#effects + 1] = function()
       orch.model.save_all(models)
     end

@@ -101,7 +101,12 @@ function standard.ensure_provisioning_status(steps)
   return { standard.set_status("provisioning"), steps, standard.set_status("active") }
 end
 
+local WRAPPER_KEYS = { additional_steps = true, status = true }
+
 local function define(def, target, before, after, defaults)
+  if type(def) ~= "table" then
+    error(workflow.author_position(2) .. "workflow definition must be a table", 0)
+  end
   local d = {}
   for k, v in pairs(defaults or {}) do
     d[k] = v
@@ -112,7 +117,7 @@ local function define(def, target, before, after, defaults)
   d.target = target
   d.kind = target:lower()
   d.steps = { workflow.init, before, def.steps or {}, def.additional_steps or {}, after, workflow.done }
-  return workflow.define(d, 3)
+  return workflow.define(d, 3, WRAPPER_KEYS)
 end
 
 -- create_workflow{name, description, form, steps, additional_steps, status = "active", products}
@@ -139,7 +144,7 @@ end
 
 function standard.validate_workflow(def)
   if def.additional_steps then
-    error("validate workflows take no additional_steps", 2)
+    error(workflow.author_position(2) .. "validate workflows take no additional_steps", 0)
   end
   return define(def, "VALIDATE", { standard.store_process_subscription, standard.unsync_unchecked },
     { standard.resync }, { is_task = true })

@@ -20,6 +20,55 @@ local function caller_position(level)
   return type(where) == "string" and where or ""
 end
 
+-- "file:line: " of the product script line that called into the core ruleset (the
+-- innermost product-script frame), so that definition errors point at the author's
+-- line and not into lua/orch/. Falls back to counting levels outside the host.
+local function author_position(level)
+  local pos = require("orch.where").author()
+  if pos == "" then
+    return caller_position(level + 1)
+  end
+  return pos
+end
+workflow.author_position = author_position
+
+-- Raise a definition error at the author's line.
+local function fail(msg)
+  error(author_position(2) .. msg, 0)
+end
+
+-- Unknown option keys are errors (a typo such as `result_kye` or `frm` would
+-- otherwise be ignored silently).
+local function check_keys(what, opts, allowed)
+  if type(opts) ~= "table" then
+    return
+  end
+  local unknown = {}
+  for k in pairs(opts) do
+    if not allowed[k] then
+      unknown[#unknown + 1] = tostring(k)
+    end
+  end
+  if #unknown > 0 then
+    table.sort(unknown)
+    local names = {}
+    for k in pairs(allowed) do
+      names[#names + 1] = k
+    end
+    table.sort(names)
+    fail(what .. ": unknown option" .. (#unknown > 1 and "s " or " ") .. table.concat(unknown, ", ")
+      .. " (known: " .. table.concat(names, ", ") .. ")")
+  end
+end
+
+local function keyset(list)
+  local t = {}
+  for _, k in ipairs(list) do
+    t[k] = true
+  end
+  return t
+end
+
 local function is_step(x)
   return type(x) == "table" and x.__step == true
 end
@@ -27,9 +76,9 @@ workflow.is_step = is_step
 
 local function new_step(kind, name, fields, level)
   if type(name) ~= "string" or name == "" then
-    error("a step needs a name (a non-empty string)", level + 1)
+    fail("a step needs a name (a non-empty string)")
   end
-  local s = { __step = true, kind = kind, name = name, where = caller_position(level + 1) }
+  local s = { __step = true, kind = kind, name = name, where = author_position(level + 1) }
   for k, v in pairs(fields or {}) do
     s[k] = v
   end
@@ -39,7 +88,7 @@ end
 -- step(name, fn): runs fn(state, ctx) and merges what it returns; an error fails the process.
 function workflow.step(name, fn)
   if type(fn) ~= "function" then
-    error("step '" .. tostring(name) .. "' needs a function", 2)
+    fail("step '" .. tostring(name) .. "' needs a function")
   end
   return new_step("step", name, { fn = fn }, 2)
 end
@@ -48,17 +97,23 @@ end
 -- the engine retries it later with backoff.
 function workflow.retrystep(name, fn)
   if type(fn) ~= "function" then
-    error("retrystep '" .. tostring(name) .. "' needs a function", 2)
+    fail("retrystep '" .. tostring(name) .. "' needs a function")
   end
   return new_step("retry", name, { fn = fn }, 2)
 end
 
 -- inputstep(name, {form = f, assignee = "SYSTEM"}): suspends the process with a
 -- form; resuming it with the form's answers merges them into the state.
+local INPUTSTEP_KEYS = keyset({ "form", "assignee" })
+
 function workflow.inputstep(name, opts)
   opts = opts or {}
+  if type(opts) ~= "table" then
+    fail("inputstep '" .. tostring(name) .. "': options must be a table {form = ..., assignee = ...}")
+  end
+  check_keys("inputstep '" .. tostring(name) .. "'", opts, INPUTSTEP_KEYS)
   if opts.form == nil then
-    error("inputstep '" .. tostring(name) .. "' needs a form", 2)
+    fail("inputstep '" .. tostring(name) .. "' needs a form")
   end
   return new_step("input", name, { form = opts.form, assignee = opts.assignee or "SYSTEM" }, 2)
 end
@@ -71,7 +126,7 @@ local function flatten(steps, out, level)
     return out
   end
   if type(steps) ~= "table" then
-    error("expected a step or a list of steps, got " .. type(steps), level + 1)
+    fail("expected a step or a list of steps, got " .. type(steps))
   end
   for i = 1, #steps do
     local s = steps[i]
@@ -80,7 +135,7 @@ local function flatten(steps, out, level)
     elseif type(s) == "table" then
       flatten(s, out, level + 1)
     else
-      error("element " .. i .. " of the step list is not a step (" .. type(s) .. ")", level + 1)
+      fail("element " .. i .. " of the step list is not a step (" .. type(s) .. ")")
     end
   end
   return out
@@ -101,7 +156,7 @@ end
 -- otherwise it is recorded as `skipped` with the state unchanged.
 function workflow.conditional(pred)
   if type(pred) ~= "function" then
-    error("conditional needs a predicate function", 2)
+    fail("conditional needs a predicate function")
   end
   return function(steps)
     local out = {}
@@ -122,7 +177,7 @@ end
 -- return is merged into state[key].
 function workflow.focussteps(key)
   if type(key) ~= "string" then
-    error("focussteps needs a state key", 2)
+    fail("focussteps needs a state key")
   end
   return function(steps)
     local out = {}
@@ -144,11 +199,11 @@ end
 function workflow.step_group(name, steps)
   local subs = flatten(steps, nil, 2)
   if #subs == 0 then
-    error("step_group '" .. tostring(name) .. "' has no steps", 2)
+    fail("step_group '" .. tostring(name) .. "' has no steps")
   end
   for _, s in ipairs(subs) do
     if s.kind == "group" then
-      error("step_group '" .. tostring(name) .. "' cannot contain another group ('" .. s.name .. "')", 2)
+      fail("step_group '" .. tostring(name) .. "' cannot contain another group ('" .. s.name .. "')")
     end
   end
   local form
@@ -164,10 +219,22 @@ end
 -- callback_step{name, action, validate, result_key = "callback_result", timeout = seconds}:
 -- create a single-use callback route, run the action (which hands the route to an
 -- external system), wait for the callback, validate its result, clean up.
+local CALLBACK_KEYS = keyset({ "name", "action", "validate", "result_key", "callback_route_key", "timeout" })
+
 function workflow.callback_step(opts)
+  if type(opts) ~= "table" then
+    fail("callback_step needs a table {name, action, validate, result_key, timeout}")
+  end
   local name = opts.name
+  check_keys("callback_step '" .. tostring(name) .. "'", opts, CALLBACK_KEYS)
+  if type(name) ~= "string" or name == "" then
+    fail("callback_step needs a name (a non-empty string)")
+  end
   if not is_step(opts.action) or not is_step(opts.validate) then
-    error("callback_step '" .. tostring(name) .. "' needs action and validate steps", 2)
+    fail("callback_step '" .. tostring(name) .. "' needs action and validate steps")
+  end
+  if opts.timeout ~= nil and (type(opts.timeout) ~= "number" or opts.timeout <= 0) then
+    fail("callback_step '" .. tostring(name) .. "': timeout must be a positive number of seconds")
   end
   local result_key = opts.result_key or "callback_result"
   local route_key = opts.callback_route_key or "callback_route"
@@ -187,7 +254,7 @@ function workflow.callback_step(opts)
     return { __remove_keys = { "__callback_token", "__callback_result_key", "__callback_timeout" } }
   end)
   local group = workflow.step_group(name, { create, opts.action, await, opts.validate, cleanup })
-  group.where = caller_position(2)
+  group.where = author_position(2)
   return group
 end
 
@@ -204,26 +271,64 @@ workflow.registry = registry
 -- define{name, target, description, is_task, form, steps, run_predicate, products,
 -- authorize}: register a workflow whose step list is used as given (it should start
 -- with workflow.init and end with workflow.done, as core's @workflow).
-function workflow.define(def, level)
+local DEFINE_KEYS = keyset({ "name", "target", "description", "is_task", "form", "steps", "run_predicate",
+  "products", "product_types", "product_tags", "authorize", "kind", "usable_while_out_of_sync" })
+workflow.DEFINE_KEYS = DEFINE_KEYS
+
+local function check_names(wf_name, key, v)
+  if v == nil then
+    return
+  end
+  if type(v) == "string" then
+    return
+  end
+  if type(v) ~= "table" then
+    fail("workflow '" .. wf_name .. "': " .. key .. " must be a list of names, got " .. type(v))
+  end
+  for i, x in ipairs(v) do
+    if type(x) ~= "string" then
+      fail("workflow '" .. wf_name .. "': " .. key .. "[" .. i .. "] must be a name (a string), got " .. type(x))
+    end
+  end
+end
+
+-- define(def, level, extra_keys): extra_keys are the options a wrapper (create_workflow...)
+-- takes on top of DEFINE_KEYS.
+function workflow.define(def, level, extra_keys)
   level = (level or 1) + 1
   if type(def) ~= "table" then
-    error("workflow definition must be a table", level)
+    fail("workflow definition must be a table")
   end
   local name = def.name
   if type(name) ~= "string" or not name:match("^[%w_%-]+$") then
-    error("workflow needs a name made of letters, digits, '_' and '-'", level)
+    fail("workflow needs a name made of letters, digits, '_' and '-'")
   end
+  local allowed = DEFINE_KEYS
+  if extra_keys then
+    allowed = {}
+    for k in pairs(DEFINE_KEYS) do
+      allowed[k] = true
+    end
+    for k in pairs(extra_keys) do
+      allowed[k] = true
+    end
+  end
+  check_keys("workflow '" .. name .. "'", def, allowed)
   local target = def.target or "SYSTEM"
   if not TARGETS[target] then
-    error("workflow '" .. name .. "': unknown target '" .. tostring(target) .. "'", level)
+    fail("workflow '" .. name .. "': unknown target '" .. tostring(target) .. "'")
   end
   if type(def.description) ~= "string" or def.description == "" then
-    error("workflow '" .. name .. "' needs a description", level)
+    fail("workflow '" .. name .. "' needs a description")
+  end
+  for _, key in ipairs({ "products", "product_types", "product_tags" }) do
+    check_names(name, key, def[key])
   end
   local steps = flatten(def.steps or {}, nil, level)
-  local where = caller_position(level)
+  local where = author_position(level)
   if registry.by_name[name] then
-    error("workflow '" .. name .. "' is defined twice (first at " .. registry.by_name[name].where .. ")", level)
+    fail("workflow '" .. name .. "' is defined twice (first at " .. registry.by_name[name].where:gsub(": $", "")
+      .. ")")
   end
   local wf = {
     name = name,
@@ -248,6 +353,69 @@ end
 
 function workflow.get(name)
   return registry.by_name[name]
+end
+
+local function as_list(v)
+  if type(v) == "string" then
+    return { v }
+  end
+  return v or {}
+end
+
+-- Cross-file checks once every script has loaded: the product names, product types
+-- and tags a workflow links to must be defined (a typo would serve an empty product
+-- picker). `known` = {products = set, product_types = set, product_tags = set}.
+-- Appends "file:line: message" to errors.
+function workflow.finalize(known, errors)
+  local what = { products = "product", product_types = "product type", product_tags = "product tag" }
+  for _, wf in ipairs(registry.ordered) do
+    for _, key in ipairs({ "products", "product_types", "product_tags" }) do
+      for _, n in ipairs(as_list(wf[key])) do
+        if not known[key][n] then
+          errors[#errors + 1] = wf.where .. "workflow '" .. wf.name .. "': unknown " .. what[key] .. " '"
+            .. tostring(n) .. "' in " .. key
+        end
+      end
+    end
+  end
+  return errors
+end
+
+-- Warnings for `orchestrator check`: step names that repeat within one workflow
+-- (resume counts the occurrences, but the log and the UI are easier to read with
+-- distinct names). Returns a list of "file:line: message".
+function workflow.warnings()
+  local out = {}
+  for _, wf in ipairs(registry.ordered) do
+    local count, order = {}, {}
+    for _, s in ipairs(wf.steps) do
+      if not count[s.name] then
+        order[#order + 1] = s.name
+      end
+      count[s.name] = (count[s.name] or 0) + 1
+    end
+    for _, n in ipairs(order) do
+      if count[n] > 1 then
+        out[#out + 1] = wf.where .. "workflow '" .. wf.name .. "': step '" .. n .. "' appears " .. count[n]
+          .. " times (resume counts the occurrences; distinct names read better in the log)"
+      end
+    end
+  end
+  return out
+end
+
+-- The position of the `occurrence`-th step named `name` in wf.steps, or nil.
+function workflow.step_occurrence(wf, name, occurrence)
+  local seen = 0
+  for i, s in ipairs(wf.steps) do
+    if s.name == name then
+      seen = seen + 1
+      if seen == occurrence then
+        return i
+      end
+    end
+  end
+  return nil
 end
 
 -- Index of the step named `name` in wf.steps (first match), or nil.

@@ -39,13 +39,15 @@ function kit.start(opts)
   end
   self.pg_dir = dir
   self.database, self.uri = H.new_database(dir)
-  local code, out = H.run({ "db", "upgrade", "--migrations", H.source .. "/migrations" }, { DATABASE_URI = self.uri })
-  if code ~= 0 then
-    fail("db upgrade failed:\n" .. out, 2)
-  end
   local products = opts.products or (H.source .. "/products")
   if products:sub(1, 1) ~= "/" then
     products = H.source .. "/" .. products
+  end
+  -- The core migrations, then the products folder's own (its migrations/ folder, if any).
+  local code, out = H.run({ "db", "upgrade", "--migrations", H.source .. "/migrations", "--products", products },
+    { DATABASE_URI = self.uri })
+  if code ~= 0 then
+    fail("db upgrade failed:\n" .. out, 2)
   end
   self.host = H.start_host({ database = self.uri, products = products, env = opts.env,
     args = { "--workers", tostring(opts.workers or 2) } })

@@ -67,6 +67,22 @@ describe("orch.forms validation", function()
       assert.are.equal("String should match pattern '^[a-z]+$'", e.msg)
     end)
 
+    it("never shows a Lua pattern: the field's message, else the pattern in words", function()
+      local page = F.page({ F.string({ "name", match = "^[a-z][a-z0-9%-]*$" }) })
+      local e = only_error(page, { name = "Bad Name" })
+      assert.are.equal("string_pattern_mismatch", e.type)
+      assert.are.equal("String should be a lower-case letter (a-z), then any number of lower-case letters (a-z), "
+        .. "digits (0-9) or '-'", e.msg)
+      assert.is_nil(e.msg:find("%", 1, true))
+      assert.is_nil(e.ctx.pattern)
+      page = F.page({ F.string({ "asn", match = "^AS%d+$", message = "an AS number such as AS1103" }) })
+      e = only_error(page, { asn = "1103" })
+      assert.are.equal("an AS number such as AS1103", e.msg)
+      -- What cannot be put in words is said without the pattern.
+      page = F.page({ F.string({ "x", match = "^(%d+)$" }) })
+      assert.are.equal("String does not have the expected format", only_error(page, { x = "a" }).msg)
+    end)
+
     it("normalises uuids", function()
       local page = F.page({ F.uuid({ "id" }) })
       assert.are.equal(

@@ -76,9 +76,11 @@ function H.new_database(dir)
   return name, string.format("postgresql://postgres@/%s?host=%s", name, dir)
 end
 
--- Apply the migrations to a database (raises with the output if that fails).
-function H.migrate(uri)
-  local code, out = H.run({ "db", "upgrade", "--migrations", H.source .. "/migrations" }, { DATABASE_URI = uri })
+-- Apply the migrations to a database (raises with the output if that fails); with
+-- `products`, that folder's own migrations too (default: the example products').
+function H.migrate(uri, products)
+  local code, out = H.run({ "db", "upgrade", "--migrations", H.source .. "/migrations", "--products",
+    products or (H.source .. "/products") }, { DATABASE_URI = uri })
   if code ~= 0 then
     error("db upgrade failed:\n" .. out, 2)
   end

@@ -63,6 +63,21 @@ local function canonical(v, out)
   return out
 end
 
+-- Objects without a key order of their own (the model's tables have one) are written
+-- with sorted keys, so that one ETag always goes with the same bytes.
+local function stable_keys(v)
+  if type(v) ~= "table" or v == null then
+    return v
+  end
+  for _, x in pairs(v) do
+    stable_keys(x)
+  end
+  if getmetatable(v) == nil and not json.is_array(v) then
+    json.ordered(v)
+  end
+  return v
+end
+
 local function truthy(s, default)
   if s == nil or s == "" then
     return default
@@ -165,7 +180,7 @@ function domain_model.get(req)
       b.in_use_by_ids = kept
     end
   end
-  return 200, t, { ETag = etag }
+  return 200, stable_keys(t), { ETag = etag }
 end
 
 return domain_model

@@ -226,14 +226,19 @@ local function check_scalar(rf, kind, v, loc, errs)
       )
     end
     if rf.match and not out:find(rf.match) then
-      local shown = rf.pattern or rf.match
-      errs[#errs + 1] = M.error(
-        "string_pattern_mismatch",
-        loc,
-        "String should match pattern " .. M.pyrepr_str(shown),
-        v,
-        { pattern = shown }
-      )
+      -- The field's own message, else pydantic's for the regular expression the UI got,
+      -- else the Lua pattern described in words (a Lua pattern never reaches the user).
+      local text, info
+      if rf.message then
+        text, info = rf.message, { expected = rf.message }
+      elseif rf.pattern then
+        text, info = "String should match pattern " .. M.pyrepr_str(rf.pattern), { pattern = rf.pattern }
+      else
+        local words = M.describe_pattern(rf.match)
+        text = words and ("String should " .. words) or "String does not have the expected format"
+        info = { expected = words or "the expected format" }
+      end
+      errs[#errs + 1] = M.error("string_pattern_mismatch", loc, text, v, info)
     end
   end
   if #errs > n then
@@ -483,6 +488,150 @@ function M.detail(page_name, errs)
     lines[#lines + 1] = "  " .. e.msg .. " (" .. t .. ")"
   end
   return table.concat(lines, "\n")
+end
+
+-- ---- Lua patterns in words ----
+
+local CLASS_WORDS = {
+  a = "letters", d = "digits (0-9)", l = "lower-case letters (a-z)", u = "upper-case letters (A-Z)",
+  w = "letters or digits", s = "spaces", x = "hexadecimal digits", p = "punctuation",
+}
+local ONE_WORDS = {
+  a = "a letter", d = "a digit (0-9)", l = "a lower-case letter (a-z)", u = "an upper-case letter (A-Z)",
+  w = "a letter or digit", s = "a space", x = "a hexadecimal digit", p = "a punctuation character",
+}
+
+local function range_words(a, b, many)
+  if a == "a" and b == "z" then
+    return many and "lower-case letters (a-z)" or "a lower-case letter (a-z)"
+  elseif a == "A" and b == "Z" then
+    return many and "upper-case letters (A-Z)" or "an upper-case letter (A-Z)"
+  elseif a == "0" and b == "9" then
+    return many and "digits (0-9)" or "a digit (0-9)"
+  end
+  return (many and "characters " or "a character ") .. a .. "-" .. b
+end
+
+-- One set [...] in words (nil when it uses what this does not describe).
+local function set_words(body, many)
+  local negate = body:sub(1, 1) == "^"
+  if negate then
+    body = body:sub(2)
+  end
+  local parts, i = {}, 1
+  while i <= #body do
+    local c = body:sub(i, i)
+    if c == "%" then
+      local e = body:sub(i + 1, i + 1)
+      if e == "" then
+        return nil
+      end
+      local w = (many and CLASS_WORDS or ONE_WORDS)[e]
+      parts[#parts + 1] = w or ("'" .. e .. "'")
+      i = i + 2
+    elseif body:sub(i + 1, i + 1) == "-" and i + 2 <= #body then
+      parts[#parts + 1] = range_words(c, body:sub(i + 2, i + 2), many)
+      i = i + 3
+    else
+      parts[#parts + 1] = "'" .. c .. "'"
+      i = i + 1
+    end
+  end
+  if #parts == 0 then
+    return nil
+  end
+  local text = #parts == 1 and parts[1]
+    or table.concat(parts, ", ", 1, #parts - 1) .. " or " .. parts[#parts]
+  if negate then
+    return (many and "characters other than " or "a character other than ") .. text
+  end
+  return text
+end
+
+-- describe_pattern("^[a-z][a-z0-9%-]*$") -> "be a lower-case letter (a-z), then any number of
+-- lower-case letters (a-z), digits (0-9) or '-'"; nil for what it cannot put in words
+-- (captures, %b, %f, back references).
+function M.describe_pattern(p)
+  if type(p) ~= "string" or p == "" then
+    return nil
+  end
+  local anchored_start, anchored_end = p:sub(1, 1) == "^", false
+  if anchored_start then
+    p = p:sub(2)
+  end
+  if p:sub(-1) == "$" and p:sub(-2, -2) ~= "%" then
+    anchored_end = true
+    p = p:sub(1, -2)
+  end
+  local items, i = {}, 1
+  while i <= #p do
+    local c = p:sub(i, i)
+    local one, many, nexti
+    if c == "(" or c == ")" then
+      return nil
+    elseif c == "%" then
+      local e = p:sub(i + 1, i + 1)
+      if e == "" or e == "b" or e == "f" or e:match("%d") then
+        return nil
+      end
+      one, many = ONE_WORDS[e], CLASS_WORDS[e]
+      if not one then
+        one, many = "'" .. e .. "'", "'" .. e .. "'"
+      end
+      nexti = i + 2
+    elseif c == "[" then
+      local close = p:find("]", i + 2, true)
+      if not close then
+        return nil
+      end
+      local body = p:sub(i + 1, close - 1)
+      one, many = set_words(body, false), set_words(body, true)
+      if not one then
+        return nil
+      end
+      nexti = close + 1
+    elseif c == "." then
+      one, many, nexti = "any character", "any characters", i + 1
+    else
+      one, many, nexti = "'" .. c .. "'", "'" .. c .. "'", i + 1
+    end
+    local q = p:sub(nexti, nexti)
+    if q == "*" or q == "-" then
+      items[#items + 1] = "any number of " .. many
+      nexti = nexti + 1
+    elseif q == "+" then
+      items[#items + 1] = "one or more " .. many
+      nexti = nexti + 1
+    elseif q == "?" then
+      items[#items + 1] = "optionally " .. one
+      nexti = nexti + 1
+    else
+      items[#items + 1] = one
+    end
+    i = nexti
+  end
+  if #items == 0 then
+    return nil
+  end
+  -- Runs of literal characters read better as one text: 'a', 'b' -> 'ab'.
+  local merged = {}
+  for _, it in ipairs(items) do
+    local prev = merged[#merged]
+    if prev and prev:match("^'[^']*'$") and it:match("^'[^']'$") then
+      merged[#merged] = prev:sub(1, -2) .. it:sub(2)
+    else
+      merged[#merged + 1] = it
+    end
+  end
+  local text = table.concat(merged, ", then ")
+  if anchored_start and anchored_end then
+    return "be " .. text
+  elseif anchored_start then
+    return "start with " .. text
+  elseif anchored_end then
+    return "end with " .. text
+  end
+  return "contain " .. text
 end
 
 return M

@@ -122,7 +122,7 @@ local function set(...)
   return s
 end
 
-local STRING_OPTS = set("min_length", "max_length", "pattern", "match", "format")
+local STRING_OPTS = set("min_length", "max_length", "pattern", "match", "message", "format")
 local NUMBER_OPTS = set("min", "max", "gt", "lt")
 local CHOICE_OPTS = set("options", "enum_name", "strict", "format")
 local LIST_OPTS = set("min_items", "max_items", "unique", "of")

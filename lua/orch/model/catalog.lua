@@ -20,6 +20,7 @@ local db = require("orch.db")
 local types = require("orch.model.types")
 
 local catalog = {}
+local field_type_change
 
 local quote = types.quote
 
@@ -31,10 +32,12 @@ local function wanted()
     w.resource_types[name] = { description = rt.description }
   end
   for _, def in ipairs(registry.block_list) do
-    local b = { description = def.description, tag = def.tag, status = def.status, rts = {}, children = {} }
+    local b = { description = def.description, tag = def.tag, status = def.status, rts = {}, children = {},
+      types = {} }
     for _, f in ipairs(def.fields) do
       if f.kind == "scalar" then
         b.rts[f.name] = true
+        b.types[f.name] = f
       elseif not b.children[f.block] then
         local min, max
         if f.kind == "list" then
@@ -60,10 +63,29 @@ local function wanted()
   return w
 end
 
+-- The name a field's type is recorded under: the type's name, an enum with its values.
+local function type_signature(t)
+  if t.name == "enum" and t.enum then
+    local vals = {}
+    for i, v in ipairs(t.enum) do
+      vals[i] = quote(v)
+    end
+    return "enum(" .. table.concat(vals, ", ") .. ")"
+  end
+  return tostring(t.name)
+end
+catalog.type_signature = type_signature
+
 -- ---- what the database has ----
 
 local function stored()
-  local s = { resource_types = {}, blocks = {}, products = {} }
+  local s = { resource_types = {}, blocks = {}, products = {}, types = nil }
+  if db.one("SELECT to_regclass('orch_field_types') IS NOT NULL AS ok").ok then
+    s.types = {}
+    for _, r in ipairs(db.must("SELECT block, field, field_type FROM orch_field_types")) do
+      s.types[r.block .. "." .. r.field] = r.field_type
+    end
+  end
   for _, r in ipairs(db.must([[SELECT rt.resource_type, rt.description,
       (SELECT count(*) FROM subscription_instance_values v WHERE v.resource_type_id = rt.resource_type_id) AS nvalues
       FROM resource_types rt]])) do
@@ -115,13 +137,68 @@ end
 
 local marks = { add = "+", update = "~", remove = "-", destructive = "!", blocked = "x" }
 -- Order of execution: what others refer to is created first and removed last.
-local order = { add = 1, update = 2, remove = 3, destructive = 3, blocked = 4 }
+-- `record` is bookkeeping (the type of a field that has none recorded yet): applied
+-- with the others, never listed.
+local order = { add = 1, update = 2, record = 2, remove = 3, destructive = 3, blocked = 4 }
+
+-- Stored values of a block's field that the field's type does not accept.
+local function unconvertible(block, rt, f)
+  local rows = db.must([[SELECT v.value FROM subscription_instance_values v
+      JOIN subscription_instances i ON i.subscription_instance_id = v.subscription_instance_id
+      JOIN product_blocks b ON b.product_block_id = i.product_block_id
+      JOIN resource_types r ON r.resource_type_id = v.resource_type_id
+     WHERE b.name = $1 AND r.resource_type = $2]], block, rt)
+  local bad = 0
+  for _, r in ipairs(rows) do
+    if f.type.parse(r.value) == nil then
+      bad = bad + 1
+    end
+  end
+  return bad, #rows
+end
+
+-- A field's type against the one recorded: a changed type is an update when every
+-- stored value converts and destructive (a reload and serve refuse it) when some do not.
+field_type_change = function(block, rt, f, recorded, linked, change)
+  local sig = type_signature(f.type)
+  if recorded == sig then
+    return
+  end
+  local record = function()
+    db.must([[INSERT INTO orch_field_types (block, field, field_type) VALUES ($1, $2, $3)
+      ON CONFLICT (block, field) DO UPDATE SET field_type = EXCLUDED.field_type]], block, rt, sig)
+  end
+  local bad, total = 0, 0
+  if linked then
+    bad, total = unconvertible(block, rt, f)
+  end
+  local values = function(n)
+    return n .. " stored value" .. (n == 1 and "" or "s")
+  end
+  if recorded == nil then
+    if bad == 0 then
+      change("record", 3, "field " .. block .. "." .. rt .. " has type " .. sig, record)
+    else
+      local c = change("destructive", 3, "field " .. block .. "." .. rt .. ": " .. values(bad) .. " of "
+        .. total .. (bad == 1 and " is" or " are") .. " not a valid " .. sig, record)
+      c.refuse_sync = true
+    end
+  elseif bad == 0 then
+    change("update", 3, "field " .. block .. "." .. rt .. ": type " .. recorded .. " -> " .. sig .. " ("
+      .. values(total) .. " convert)", record)
+  else
+    local c = change("destructive", 3, "field " .. block .. "." .. rt .. ": type " .. recorded .. " -> " .. sig
+      .. ": " .. values(bad) .. " of " .. total .. " do" .. (bad == 1 and "es" or "") .. " not convert", record)
+    c.refuse_sync = true
+  end
+end
 
 function catalog.plan()
   local w, s = wanted(), stored()
   local changes = {}
   local function change(class, stage, text, run)
     changes[#changes + 1] = { class = class, stage = stage, text = text, run = run }
+    return changes[#changes]
   end
 
   -- resource types
@@ -188,6 +265,11 @@ function catalog.plan()
         else
           change("remove", 6, "field " .. name .. "." .. rt .. " (no stored values)", unlink)
         end
+      end
+    end
+    if s.types then
+      for _, rt in ipairs(sorted_keys(want.types)) do
+        field_type_change(name, rt, want.types[rt], s.types[name .. "." .. rt], have.rts[rt] ~= nil, change)
       end
     end
     for _, child in ipairs(sorted_keys(want.children)) do
@@ -342,7 +424,7 @@ function catalog.plan()
 end
 
 local function counts(changes)
-  local c = { add = 0, update = 0, remove = 0, destructive = 0, blocked = 0 }
+  local c = { add = 0, update = 0, remove = 0, destructive = 0, blocked = 0, record = 0 }
   for _, ch in ipairs(changes) do
     c[ch.class] = c[ch.class] + 1
   end
@@ -365,7 +447,7 @@ end
 local function lines_of(changes, filter)
   local out = {}
   for _, ch in ipairs(changes) do
-    if not filter or filter[ch.class] then
+    if marks[ch.class] and (not filter or filter[ch.class]) then
       out[#out + 1] = marks[ch.class] .. " " .. ch.text
     end
   end
@@ -397,13 +479,29 @@ function catalog.execute(arg)
   local changes = catalog.plan()
   local c = counts(changes)
   local result = { lines = orch.json.array(lines_of(changes)), summary = summary(c), applied = 0, ok = true }
-  if #changes == 0 then
+  if #changes == c.record then
     result.summary = "the catalogue matches the definitions"
+  end
+  local refused = {}
+  for _, ch in ipairs(changes) do
+    if ch.refuse_sync then
+      refused[#refused + 1] = marks[ch.class] .. " " .. ch.text
+    end
   end
   if arg.mode == "plan" then
     return result
   elseif arg.mode == "sync" then
-    result.applied = catalog.apply(changes, { add = true, update = true })
+    if #refused > 0 then
+      -- Stored values would no longer load: nothing is applied, and a reload or
+      -- `serve` refuses the definitions until the author applies them.
+      result.ok = false
+      result.refused = orch.json.array(refused)
+      result.message = "refused: " .. table.concat(refused, "; ") .. " (a field's type changed and stored values "
+        .. "do not convert; check with `orchestrator catalog plan`, apply with `orchestrator catalog apply "
+        .. "--allow-destructive`: those values then read as invalid until they are replaced)"
+      return result
+    end
+    result.applied = catalog.apply(changes, { add = true, update = true, record = true })
     local pending = c.remove + c.destructive + c.blocked
     if pending > 0 then
       result.message = pending .. " change" .. (pending == 1 and "" or "s")
@@ -426,15 +524,28 @@ function catalog.execute(arg)
       result.message = "nothing applied: " .. table.concat(why, "; ")
       return result
     end
-    result.applied = catalog.apply(changes, { add = true, update = true, remove = true, destructive = true })
+    result.applied = catalog.apply(changes, { add = true, update = true, remove = true, destructive = true,
+      record = true })
     return result
   end
   error("catalog.run: unknown mode " .. quote(arg.mode), 2)
 end
 
+-- For host/reload.c: {ok, text, message}; ok false = refused, nothing applied.
+function catalog.reload(arg)
+  local r = catalog.run(arg)
+  local lines = catalog.cli_lines(arg, r)
+  return { ok = r.ok, text = table.concat(lines, "\n"), message = r.message or orch.json.null }
+end
+
 -- For host/catalog.c: the report as text, "<0 done|1 refused>\n<lines>".
 function catalog.cli(arg)
   local r = catalog.run(arg)
+  return (r.ok and "0" or "1") .. "\n" .. table.concat(catalog.cli_lines(arg, r), "\n") .. "\n"
+end
+
+-- The report's lines.
+function catalog.cli_lines(arg, r)
   local out = {}
   for _, line in ipairs(r.lines) do
     out[#out + 1] = line
@@ -452,7 +563,7 @@ function catalog.cli(arg)
   else
     out[#out + 1] = r.message
   end
-  return (r.ok and "0" or "1") .. "\n" .. table.concat(out, "\n") .. "\n"
+  return out
 end
 
 return catalog

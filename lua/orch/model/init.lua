@@ -42,6 +42,7 @@ model.create = subscription.create
 model.load = subscription.load
 model.get = subscription.get
 model.save_all = subscription.save_all
+model.check_savable = subscription.check_savable
 model.is_subscription = subscription.is_subscription
 model.is_block = subscription.is_block
 model.is_stored = subscription.is_stored
@@ -51,6 +52,21 @@ model.depends_on = subscription.block_depends_on
 -- The catalogue sync (orchestrator catalog plan|apply), for tests and tools.
 function model.catalog_run(arg)
   return require("orch.model.catalog").run(arg)
+end
+
+-- The names workflows may link to: {products = set, product_types = set, product_tags = set}.
+function model.known_names()
+  local known = { products = {}, product_types = {}, product_tags = {} }
+  for name, entry in pairs(registry.products) do
+    known.products[name] = true
+    if entry.row and entry.row.tag then
+      known.product_tags[entry.row.tag] = true
+    end
+  end
+  for name in pairs(registry.product_types) do
+    known.product_types[name] = true
+  end
+  return known
 end
 
 -- Cross-file checks, called by the host once every script has loaded.

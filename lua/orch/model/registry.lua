@@ -26,7 +26,7 @@ registry.product_statuses = { ["active"] = true, ["pre production"] = true, ["ph
 
 -- Names a block field or a product field cannot take (they are attributes or methods).
 local reserved_block = { name = true, label = true, subscription_instance_id = true,
-  owner_subscription_id = true, in_use_by_ids = true, in_use_by_relations = true }
+  owner_subscription_id = true, in_use_by_ids = true, in_use_by_relations = true, invalid_values = true }
 local reserved_subscription = { subscription_id = true, description = true, status = true, customer_id = true,
   insync = true, start_date = true, end_date = true, note = true, version = true, product = true,
   product_id = true, name = true, tag = true, customer_descriptions = true, save = true,

@@ -13,6 +13,10 @@ local db = require("orch.db")
 
 local M = {}
 
+-- Raise an API-misuse error at the product script's line that made the call (the
+-- innermost product-script frame), not inside lua/orch/.
+local raise = require("orch.where").raise
+
 local D = setmetatable({}, { __mode = "k" }) -- proxy -> its data
 local block_mt, sub_mt = { __name = "orch.model.block" }, { __name = "orch.model.subscription" }
 
@@ -45,26 +49,26 @@ M.is_subscription = is_subscription
 local function check_block_value(f, where, v)
   if f.kind == "list" then
     if type(v) ~= "table" or is_block(v) then
-      error(where .. ": expected a list of " .. f.block .. " blocks, got " .. type(v), 4)
+      raise(where .. ": expected a list of " .. f.block .. " blocks, got " .. type(v))
     end
     for i, b in ipairs(v) do
       if not is_block(b) or D[b].def.name ~= f.block then
-        error(where .. "[" .. i .. "]: expected a " .. f.block .. " block", 4)
+        raise(where .. "[" .. i .. "]: expected a " .. f.block .. " block")
       end
     end
     return json.array(v)
   end
   if v == nil then
     if f.kind == "owned" then
-      error(where .. ": an owned " .. f.block .. " block cannot be removed", 4)
+      raise(where .. ": an owned " .. f.block .. " block cannot be removed")
     end
     return nil
   end
   if not is_block(v) then
-    error(where .. ": expected a " .. f.block .. " block, got " .. type(v), 4)
+    raise(where .. ": expected a " .. f.block .. " block, got " .. type(v))
   end
   if D[v].def.name ~= f.block then
-    error(where .. ": expected a " .. f.block .. " block, got a " .. D[v].def.name .. " block", 4)
+    raise(where .. ": expected a " .. f.block .. " block, got a " .. D[v].def.name .. " block")
   end
   return v
 end
@@ -78,7 +82,7 @@ local function check_value(f, where, v)
   end
   local x, err = f.type.parse(v)
   if x == nil then
-    error(where .. ": " .. err, 3)
+    raise(where .. ": " .. err)
   end
   return x
 end
@@ -105,27 +109,30 @@ block_mt.__index = function(self, k)
       return c.fn(self)
     end
   end
-  error("block " .. d.def.name .. " has no field '" .. tostring(k) .. "'", 2)
+  raise("block " .. d.def.name .. " has no field '" .. tostring(k) .. "'")
 end
 
 block_mt.__newindex = function(self, k, v)
   local d = D[self]
   if d.foreign then
-    error("block " .. d.def.name .. " (" .. d.id .. ") is owned by subscription " .. d.owner
-      .. " and is read-only here", 2)
+    raise("block " .. d.def.name .. " (" .. d.id .. ") is owned by subscription " .. d.owner
+      .. " and is read-only here")
   end
   if k == "label" then
     if v ~= nil and type(v) ~= "string" then
-      error(d.def.name .. ".label: expected a string", 2)
+      raise(d.def.name .. ".label: expected a string")
     end
     d.label = v
     return
   end
   local f = d.def.by_name[k]
   if not f then
-    error("block " .. d.def.name .. " has no field '" .. tostring(k) .. "'", 2)
+    raise("block " .. d.def.name .. " has no field '" .. tostring(k) .. "'")
   end
   d.values[k] = check_value(f, d.def.name .. "." .. k, v)
+  if d.invalid then
+    d.invalid[k] = nil
+  end
 end
 
 block_mt.__tostring = function(self)
@@ -177,7 +184,7 @@ sub_mt.__index = function(self, k)
   if k == "product" then
     return d.product
   end
-  error("subscription of product type " .. d.def.name .. " has no field '" .. tostring(k) .. "'", 2)
+  raise("subscription of product type " .. d.def.name .. " has no field '" .. tostring(k) .. "'")
 end
 
 sub_mt.__newindex = function(self, k, v)
@@ -188,24 +195,24 @@ sub_mt.__newindex = function(self, k, v)
     return
   end
   if k == "status" then
-    error("set the status with subscription:set_status(lifecycle); it validates the whole tree", 2)
+    raise("set the status with subscription:set_status(lifecycle); it validates the whole tree")
   end
   if d.def.fixed_by_name[k] then
-    error(d.def.name .. "." .. k .. " is a fixed input of the product and cannot be changed", 2)
+    raise(d.def.name .. "." .. k .. " is a fixed input of the product and cannot be changed")
   end
   if not columns[k] then
-    error("subscription of product type " .. d.def.name .. " has no field '" .. tostring(k) .. "'", 2)
+    raise("subscription of product type " .. d.def.name .. " has no field '" .. tostring(k) .. "'")
   end
   if k == "insync" then
     if type(v) ~= "boolean" then
-      error("subscription.insync: expected a boolean", 2)
+      raise("subscription.insync: expected a boolean")
     end
   elseif k == "customer_id" or k == "description" then
     if type(v) ~= "string" then
-      error("subscription." .. k .. ": expected a string", 2)
+      raise("subscription." .. k .. ": expected a string")
     end
   elseif v ~= nil and type(v) ~= "string" then
-    error("subscription." .. k .. ": expected a string or nil", 2)
+    raise("subscription." .. k .. ": expected a string or nil")
   end
   if k == "note" and v ~= nil and not v:find("%S") then
     v = nil -- as core: an empty note is NULL
@@ -224,7 +231,7 @@ local methods = M.methods
 function methods.new_block(self, name, values)
   local def = registry.blocks[name]
   if not def then
-    error("block '" .. tostring(name) .. "' is not defined", 2)
+    raise("block '" .. tostring(name) .. "' is not defined")
   end
   return new_block(def, D[self].row.subscription_id, values)
 end
@@ -235,7 +242,7 @@ function methods.describe(self)
   if d.def.describe then
     local text = d.def.describe(self)
     if type(text) ~= "string" then
-      error("the description function of product type " .. d.def.name .. " must return a string", 2)
+      raise("the description function of product type " .. d.def.name .. " must return a string")
     end
     d.row.description = text
   end
@@ -254,8 +261,8 @@ local function product_def(product_row)
   local entry = registry.products[product_row.name]
   local def = entry and entry.def or registry.product_types[product_row.product_type]
   if not def then
-    error("product '" .. product_row.name .. "' (type " .. product_row.product_type .. ") is not defined "
-      .. "by any product script", 3)
+    raise("product '" .. product_row.name .. "' (type " .. product_row.product_type .. ") is not defined "
+      .. "by any product script")
   end
   return def
 end
@@ -270,11 +277,11 @@ local function typed_fixed_inputs(def, stored, where)
   for _, f in ipairs(def.fixed_inputs) do
     local raw = stored and stored[f.name]
     if raw == nil then
-      error(where .. ": fixed input '" .. f.name .. "' is missing in the database", 3)
+      raise(where .. ": fixed input '" .. f.name .. "' is missing in the database")
     end
     local v, err = f.type.parse(raw)
     if v == nil then
-      error(where .. ": fixed input '" .. f.name .. "': " .. err, 3)
+      raise(where .. ": fixed input '" .. f.name .. "': " .. err)
     end
     out[f.name] = v
   end
@@ -286,7 +293,7 @@ end
 -- create{product = name or product_id, customer_id = ..., [status, description, insync, note]}
 function M.create(opts)
   if type(opts) ~= "table" or type(opts.product) ~= "string" or type(opts.customer_id) ~= "string" then
-    error("orch.model.create expects {product = name or id, customer_id = string}", 2)
+    raise("orch.model.create expects {product = name or id, customer_id = string}")
   end
   local p
   if orch.uuid.valid(opts.product) then
@@ -295,14 +302,14 @@ function M.create(opts)
     p = db.one(product_sql .. "p.name = $1", opts.product)
   end
   if not p then
-    error("product '" .. opts.product .. "' does not exist in the database (run `orchestrator catalog apply`)", 2)
+    raise("product '" .. opts.product .. "' does not exist in the database (run `orchestrator catalog apply`)")
   end
   local def = product_def(p)
   local self = setmetatable({}, sub_mt)
   local id = orch.uuid.v4()
   local status = opts.status or "initial"
   if not registry.lifecycle_rank[status] then
-    error("unknown lifecycle " .. quote(status), 2)
+    raise("unknown lifecycle " .. quote(status))
   end
   D[self] = {
     def = def,
@@ -330,8 +337,8 @@ function M.create(opts)
   if status ~= "initial" then
     local problems = M.problems(self, status)
     if #problems > 0 then
-      error("a new subscription of " .. p.name .. " is not valid for lifecycle '" .. status .. "': "
-        .. table.concat(problems, "; "), 2)
+      raise("a new subscription of " .. p.name .. " is not valid for lifecycle '" .. status .. "': "
+        .. table.concat(problems, "; "))
     end
   end
   return self
@@ -403,10 +410,16 @@ local function build_block(ctx, id, sub_id, path)
       if rows then
         local v, err = f.type.parse(rows[1].v)
         if v == nil then
-          error("subscription " .. sub_id .. ": " .. where .. " (block " .. def.name .. "): stored value "
-            .. quote(rows[1].v) .. " is invalid: " .. err, 0)
+          -- A value the field's type no longer accepts (the type changed and the author
+          -- applied it with --allow-destructive): the subscription stays readable; the
+          -- field reads nil, the stored text stays as it is until a new value is assigned,
+          -- and the serialised model shows the raw text with an error marker.
+          d.invalid = d.invalid or {}
+          d.invalid[f.name] = { value = rows[1].v, error = "stored value " .. quote(rows[1].v) .. " is invalid: "
+            .. tostring(err) }
+        else
+          d.values[f.name] = v
         end
-        d.values[f.name] = v
       end
     else
       local rels = kids[f.name]
@@ -438,7 +451,7 @@ end
 
 function M.load(subscription_id)
   if type(subscription_id) ~= "string" or not orch.uuid.valid(subscription_id) then
-    error("orch.model.load expects a subscription id (UUID), got " .. quote(subscription_id), 2)
+    raise("orch.model.load expects a subscription id (UUID), got " .. quote(subscription_id))
   end
   local row = db.one(load_sql, subscription_id)
   local s = row and nonnull(row.subscription)
@@ -529,7 +542,9 @@ function M.load(subscription_id)
   for k, v in pairs(d.row) do
     d.snapshot_row[k] = v
   end
-  local problems = M.problems(self, s.status)
+  -- The structure only: a product's validate runs when the subscription is saved and
+  -- when its status changes, so a changed validate never makes stored data unreadable.
+  local problems = M.problems(self, s.status, true)
   if #problems > 0 then
     error("subscription " .. sub_id .. " (" .. s.status .. "): " .. table.concat(problems, "; "), 0)
   end
@@ -540,7 +555,7 @@ end
 function M.get(subscription_id)
   local sub, err = M.load(subscription_id)
   if not sub then
-    error(err, 2)
+    raise(err)
   end
   return sub
 end
@@ -570,7 +585,7 @@ local function check_block(b, rank, lifecycle, path, out, seen)
         check_block(child, rank, lifecycle, where .. "[" .. i .. "]", out, seen)
       end
     elseif v == nil then
-      if rank >= f.required_rank then
+      if rank >= f.required_rank and not (d.invalid and d.invalid[f.name]) then
         out[#out + 1] = where .. " (block " .. d.def.name .. ") is required in lifecycle '" .. lifecycle
           .. "' but missing"
       end
@@ -581,7 +596,8 @@ local function check_block(b, rank, lifecycle, path, out, seen)
 end
 
 -- Every rule the tree breaks for `lifecycle`: a list of messages (empty if valid).
-function M.problems(self, lifecycle)
+-- structure_only leaves out the product type's `validate` (what load checks).
+function M.problems(self, lifecycle, structure_only)
   local d = D[self]
   local rank = rank_of(lifecycle)
   local out, seen = {}, {}
@@ -603,7 +619,7 @@ function M.problems(self, lifecycle)
       check_block(v, rank, lifecycle, f.name, out, seen)
     end
   end
-  if #out == 0 and d.def.validate then
+  if #out == 0 and d.def.validate and not structure_only then
     local err = d.def.validate(self, lifecycle)
     if err ~= nil and err ~= true then
       out[#out + 1] = tostring(err)
@@ -612,12 +628,25 @@ function M.problems(self, lifecycle)
   return out
 end
 
+-- Nothing is saved that could not be loaded again: the checks of load (list
+-- min/max, the fields required in the subscription's lifecycle) and the product
+-- type's validate. Raises "subscription X cannot be saved (lifecycle 'L'): path ...: reason".
+function M.check_savable(self)
+  local d = D[self]
+  local lifecycle = d.row.status
+  local problems = M.problems(self, lifecycle)
+  if #problems > 0 then
+    error("subscription " .. d.row.subscription_id .. " cannot be saved (lifecycle '" .. lifecycle .. "'): "
+      .. table.concat(problems, "; "), 0)
+  end
+end
+
 function methods.validate(self, lifecycle)
   lifecycle = lifecycle or D[self].row.status
   local problems = M.problems(self, lifecycle)
   if #problems > 0 then
-    error("subscription " .. D[self].row.subscription_id .. " is not valid for lifecycle '" .. lifecycle .. "': "
-      .. table.concat(problems, "; "), 2)
+    raise("subscription " .. D[self].row.subscription_id .. " is not valid for lifecycle '" .. lifecycle .. "': "
+      .. table.concat(problems, "; "))
   end
   return true
 end
@@ -703,7 +732,7 @@ end
 -- Block level: the instances that use this block {{subscription_instance_id, subscription_id}...}.
 function M.block_in_use_by(block)
   if not is_block(block) then
-    error("orch.model.in_use_by expects a block", 2)
+    raise("orch.model.in_use_by expects a block")
   end
   return db.must([[SELECT i.subscription_instance_id::text AS subscription_instance_id,
       i.subscription_id::text AS subscription_id
@@ -714,7 +743,7 @@ end
 -- Block level: the blocks this block holds or references, in field order.
 function M.block_depends_on(block)
   if not is_block(block) then
-    error("orch.model.depends_on expects a block", 2)
+    raise("orch.model.depends_on expects a block")
   end
   local d, out = D[block], {}
   for _, f in ipairs(d.def.fields) do
@@ -735,12 +764,12 @@ end
 function methods.set_status(self, target)
   local d = D[self]
   if not registry.lifecycle_rank[target] then
-    error("unknown lifecycle " .. quote(target) .. " (one of " .. table.concat(registry.lifecycles, ", ") .. ")", 2)
+    raise("unknown lifecycle " .. quote(target) .. " (one of " .. table.concat(registry.lifecycles, ", ") .. ")")
   end
   local problems = M.problems(self, target)
   if #problems > 0 then
-    error("subscription " .. d.row.subscription_id .. " cannot move to '" .. target .. "': "
-      .. table.concat(problems, "; "), 2)
+    raise("subscription " .. d.row.subscription_id .. " cannot move to '" .. target .. "': "
+      .. table.concat(problems, "; "))
   end
   local unsafe = {}
   for _, user in ipairs(methods.in_use_by(self)) do
@@ -749,8 +778,8 @@ function methods.set_status(self, target)
     end
   end
   if #unsafe > 0 then
-    error("Unsafe status change of Subscription with depending subscriptions: " .. d.row.subscription_id
-      .. " cannot move to '" .. target .. "' while used by " .. table.concat(unsafe, ", "), 2)
+    raise("Unsafe status change of Subscription with depending subscriptions: " .. d.row.subscription_id
+      .. " cannot move to '" .. target .. "' while used by " .. table.concat(unsafe, ", "))
   end
   if target == "active" and not d.row.start_date then
     d.row.start_date = orch.time.iso()
@@ -790,6 +819,8 @@ function M.desired(self)
       if f.kind == "scalar" then
         if v ~= nil then
           out.values[bd.id .. "|" .. f.name] = f.type.format(v)
+        elseif bd.invalid and bd.invalid[f.name] then
+          out.values[bd.id .. "|" .. f.name] = bd.invalid[f.name].value -- kept as stored
         end
       elseif f.kind == "list" then
         for i, c in ipairs(v or {}) do
@@ -1037,7 +1068,7 @@ function M.save_all(list)
   local subs, plans, seen = {}, {}, {}
   for i, sub in ipairs(list) do
     if not is_subscription(sub) then
-      error("orch.model.save_all: item " .. i .. " is not a subscription", 2)
+      raise("orch.model.save_all: item " .. i .. " is not a subscription")
     end
     if not seen[sub] then -- the same object listed twice is saved once
       seen[sub] = true
@@ -1046,15 +1077,18 @@ function M.save_all(list)
     end
   end
   -- In phases across all of them, so that subscriptions that reference each other's new
-  -- blocks can be saved together in any order.
+  -- blocks can be saved together in any order. Nothing is written unless all can be.
   local changed = {}
   for i, sub in ipairs(subs) do
     local n = count_of(plans[i])
     if n > 0 then
+      M.check_savable(sub)
       changed[#changed + 1] = i
       total = total + n
-      write_instances(sub, plans[i])
     end
+  end
+  for _, i in ipairs(changed) do
+    write_instances(subs[i], plans[i])
   end
   for _, i in ipairs(changed) do
     write_rows(subs[i], plans[i])
@@ -1075,6 +1109,7 @@ function methods.save(self)
   if n == 0 then
     return 0 -- nothing changed: not even a BEGIN
   end
+  M.check_savable(self)
   db.transaction(function()
     write_instances(self, p)
     write_rows(self, p)
@@ -1093,18 +1128,56 @@ local function scalar_json(f, v)
   return types.to_json(f.type, v)
 end
 
+-- Key order of the serialised model (stable JSON bytes): the core keys, then the
+-- fields in declaration order, then the computed fields; keys added later (the API's
+-- in_use_by_ids...) follow sorted.
+local BLOCK_KEYS = { "name", "label", "subscription_instance_id", "owner_subscription_id" }
+local PRODUCT_KEYS = { "product_id", "name", "description", "product_type", "tag", "status", "created_at", "end_date" }
+local SUB_KEYS = { "product", "customer_id", "subscription_id", "description", "status", "insync", "start_date",
+  "end_date", "note", "version" }
+
+local function key_order(def, base, cache_key)
+  local keys = def[cache_key]
+  if keys then
+    return keys
+  end
+  keys = {}
+  for _, k in ipairs(base) do
+    keys[#keys + 1] = k
+  end
+  for _, f in ipairs(def.fixed_inputs or {}) do
+    keys[#keys + 1] = f.name
+  end
+  for _, f in ipairs(def.fields) do
+    keys[#keys + 1] = f.name
+  end
+  for _, c in ipairs(def.computed or {}) do
+    keys[#keys + 1] = c.name
+  end
+  def[cache_key] = keys
+  return keys
+end
+
 local function block_table(b, on_path)
   local d = D[b]
   if on_path[b] then
-    return { name = d.def.name, subscription_instance_id = d.id, owner_subscription_id = d.owner }
+    return json.ordered({ name = d.def.name, subscription_instance_id = d.id, owner_subscription_id = d.owner },
+      BLOCK_KEYS)
   end
   on_path[b] = true
-  local t = { name = d.def.name, label = d.label or null, subscription_instance_id = d.id,
-    owner_subscription_id = d.owner }
+  local t = json.ordered({ name = d.def.name, label = d.label or null, subscription_instance_id = d.id,
+    owner_subscription_id = d.owner }, key_order(d.def, BLOCK_KEYS, "__json_keys"))
   for _, f in ipairs(d.def.fields) do
     local v = d.values[f.name]
     if f.kind == "scalar" then
-      t[f.name] = scalar_json(f, v)
+      local bad = d.invalid and d.invalid[f.name]
+      if bad then
+        t[f.name] = bad.value -- the raw stored text
+        t.invalid_values = t.invalid_values or json.ordered({})
+        t.invalid_values[f.name] = bad.error
+      else
+        t[f.name] = scalar_json(f, v)
+      end
     elseif f.kind == "list" then
       local list = json.array({})
       for i, c in ipairs(v or {}) do
@@ -1130,9 +1203,11 @@ end
 function methods.to_table(self)
   local d = D[self]
   local r = d.row
-  local t = { subscription_id = r.subscription_id, description = r.description, status = r.status,
+  local t = json.ordered({ subscription_id = r.subscription_id, description = r.description, status = r.status,
     customer_id = r.customer_id, insync = r.insync, start_date = r.start_date or null,
-    end_date = r.end_date or null, note = r.note or null, version = r.version, product = {} }
+    end_date = r.end_date or null, note = r.note or null, version = r.version, product = {} },
+    key_order(d.def, SUB_KEYS, "__json_keys"))
+  t.product = json.ordered({}, PRODUCT_KEYS)
   for k, v in pairs(d.product) do
     t.product[k] = v
   end
