@@ -212,6 +212,16 @@ local function update_ports(sub)
   return { subscription = sub, payload_port_a = payloads[1], payload_port_b = payloads[2] }
 end
 
+-- A node this link uses changed (e.g. was renamed): the texts NetBox holds follow.
+S.on_dependency_changed("CoreLink", function(sub)
+  local a, b = sub.core_link.ports[1], sub.core_link.ports[2]
+  update_ports(sub)
+  nb.update("dcim/cables", sub.core_link.ims_id, { description = a.node.node_name .. " <-> " .. b.node.node_name })
+  for _, port in ipairs(sub.core_link.ports) do
+    nb.update("ipam/ip-addresses", port.ipv6_ipam_id, { description = core_port_description(port) })
+  end
+end)
+
 local function node_names(sub)
   return { sub.core_link.ports[1].node.node_name, sub.core_link.ports[2].node.node_name }
 end

@@ -299,6 +299,8 @@ kinds.modify_workflow({
     end)),
     update_in_ims,
     wf.step("Update node in NRM", function() end),
+    -- ports, core links and services derive texts from the node's name
+    S.update_dependants,
   },
 })
 

@@ -233,6 +233,53 @@ function S.summary_page(title, names, values, before)
     F.summary({ "summary", data = data }) })
 end
 
+-- ---- dependants ----
+
+-- What a product type does when a subscription it uses changed something it derives
+-- from (a node's name in its description or in NetBox texts): fn(sub) after sub:describe().
+local refreshers = {}
+
+function S.on_dependency_changed(product_type, fn)
+  refreshers[product_type] = fn
+end
+
+-- Every subscription that uses `sub` (directly or through others, not terminated) is
+-- loaded, described again and refreshed by its product type's function; returns the
+-- loaded models for the caller to save in its step's transaction.
+function S.refresh_dependants(sub)
+  local seen, out, queue = { [sub.subscription_id] = true }, {}, { sub }
+  while #queue > 0 do
+    local current = table.remove(queue, 1)
+    for _, user in ipairs(current:in_use_by()) do
+      if not seen[user.subscription_id] and user.status ~= "terminated" then
+        seen[user.subscription_id] = true
+        local dep = orch.model.get(user.subscription_id)
+        dep:describe()
+        local refresh = refreshers[dep.product.product_type]
+        if refresh then
+          refresh(dep)
+        end
+        out[#out + 1] = dep
+        queue[#queue + 1] = dep
+      end
+    end
+  end
+  return out
+end
+
+-- A step that brings the dependants of the process's subscription along.
+S.update_dependants = wf.step("Update dependent subscriptions", function(state, ctx)
+  local deps = S.refresh_dependants(orch.model.get(state.subscription_id))
+  local ids = {}
+  for i, dep in ipairs(deps) do
+    ids[i] = dep.subscription_id
+  end
+  ctx:defer(function()
+    orch.model.save_all(deps)
+  end)
+  return { updated_dependants = orch.json.array(ids) }
+end)
+
 -- ---- NRM (a dummy, as in the example) ----
 
 function S.nrm_id()
