@@ -12,6 +12,8 @@ orch.workflow = require("orch.workflow")
 -- Workflow kinds with core's standard steps: orch.workflows.create_workflow{...}, ...
 orch.workflows = require("orch.standard")
 orch.model = require("orch.model")
+-- The customers the API shows: products plug in their own (docs/products.md).
+orch.customers = require("orch.gql.customers")
 -- Cross-file checks of the product definitions, run by the host after every script loaded.
 orch._finalize = orch.model.finalize
 
