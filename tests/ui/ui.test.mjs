@@ -331,11 +331,11 @@ function firstOptionLabels(form, fields) {
 
 test('a node is created through the form pages ("Next", "Start workflow") and completes', async () => {
   // The example's own create_node: NetBox choices (fake NetBox), then a summary page.
-  const page = await newPage('workflows-new-node');
   const choices = ['customer_id', 'type_id', 'role_id', 'site_id'];
   const page1 = await api('POST', '/api/processes/create_node', [{ product: run.product.product_id }]);
   assert.equal(page1.status, 510, page1.text);
   const picked = firstOptionLabels(page1.json.form, choices);
+  const page = await newPage('workflows-new-node');
   try {
     const fail = (e) => new Error(`${e.message}${explain(page)}`);
     await page.goto(`${run.uiBase}/workflows/new/create_node?productId=${run.product.product_id}`);
