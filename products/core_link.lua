@@ -112,7 +112,7 @@ local function create_form(state)
       options = function()
         return nb.free_port_options(name_b, speed)
       end }),
-    F.boolean({ "under_maintenance", default = false }),
+    F.boolean({ "under_maintenance", title = "Under maintenance", default = false }),
   }))
   return { customer_id = nodes.customer_id, node_subscription_id_a = nodes.node_subscription_id_a,
     node_subscription_id_b = nodes.node_subscription_id_b, port_ims_id_a = ports.port_ims_id_a,
@@ -212,6 +212,16 @@ local function update_ports(sub)
   return { subscription = sub, payload_port_a = payloads[1], payload_port_b = payloads[2] }
 end
 
+-- A node this link uses changed (e.g. was renamed): the texts NetBox holds follow.
+S.on_dependency_changed("CoreLink", function(sub)
+  local a, b = sub.core_link.ports[1], sub.core_link.ports[2]
+  update_ports(sub)
+  nb.update("dcim/cables", sub.core_link.ims_id, { description = a.node.node_name .. " <-> " .. b.node.node_name })
+  for _, port in ipairs(sub.core_link.ports) do
+    nb.update("ipam/ip-addresses", port.ipv6_ipam_id, { description = core_port_description(port) })
+  end
+end)
+
 local function node_names(sub)
   return { sub.core_link.ports[1].node.node_name, sub.core_link.ports[2].node.node_name }
 end
@@ -256,7 +266,7 @@ kinds.modify_workflow({
   form = function(state)
     local sub = model.get(state.subscription_id)
     local values = coroutine.yield(F.page({ title = "Modify " .. sub.description, name = "ModifyCoreLinkForm",
-      F.boolean({ "under_maintenance", default = sub.core_link.under_maintenance }) }))
+      F.boolean({ "under_maintenance", title = "Under maintenance", default = sub.core_link.under_maintenance }) }))
     coroutine.yield(S.summary_page("Summary", { "under_maintenance" }, values, sub.core_link))
     return { under_maintenance = values.under_maintenance }
   end,
@@ -284,7 +294,7 @@ kinds.terminate_workflow({
   products = PRODUCTS,
   form = function(state)
     return F.page({ title = "Terminate core link", name = "TerminateCoreLinkForm", has_next = false,
-      F.display_subscription({ "subscription", value = state.subscription_id }) })
+      F.display_subscription({ "subscription", title = "Subscription", value = state.subscription_id }) })
   end,
   steps = {
     wf.step("Disconnect ports in IMS", function(state)

@@ -71,18 +71,20 @@ local function create_form(state)
     title = state.product_name,
     name = "CreateL2vpnForm",
     S.customer_field(),
-    F.integer({ "number_of_ports", min = 2, max = 8 }),
-    F.integer({ "speed", min = 1, description = "Mbit/s" }),
-    F.boolean({ "speed_policer", default = false }),
+    F.integer({ "number_of_ports", title = "Number of ports", min = 2, max = 8 }),
+    F.integer({ "speed", title = "Speed (Mbit/s)", min = 1, description = "Mbit/s" }),
+    F.boolean({ "speed_policer", title = "Speed policer", default = false }),
   }))
   local n = first.number_of_ports
   local second = coroutine.yield(F.page({
     title = state.product_name .. " - ports",
     name = "SelectPortsForm",
     has_next = false,
-    F.multi_choice({ "ports", enum_name = "PortChoice", options = S.tagged_port_options, min_items = n, max_items = n,
+    F.multi_choice({ "ports", title = "Ports",
+      enum_name = "PortChoice", options = S.tagged_port_options, min_items = n, max_items = n,
       unique = true }),
-    F.string({ "vlan", default = "0", validate = { S.validate_vlan("ports"), S.validate_vlan_not_in_use("ports") } }),
+    F.string({ "vlan", title = "VLAN",
+      default = "0", validate = { S.validate_vlan("ports"), S.validate_vlan_not_in_use("ports") } }),
   }))
   return { customer_id = first.customer_id, number_of_ports = n, speed = first.speed,
     speed_policer = first.speed_policer, ports = second.ports, vlan = second.vlan }

@@ -109,11 +109,22 @@ local function node_fields(node_type, node, name_validators)
       options = nb.role_options }),
     F.choice({ "site_id", title = "Site", enum_name = "SiteChoice", default = current("site_id"),
       options = nb.site_options }),
-    F.choice({ "node_status", enum_name = "NodeStatusChoice", default = current("node_status") or "active",
+    F.choice({ "node_status", title = "Node status",
+      enum_name = "NodeStatusChoice", default = current("node_status") or "active",
       options = node_statuses }),
-    F.string({ "node_name", min_length = 1, default = current("node_name"), validate = name_validators }),
-    F.string({ "node_description", optional = true, default = current("node_description") }),
+    F.string({ "node_name", title = "Node name",
+      min_length = 1, default = current("node_name"), validate = name_validators }),
+    F.string({ "node_description", title = "Node description",
+      optional = true, default = current("node_description") }),
   }
+end
+
+-- The NetBox names of the ids a summary shows.
+local function node_choices(node_type)
+  return { customer_id = S.customer_options, role_id = nb.role_options, site_id = nb.site_options,
+    type_id = function()
+      return nb.device_type_options(node_type)
+    end }
 end
 
 local function create_node_form(state)
@@ -121,17 +132,18 @@ local function create_node_form(state)
   local page = {
     title = state.product_name,
     name = "CreateNodeForm",
-    F.callout({ "customer_info", header = "Customer",
+    F.callout({ "customer_info", title = "Customer", header = "Customer",
       message = "The customer list comes from the customers table of the example.", message_type = "primary" }),
     S.customer_field(),
-    F.boolean({ "auto_add_interfaces", default = true }),
-    F.label({ "node_settings" }),
+    F.boolean({ "auto_add_interfaces", title = "Add the standard interfaces", default = true }),
+    F.label({ "node_settings", title = "Node settings" }),
   }
   for _, f in ipairs(node_fields(node_type, nil, { node_name_is_free })) do
     page[#page + 1] = f
   end
   local values = coroutine.yield(F.page(page))
-  coroutine.yield(S.summary_page(state.product_name .. " summary", NODE_FIELDS, values))
+  coroutine.yield(S.summary_page(state.product_name .. " summary", { "customer_id", table.unpack(NODE_FIELDS) }, values,
+    nil, node_choices(node_type)))
   local out = { customer_id = values.customer_id, auto_add_interfaces = values.auto_add_interfaces }
   for _, k in ipairs(NODE_FIELDS) do
     out[k] = values[k]
@@ -258,7 +270,8 @@ kinds.create_workflow({
 local function modify_node_form(state)
   local sub = model.get(state.subscription_id)
   local node_type = sub.node_type
-  local page = { title = "Modify " .. sub.description, name = "ModifyNodeForm", F.label({ "node_settings" }) }
+  local page = { title = "Modify " .. sub.description, name = "ModifyNodeForm",
+    F.label({ "node_settings", title = "Node settings" }) }
   for _, f in ipairs(node_fields(node_type, sub.node, { function(name, values, ctx, st)
     if name ~= sub.node.node_name then
       return node_name_is_free(name, values, ctx, st)
@@ -271,7 +284,7 @@ local function modify_node_form(state)
   for _, k in ipairs(NODE_FIELDS) do
     before[k] = sub.node[k]
   end
-  coroutine.yield(S.summary_page("Summary", NODE_FIELDS, values, before))
+  coroutine.yield(S.summary_page("Summary", NODE_FIELDS, values, before, node_choices(node_type)))
   local out = {}
   for _, k in ipairs(NODE_FIELDS) do
     out[k] = values[k]
@@ -299,6 +312,8 @@ kinds.modify_workflow({
     end)),
     update_in_ims,
     wf.step("Update node in NRM", function() end),
+    -- ports, core links and services derive texts from the node's name
+    S.update_dependants,
   },
 })
 
@@ -315,7 +330,7 @@ kinds.terminate_workflow({
   products = NODE_PRODUCTS,
   form = function(state)
     return F.page({ title = "Terminate node", name = "TerminateNodeForm", has_next = false,
-      F.display_subscription({ "subscription", value = state.subscription_id }) })
+      F.display_subscription({ "subscription", title = "Subscription", value = state.subscription_id }) })
   end,
   steps = {
     wf.step("Load initial state", function(state)

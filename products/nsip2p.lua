@@ -45,16 +45,17 @@ local function create_form(state)
     title = state.product_name,
     name = "CreateNsip2pForm",
     S.customer_field(),
-    F.integer({ "speed", min = 1, description = "Mbit/s" }),
-    F.boolean({ "speed_policer", default = false }),
+    F.integer({ "speed", title = "Speed (Mbit/s)", min = 1, description = "Mbit/s" }),
+    F.boolean({ "speed_policer", title = "Speed policer", default = false }),
   }))
   local second = coroutine.yield(F.page({
     title = state.product_name .. " - ports",
     name = "SelectPortsForm",
     has_next = false,
-    F.multi_choice({ "ports", enum_name = "PortChoice", options = S.tagged_port_options, min_items = 2, max_items = 2,
+    F.multi_choice({ "ports", title = "Ports",
+      enum_name = "PortChoice", options = S.tagged_port_options, min_items = 2, max_items = 2,
       unique = true }),
-    F.string({ "vlan", default = "0", validate = { S.validate_vlan("ports"), single_vlan,
+    F.string({ "vlan", title = "VLAN", default = "0", validate = { S.validate_vlan("ports"), single_vlan,
       S.validate_vlan_reserved_by_product("ports", "Nsistp"),
       S.validate_vlan_not_used_by_product("ports", "Nsip2p") } }),
   }))

@@ -151,13 +151,16 @@ local function settings_fields(current)
     return v
   end
   return {
-    F.string({ "topology", default = cur("topology"), validate = validate_topology }),
-    F.string({ "stp_description", optional = true, default = cur("stp_description"),
+    F.string({ "topology", title = "Topology", default = cur("topology"), validate = validate_topology }),
+    F.string({ "stp_description", title = "STP description", optional = true, default = cur("stp_description"),
       validate = validate_description }),
-    F.string({ "is_alias_in", optional = true, default = cur("is_alias_in"), validate = validate_nsi_urn }),
-    F.string({ "is_alias_out", optional = true, default = cur("is_alias_out"), validate = validate_nsi_urn }),
-    F.boolean({ "expose_in_topology", default = cur("expose_in_topology") ~= false }),
-    F.integer({ "bandwidth", min = 1, max = 400000, default = cur("bandwidth"), description = "Mbit/s" }),
+    F.string({ "is_alias_in", title = "Alias in (NSI URN)",
+      optional = true, default = cur("is_alias_in"), validate = validate_nsi_urn }),
+    F.string({ "is_alias_out", title = "Alias out (NSI URN)",
+      optional = true, default = cur("is_alias_out"), validate = validate_nsi_urn }),
+    F.boolean({ "expose_in_topology", title = "Expose in topology", default = cur("expose_in_topology") ~= false }),
+    F.integer({ "bandwidth", title = "Bandwidth (Mbit/s)",
+      min = 1, max = 400000, default = cur("bandwidth"), description = "Mbit/s" }),
   }
 end
 
@@ -167,17 +170,18 @@ local function create_form(state)
     name = "CreateNsistpForm",
     validate = aliases_paired,
     S.customer_field(),
-    F.label({ "port_settings" }),
-    F.choice({ "port", enum_name = "PortChoice", options = S.tagged_port_options }),
-    F.string({ "vlan", validate = { S.validate_vlan("port"), S.validate_vlan_not_in_use("port") } }),
-    F.divider({ "divider" }),
-    F.string({ "stp_id", validate = { validate_stp_id, validate_stp_id_unique } }),
+    F.label({ "port_settings", title = "Port settings" }),
+    F.choice({ "port", title = "Port", enum_name = "PortChoice", options = S.tagged_port_options }),
+    F.string({ "vlan", title = "VLAN", validate = { S.validate_vlan("port"), S.validate_vlan_not_in_use("port") } }),
+    F.divider({ "divider", title = "Divider" }),
+    F.string({ "stp_id", title = "STP id", validate = { validate_stp_id, validate_stp_id_unique } }),
   }
   for _, f in ipairs(settings_fields()) do
     page[#page + 1] = f
   end
   local values = coroutine.yield(F.page(page))
-  coroutine.yield(S.summary_page(state.product_name .. " summary", FIELDS, values))
+  coroutine.yield(S.summary_page(state.product_name .. " summary", FIELDS, values, nil,
+    { port = S.tagged_port_options }))
   local out = { customer_id = values.customer_id }
   for _, k in ipairs(FIELDS) do
     out[k] = values[k]
@@ -229,7 +233,7 @@ kinds.modify_workflow({
     local sub = model.get(state.subscription_id)
     local stp = sub.nsistp
     local page = { title = "Modify " .. sub.description, name = "ModifyNsistpForm", validate = aliases_paired,
-      F.read_only({ "stp_id", value = stp.stp_id }), F.divider({ "divider" }) }
+      F.read_only({ "stp_id", title = "STP id", value = stp.stp_id }), F.divider({ "divider", title = "Divider" }) }
     for _, f in ipairs(settings_fields(stp)) do
       page[#page + 1] = f
     end
@@ -255,7 +259,7 @@ kinds.terminate_workflow({
   products = { "nsistp" },
   form = function(state)
     return F.page({ title = "Terminate nsistp", name = "TerminateNsistpForm", has_next = false,
-      F.display_subscription({ "subscription", value = state.subscription_id }) })
+      F.display_subscription({ "subscription", title = "Subscription", value = state.subscription_id }) })
   end,
 })
 

@@ -111,16 +111,20 @@ local function create_port_form(state)
   local second = coroutine.yield(F.page({
     title = state.product_name,
     name = "PortSettingsForm",
-    F.label({ "port_settings", default = "Port on " .. tostring(node_name) }),
-    F.choice({ "port_ims_id", title = "Port", enum_name = "FreePortChoice", options = function()
+    F.label({ "port_settings", title = "Port settings", default = "Port on " .. tostring(node_name) }),
+    F.choice({ "port_ims_id", title = "Interface", enum_name = "FreePortChoice", options = function()
       return nb.free_port_options(node_name, speed)
     end }),
-    F.string({ "port_description", min_length = 1 }),
-    F.choice({ "port_mode", enum_name = "PortModeChoice", options = PORT_MODES }),
-    F.boolean({ "auto_negotiation", default = false }),
-    F.boolean({ "lldp", default = false }),
+    F.string({ "port_description", title = "Port description", min_length = 1 }),
+    F.choice({ "port_mode", title = "Port mode", enum_name = "PortModeChoice", options = PORT_MODES }),
+    F.boolean({ "auto_negotiation", title = "Auto negotiation", default = false }),
+    F.boolean({ "lldp", title = "LLDP", default = false }),
   }))
-  coroutine.yield(S.summary_page(state.product_name .. " summary", PAGE3, second))
+  coroutine.yield(S.summary_page(state.product_name .. " summary", PAGE3, second, nil, {
+    port_ims_id = function()
+      return nb.free_port_options(node_name, speed)
+    end,
+  }))
   local out = { customer_id = first.customer_id, node_subscription_id = first.node_subscription_id }
   for _, k in ipairs(PAGE3) do
     out[k] = second[k]
@@ -196,13 +200,13 @@ kinds.modify_workflow({
     local values = coroutine.yield(F.page({
       title = "Modify " .. sub.description,
       name = "ModifyPortForm",
-      F.read_only({ "node_name", value = port.node.node_name }),
-      F.read_only({ "port_name", value = port.port_name }),
-      F.read_only({ "port_type", value = port.port_type }),
-      F.read_only({ "port_mode", value = port.port_mode }),
-      F.string({ "port_description", default = port.port_description or "" }),
-      F.boolean({ "auto_negotiation", default = port.auto_negotiation }),
-      F.boolean({ "lldp", default = port.lldp }),
+      F.read_only({ "node_name", title = "Node name", value = port.node.node_name }),
+      F.read_only({ "port_name", title = "Port name", value = port.port_name }),
+      F.read_only({ "port_type", title = "Port type", value = port.port_type }),
+      F.read_only({ "port_mode", title = "Port mode", value = port.port_mode }),
+      F.string({ "port_description", title = "Port description", default = port.port_description or "" }),
+      F.boolean({ "auto_negotiation", title = "Auto negotiation", default = port.auto_negotiation }),
+      F.boolean({ "lldp", title = "LLDP", default = port.lldp }),
     }))
     coroutine.yield(S.summary_page("Summary", EDITABLE, values, port))
     return { port_description = values.port_description, auto_negotiation = values.auto_negotiation,
@@ -228,7 +232,7 @@ kinds.terminate_workflow({
   products = PORT_PRODUCTS,
   form = function(state)
     return F.page({ title = "Terminate port", name = "TerminatePortForm", has_next = false,
-      F.display_subscription({ "subscription", value = state.subscription_id }) })
+      F.display_subscription({ "subscription", title = "Subscription", value = state.subscription_id }) })
   end,
   steps = {
     kinds.set_status("provisioning"),

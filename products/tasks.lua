@@ -67,7 +67,7 @@ kinds.task({
   name = "task_wipe_netbox",
   description = "Netbox Wipe",
   form = F.page({ title = "Wipe Netbox", name = "WipeNetboxForm", has_next = false,
-    F.boolean({ "annihilate", default = false, validate = function(v)
+    F.boolean({ "annihilate", title = "Delete everything", default = false, validate = function(v)
       if v ~= true then
         return nil, "Will not continue unless you check this box"
       end
@@ -103,35 +103,36 @@ local function showcase_form()
     end,
     F.callout({ "intro", header = "Showcase", message = "Every kind of form field and step of the engine.",
       message_type = "primary" }),
-    F.label({ "text_fields" }),
-    F.string({ "text_value", validate = function(v)
+    F.label({ "text_fields", title = "Text fields" }),
+    F.string({ "text_value", title = "Text", validate = function(v)
       if v:lower() == "reserved" then
         return nil, "'reserved' is a reserved word"
       end
     end }),
-    F.string({ "optional_text", optional = true }),
-    F.long_text({ "long_text", default = "" }),
-    F.read_only({ "read_only_value", value = "fixed" }),
-    F.divider({ "divider_1" }),
-    F.integer({ "integer_value", default = 0 }),
-    F.integer({ "constrained_integer", min = 1, max = 10, default = 5 }),
-    F.boolean({ "boolean_value", default = false }),
-    F.choice({ "single_choice", options = { "alpha", "beta", "gamma" }, default = "alpha" }),
-    F.multi_choice({ "multi_choice", options = { "one", "two", "three" }, min_items = 1, max_items = 3,
+    F.string({ "optional_text", title = "Optional text", optional = true }),
+    F.long_text({ "long_text", title = "Long text", default = "" }),
+    F.read_only({ "read_only_value", title = "Read-only value", value = "fixed" }),
+    F.divider({ "divider_1", title = "Divider" }),
+    F.integer({ "integer_value", title = "Integer", default = 0 }),
+    F.integer({ "constrained_integer", title = "Integer from 1 to 10", min = 1, max = 10, default = 5 }),
+    F.boolean({ "boolean_value", title = "Boolean", default = false }),
+    F.choice({ "single_choice", title = "Single choice", options = { "alpha", "beta", "gamma" }, default = "alpha" }),
+    F.multi_choice({ "multi_choice", title = "Multiple choice",
+      options = { "one", "two", "three" }, min_items = 1, max_items = 3,
       unique = true }),
-    F.divider({ "divider_2" }),
-    F.boolean({ "run_conditional_step", default = true }),
-    F.boolean({ "show_suspended_step", default = false }),
-    F.boolean({ "wait_for_callback", default = false }),
-    F.boolean({ "fail_on_purpose", default = false }),
+    F.divider({ "divider_2", title = "Divider" }),
+    F.boolean({ "run_conditional_step", title = "Run the conditional step", default = true }),
+    F.boolean({ "show_suspended_step", title = "Suspend at an input step", default = false }),
+    F.boolean({ "wait_for_callback", title = "Wait for a callback", default = false }),
+    F.boolean({ "fail_on_purpose", title = "Fail on purpose", default = false }),
   }))
   local lines = {}
   for _, k in ipairs({ "text_value", "integer_value", "constrained_integer", "boolean_value", "single_choice" }) do
     lines[#lines + 1] = k .. ": " .. tostring(first[k])
   end
   local second = coroutine.yield(F.page({ title = "Summary", name = "ShowcaseSummaryForm", has_next = false,
-    F.long_text({ "summary", default = table.concat(lines, "\n") }),
-    F.boolean({ "continue_task", default = true }),
+    F.long_text({ "summary", title = "Summary", default = table.concat(lines, "\n") }),
+    F.boolean({ "continue_task", title = "Continue the task", default = true }),
   }))
   first.continue_task = second.continue_task
   return first
@@ -158,9 +159,9 @@ kinds.task({
     wf.conditional(flag("show_suspended_step"))(wf.inputstep("Suspended confirmation", {
       assignee = "SYSTEM",
       form = F.page({ title = "Suspended Confirmation", name = "ConfirmationForm", has_next = false,
-        F.string({ "confirmation_text", default = "" }),
-        F.long_text({ "confirmation_details", optional = true }),
-        F.boolean({ "confirmed", default = true }),
+        F.string({ "confirmation_text", title = "Confirmation text", default = "" }),
+        F.long_text({ "confirmation_details", title = "Confirmation details", optional = true }),
+        F.boolean({ "confirmed", title = "Confirmed", default = true }),
       }),
     })),
     wf.conditional(flag("wait_for_callback"))(wf.callback_step({

@@ -12,6 +12,8 @@ orch.workflow = require("orch.workflow")
 -- Workflow kinds with core's standard steps: orch.workflows.create_workflow{...}, ...
 orch.workflows = require("orch.standard")
 orch.model = require("orch.model")
+-- The customers the API shows: products plug in their own (docs/products.md).
+orch.customers = require("orch.gql.customers")
 -- Cross-file checks of the product and workflow definitions, run by the host after every
 -- script loaded (a list of "file:line: message").
 function orch._finalize()

@@ -156,6 +156,42 @@ function standard.reconcile_workflow(def)
   })
 end
 
+-- subscription_step(name, fn [, {retry = true}]): a step that gets the process's
+-- subscription as a live model, the same way in every workflow kind:
+--   fn(sub, state, ctx) -> state changes or nil
+-- `sub` is orch.model.get(state.subscription_id) at the start of the step; after fn
+-- it is saved in the step's transaction (only what changed) and its dump becomes
+-- state.subscription, unless fn returned a `subscription` of its own.
+function standard.subscription_step(name, fn, opts)
+  if type(fn) ~= "function" then
+    error("subscription_step '" .. tostring(name) .. "' needs a function (sub, state, ctx)", 2)
+  end
+  if opts ~= nil and type(opts) ~= "table" then
+    error("subscription_step '" .. tostring(name) .. "': options must be a table", 2)
+  end
+  for k in pairs(opts or {}) do
+    if k ~= "retry" then
+      error("subscription_step '" .. tostring(name) .. "': unknown option '" .. tostring(k) .. "'", 2)
+    end
+  end
+  local make = opts and opts.retry and workflow.retrystep or step
+  local s = make(name, function(state, ctx)
+    local sub = orch.model.get(subscription_id_of(state))
+    local out = fn(sub, state, ctx)
+    if out ~= nil and type(out) ~= "table" then
+      error("a step must return a table of state changes or nil, got " .. type(out), 0)
+    end
+    out = out or {}
+    if out.subscription == nil then
+      out.subscription = sub
+    end
+    return out
+  end)
+  local _, where = pcall(error, "", 3)
+  s.where = type(where) == "string" and where or s.where
+  return s
+end
+
 -- task{name, description, form, steps, run_predicate}: SYSTEM, is_task.
 function standard.task(def)
   return define(def, "SYSTEM", {}, {}, { is_task = true })

@@ -27,6 +27,31 @@ function S.customer_options()
   return out
 end
 
+-- A PostgreSQL text[] literal of any strings (for `= ANY($1::text[])`).
+function S.text_array(list)
+  local quoted = {}
+  for i, v in ipairs(list) do
+    quoted[i] = '"' .. tostring(v):gsub('[\\"]', "\\%0") .. '"'
+  end
+  return "{" .. table.concat(quoted, ",") .. "}"
+end
+
+-- The API (GraphQL `customers`, a subscription's or process's `customer`, so the UI)
+-- shows the example's customers instead of core's single default one.
+orch.customers.provide({
+  list = function()
+    return db.must("SELECT customer_id, fullname, shortcode FROM customers ORDER BY fullname, customer_id")
+  end,
+  lookup = function(ids)
+    local out = {}
+    for _, c in ipairs(db.must([[SELECT customer_id, fullname, shortcode FROM customers
+                                 WHERE customer_id = ANY($1::text[])]], S.text_array(ids))) do
+      out[c.customer_id] = c
+    end
+    return out
+  end,
+})
+
 function S.customer_field()
   return F.choice({ "customer_id", title = "Customer", enum_name = "CustomerChoice", options = S.customer_options })
 end
@@ -215,14 +240,54 @@ local function shown(v)
   return tostring(v)
 end
 
--- A summary page of `names` in `values` (create), or Before/After columns (modify).
-function S.summary_page(title, names, values, before)
+-- The titles of the example's fields, for summaries (forms give them to each field).
+S.TITLES = {
+  customer_id = "Customer", role_id = "Node role", type_id = "Node type", site_id = "Site",
+  node_status = "Node status", node_name = "Node name", node_description = "Node description",
+  port_ims_id = "Interface", port_description = "Port description", port_mode = "Port mode",
+  auto_negotiation = "Auto negotiation", lldp = "LLDP", under_maintenance = "Under maintenance",
+  speed = "Speed (Mbit/s)", speed_policer = "Speed policer", port = "Port", vlan = "VLAN", topology = "Topology",
+  stp_id = "STP id", stp_description = "STP description", is_alias_in = "Alias in (NSI URN)",
+  is_alias_out = "Alias out (NSI URN)", expose_in_topology = "Expose in topology", bandwidth = "Bandwidth (Mbit/s)",
+}
+
+-- The label of option `v` in an option list (or a function returning one), else nil.
+local function option_label(options, v)
+  if type(options) == "function" then
+    options = options()
+  end
+  for _, o in ipairs(options or {}) do
+    local value, label = o, o
+    if type(o) == "table" then
+      value, label = o.value or o[1], o.label or o[2] or o.value or o[1]
+    end
+    if tostring(value) == tostring(v) then
+      return tostring(label)
+    end
+  end
+end
+
+-- How a value reads in a summary: names instead of ids, "-" for nothing, Yes/No.
+local function summary_text(v, options)
+  if v == nil or v == null or v == "" then
+    return "-"
+  elseif type(v) == "boolean" then
+    return v and "Yes" or "No"
+  end
+  return options and option_label(options, v) or tostring(v)
+end
+
+-- A summary page of the fields `names` in `values` (create), or Before/After columns
+-- (modify); rows are titled from S.TITLES, and `choices` = {field = options} shows the
+-- option's label (a name) instead of its value (an id).
+function S.summary_page(title, names, values, before, choices)
+  choices = choices or {}
   local labels, after, old = {}, {}, {}
   for i, n in ipairs(names) do
-    labels[i] = n
-    after[i] = shown(values[n])
+    labels[i] = S.TITLES[n] or n
+    after[i] = summary_text(values[n], choices[n])
     if before then
-      old[i] = shown(before[n])
+      old[i] = summary_text(before[n], choices[n])
     end
   end
   local data = { labels = labels, columns = { after } }
@@ -230,8 +295,55 @@ function S.summary_page(title, names, values, before)
     data = { labels = labels, headers = { "Before", "After" }, columns = { old, after } }
   end
   return F.page({ title = title, name = "SummaryForm", has_next = false,
-    F.summary({ "summary", data = data }) })
+    F.summary({ "summary", title = "Summary", data = data }) })
 end
+
+-- ---- dependants ----
+
+-- What a product type does when a subscription it uses changed something it derives
+-- from (a node's name in its description or in NetBox texts): fn(sub) after sub:describe().
+local refreshers = {}
+
+function S.on_dependency_changed(product_type, fn)
+  refreshers[product_type] = fn
+end
+
+-- Every subscription that uses `sub` (directly or through others, not terminated) is
+-- loaded, described again and refreshed by its product type's function; returns the
+-- loaded models for the caller to save in its step's transaction.
+function S.refresh_dependants(sub)
+  local seen, out, queue = { [sub.subscription_id] = true }, {}, { sub }
+  while #queue > 0 do
+    local current = table.remove(queue, 1)
+    for _, user in ipairs(current:in_use_by()) do
+      if not seen[user.subscription_id] and user.status ~= "terminated" then
+        seen[user.subscription_id] = true
+        local dep = orch.model.get(user.subscription_id)
+        dep:describe()
+        local refresh = refreshers[dep.product.product_type]
+        if refresh then
+          refresh(dep)
+        end
+        out[#out + 1] = dep
+        queue[#queue + 1] = dep
+      end
+    end
+  end
+  return out
+end
+
+-- A step that brings the dependants of the process's subscription along.
+S.update_dependants = wf.step("Update dependent subscriptions", function(state, ctx)
+  local deps = S.refresh_dependants(orch.model.get(state.subscription_id))
+  local ids = {}
+  for i, dep in ipairs(deps) do
+    ids[i] = dep.subscription_id
+  end
+  ctx:defer(function()
+    orch.model.save_all(deps)
+  end)
+  return { updated_dependants = orch.json.array(ids) }
+end)
 
 -- ---- NRM (a dummy, as in the example) ----
 
@@ -270,8 +382,8 @@ local confirm = wf.inputstep("Confirm provisioning proxy results", {
   form = function(state)
     local r = type(state.callback_result) == "table" and state.callback_result or {}
     return F.page({ title = "Please confirm before continuing", name = "ConfirmRunPage", has_next = false,
-      F.read_only({ "run_status", value = shown(r.status) }),
-      F.read_only({ "run_results", value = orch.json.encode(r), format = "long" }),
+      F.read_only({ "run_status", title = "Run status", value = shown(r.status) }),
+      F.read_only({ "run_results", title = "Run results", value = orch.json.encode(r), format = "long" }),
     })
   end,
 })

@@ -208,8 +208,8 @@ function VC.modify_form(state)
   local sub = model.get(state.subscription_id)
   local vc = sub.virtual_circuit
   local values = coroutine.yield(F.page({ title = "Modify " .. sub.description, name = "ModifyCircuitForm",
-    F.integer({ "speed", min = 1, default = vc.speed }),
-    F.boolean({ "speed_policer", default = vc.speed_policer }) }))
+    F.integer({ "speed", title = "Speed (Mbit/s)", min = 1, default = vc.speed }),
+    F.boolean({ "speed_policer", title = "Speed policer", default = vc.speed_policer }) }))
   coroutine.yield(S.summary_page("Summary", { "speed", "speed_policer" }, values, vc))
   return { speed = values.speed, speed_policer = values.speed_policer }
 end
@@ -226,7 +226,7 @@ end
 
 function VC.terminate_form(state)
   return F.page({ title = "Terminate", name = "TerminateCircuitForm", has_next = false,
-    F.display_subscription({ "subscription", value = state.subscription_id }) })
+    F.display_subscription({ "subscription", title = "Subscription", value = state.subscription_id }) })
 end
 
 return VC

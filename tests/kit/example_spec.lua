@@ -34,6 +34,26 @@ describe("test kit example", function()
     assert.is_true(p:assert_complete().current_state.validated)
   end)
 
+  it("reads the database as text (env:sql) or as rows (env:rows, env:row)", function()
+    local p = env:run_workflow("test_ten_steps", { {} })
+    p:assert_complete()
+    -- env:sql: psql's unaligned text, "|" between columns
+    assert.are.equal("completed|test_ten_steps", env:sql("SELECT last_status, w.name FROM processes p "
+      .. "JOIN workflows w USING (workflow_id) WHERE pid = '" .. p.id .. "'"))
+    -- env:rows: typed values by column name, NULL as nil
+    local rows = env:rows("SELECT pid::text AS id, is_task, failed_reason, 40 + 2 AS n, '{\"a\": [1]}'::jsonb AS j "
+      .. "FROM processes WHERE pid = '" .. p.id .. "'")
+    assert.are.same({ { id = p.id, is_task = true, n = 42, j = { a = { 1 } } } }, rows)
+    assert.are.same({}, env:rows("SELECT 1 AS one WHERE false"))
+    assert.are.equal(3, env:row("VALUES (3)").column1)
+    -- env:request: status, decoded JSON, raw text, headers
+    local status, json, raw, headers = env:request("GET", "/api/processes/" .. p.id)
+    assert.are.equal(200, status)
+    assert.are.equal(p.id, json.process_id)
+    assert.is_string(raw)
+    assert.matches("json", headers["content-type"])
+  end)
+
   it("shows the form page a start still needs", function()
     local status, body = env:post_pages("test_ten_steps", {})
     assert.are.equal(510, status)

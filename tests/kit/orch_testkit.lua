@@ -68,15 +68,48 @@ function Env:stop()
   end
 end
 
--- Plain HTTP against the host: status, decoded JSON (or nil), text, headers.
+-- Plain HTTP against the host. `body` (a table) is sent as JSON. Returns four values:
+-- the status code, the decoded JSON body (nil when the body is not JSON), the raw body
+-- text and the response headers (lower-case names).
 function Env:request(method, path, body, headers)
   local status, text, hdrs, json = self.host:request(method, path, body, headers)
   return status, json, text, hdrs
 end
 
--- SQL in the test database (tuples only, unaligned text).
+-- SQL in the test database, as psql prints it unaligned without headers: one string,
+-- columns separated by "|", rows by newlines, trailing blanks removed ("" for no rows).
+-- Handy for one value: env:sql("SELECT count(*) FROM subscriptions") == "3".
+-- An SQL error fails the test with psql's message.
 function Env:sql(query)
   return H.psql(self.pg_dir, self.database, query)
+end
+
+-- The rows of a query (SELECT, VALUES, or a statement with RETURNING) as a list of
+-- tables by column name, with JSON types: numbers are Lua numbers (integers where
+-- whole), booleans booleans, NULL nil, json/jsonb columns decoded tables.
+function Env:rows(query)
+  local text = H.psql(self.pg_dir, self.database,
+    "WITH q AS (" .. query .. ") SELECT coalesce(json_agg(q), '[]'::json) FROM q")
+  local rows = H.integers(H.json.decode(text))
+  local function strip(v)
+    if type(v) ~= "table" then
+      return v
+    end
+    for k, x in pairs(v) do
+      if x == H.json.null then
+        v[k] = nil
+      else
+        strip(x)
+      end
+    end
+    return v
+  end
+  return strip(rows)
+end
+
+-- The first row of env:rows(query), or nil.
+function Env:row(query)
+  return self:rows(query)[1]
 end
 
 function Env:product_id(name)

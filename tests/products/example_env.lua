@@ -47,6 +47,57 @@ function M.options(form, field)
   return out
 end
 
+-- The label the UI shows for each field of a form page: the property's own title, else
+-- (a bare $ref) the title of the referenced definition, as the UI's $ref resolution does.
+function M.field_titles(form)
+  local out = {}
+  for name, prop in pairs(form.properties) do
+    local title = prop.title
+    local ref = prop["$ref"] or (prop.items and prop.items["$ref"])
+    if title == nil and ref then
+      title = form["$defs"][ref:match("[^/]+$")].title
+    end
+    out[name] = title
+  end
+  return out
+end
+
+-- Every field has a title written for people: not the enum's class name
+-- ("NodeStatusChoice"), not derived from a compound field name ("Node Name"), no underscores.
+local CORE_FIRST_PAGE = { product = true, subscription_id = true, version = true } -- core's own pages
+
+function M.assert_human_titles(form)
+  for name, title in pairs(M.field_titles(form)) do
+    if CORE_FIRST_PAGE[name] then
+      goto continue
+    end
+    local derived = name:gsub("_", " "):gsub("(%w)(%w*)", function(a, b)
+      return a:upper() .. b
+    end)
+    assert(type(title) == "string" and title ~= "", ("%s: field %s has no title"):format(form.title, name))
+    assert(not title:find("Choice$") and not title:find("_") and (title ~= derived or not name:find("_")),
+      ("%s: field %s is labelled %q"):format(form.title, name, title))
+    ::continue::
+  end
+end
+
+-- The rows of a summary page: {label = value} (first column) and the raw data.
+function M.summary_rows(form)
+  local data = form.properties.summary.uniforms.data
+  local out = {}
+  for i, label in ipairs(data.labels) do
+    out[label] = data.columns[#data.columns][i]
+  end
+  return out, data
+end
+
+-- A GraphQL query; returns `data` (errors fail the test).
+function Env:graphql(query, variables)
+  local status, body = self:request("POST", "/api/graphql", { query = query, variables = variables })
+  assert(status == 200 and body.errors == nil, "GraphQL answered " .. tostring(status) .. ": " .. H.json.encode(body))
+  return body.data
+end
+
 -- The value whose label is `label` (or contains it).
 function M.option(form, field, label)
   local found
@@ -62,10 +113,12 @@ function M.option(form, field, label)
   return found
 end
 
--- Post pages and expect a 510; returns the next page's form.
+-- Post pages and expect a 510; returns the next page's form. Every page of the
+-- example's own forms must label its fields for people (M.assert_human_titles).
 function Env:next_page(workflow, pages)
   local status, body = self:post_pages(workflow, pages)
   assert(status == 510, workflow .. ": expected 510, got " .. tostring(status) .. ": " .. H.json.encode(body))
+  M.assert_human_titles(body.form)
   return body.form
 end
 

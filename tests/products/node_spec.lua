@@ -47,6 +47,71 @@ describe("example product Node", function()
     assert.are.equal("summary", summary.properties.summary.format)
   end)
 
+  -- issue 11 item 11: what the official UI shows of the example's forms
+  it("labels every field for people and shows names on the summary page", function()
+    local product = { product = env:product_id("node Nokia") }
+    local form = env:next_page("create_node", { product })
+    X.assert_human_titles(form)
+    local titles = X.field_titles(form)
+    assert.are.equal("Node status", titles.node_status)
+    assert.are.equal("Node role", titles.role_id)
+    local page = { customer_id = X.SURF, type_id = X.option(form, "type_id", "7950 XRS-20"),
+      role_id = X.option(form, "role_id", "Provider Edge"), site_id = X.option(form, "site_id", "Amsterdam"),
+      node_status = "active", node_name = "sum-pe" }
+    local summary = env:next_page("create_node", { product, page })
+    local rows, data = X.summary_rows(summary)
+    assert.are.same({ "Customer", "Node role", "Node type", "Site", "Node status", "Node name", "Node description" },
+      data.labels)
+    assert.are.equal("SURF", rows["Customer"])
+    assert.are.equal("Provider Edge", rows["Node role"])
+    assert.are.equal("Nokia 7950 XRS-20", rows["Node type"])
+    assert.are.equal("Amsterdam", rows["Site"])
+    assert.are.equal("-", rows["Node description"])
+    for _, v in pairs(rows) do
+      assert.is_nil(v:find("None", 1, true))
+    end
+
+    -- the modify form and its Before/After summary as well
+    local id = env:create_node("sum-pe", { description = "" })
+    form = env:next_page("modify_node", { { subscription_id = id } })
+    X.assert_human_titles(form)
+    summary = env:next_page("modify_node", { { subscription_id = id },
+      { site_id = X.option(form, "site_id", "Paris") } })
+    local _, mdata = X.summary_rows(summary)
+    assert.are.same({ "Node role", "Node type", "Site", "Node status", "Node name", "Node description" },
+      mdata.labels)
+    assert.are.same({ "Amsterdam", "Paris" }, { mdata.columns[1][3], mdata.columns[2][3] })
+    env:terminate("terminate_node", id)
+  end)
+
+  -- issue 11 item 11: the customers of the example reach the API (and so the UI)
+  it("shows the example's customers through GraphQL customers and customer", function()
+    local d = env:graphql("{ customers(first: 10, after: 0) { page { customerId fullname shortcode } } }")
+    local names = {}
+    for _, c in ipairs(d.customers.page) do
+      names[#names + 1] = c.fullname
+    end
+    table.sort(names)
+    assert.are.same({ "ESnet", "GÉANT", "SURF" }, names)
+    d = env:graphql([[query Customer($customerId: String!, $first: Int!) { customers(first: $first,
+      filterBy: [{field: "customerId", value: $customerId}]) { page { customerId fullname shortcode } } }]],
+      { customerId = X.SURF, first = 1 })
+    assert.are.same({ { customerId = X.SURF, fullname = "SURF", shortcode = "SURF" } }, d.customers.page)
+
+    local id, p = env:create_node("cust-pe")
+    d = env:graphql([[query S($id: String!) { subscriptions(filterBy: [{field: "subscriptionId", value: $id}])
+      { page { customerId customer { customerId fullname shortcode } } } }]], { id = id })
+    assert.are.same({ customerId = X.SURF, fullname = "SURF", shortcode = "SURF" }, d.subscriptions.page[1].customer)
+    d = env:graphql([[query P($id: String!) { processes(filterBy: [{field: "processId", value: $id}])
+      { page { customer { fullname } } } }]], { id = p.id })
+    assert.are.equal("SURF", d.processes.page[1].customer.fullname)
+    -- a customer's subscriptions
+    d = env:graphql([[query C($c: String!) { customers(filterBy: [{field: "customerId", value: $c}])
+      { page { fullname subscriptions(first: 100, after: 0) { pageInfo { totalItems } } } } }]], { c = X.SURF })
+    assert.is_true(d.customers.page[1].subscriptions.pageInfo.totalItems >= 1)
+    env:terminate("terminate_node", id)
+  end)
+
   it("refuses invalid input with the message at the field", function()
     local product = { product = env:product_id("node Nokia") }
     local form = env:next_page("create_node", { product })

@@ -153,4 +153,32 @@ describe("example products Port and CoreLink", function()
     assert.are.equal(404, (env.fake:request("GET", "/api/ipam/prefixes/" .. sub.core_link.ipv6_prefix_ipam_id .. "/")))
     assert.is_false(interface(sub.core_link.ports[1].ims_id).enabled)
   end)
+  -- issue 11 item 10: a rename of a node reaches what other subscriptions derive from it
+  it("renames a node; the core link and port using it follow and still validate", function()
+    local port = env:create_port(node_a, { interface = "ethernet-1/2", description = "cust R" })
+    local link = env:create_core_link(node_a, node_b, { interface_a = "ethernet-1/10", interface_b = "ethernet-1/10" })
+    env:run_on("validate_core_link", link):assert_complete()
+
+    env:run_on("modify_node", node_a, { { node_name = "ams-pe2" }, {} }):assert_complete()
+    assert.are.equal("node ams-pe2 (active)", env:subscription(node_a).description)
+
+    -- dependants were brought along: descriptions and what NetBox shows of the link
+    local sub = env:subscription(link)
+    assert.are.equal("core link 10G ams-pe2 ethernet-1/10 <-> ethernet-1/10 par-p", sub.description)
+    assert.are.equal("port 10G ams-pe2 ethernet-1/2 cust R", env:subscription(port).description)
+    local b = interface(sub.core_link.ports[2].ims_id)
+    assert.are.equal("core link 10G to ams-pe2", b.description)
+    local cable = env.fake:must("GET", "/api/dcim/cables/" .. sub.core_link.ims_id .. "/")
+    assert.are.equal("ams-pe2 <-> par-p", cable.description)
+
+    -- validate of the untouched link completes and leaves everything in sync
+    env:run_on("validate_core_link", link):assert_complete()
+    assert.are.equal("active true", env:status_of(link))
+    env:run_on("validate_port", port):assert_complete()
+    -- so both nodes can still be modified
+    env:run_on("modify_sync_ports", node_a):assert_complete()
+    env:run_on("modify_sync_ports", node_b):assert_complete()
+    env:run_on("modify_node", node_b, { { node_description = "renamed neighbour" }, {} }):assert_complete()
+    env:run_on("validate_node", node_a):assert_complete()
+  end)
 end)

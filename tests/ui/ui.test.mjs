@@ -316,14 +316,37 @@ async function pickFirstOption(page, id) {
   await input.press('Enter');
 }
 
+// The label of the first option of each choice field of a 510 form page, as the
+// dropdowns list them (pickFirstOption takes these).
+function firstOptionLabels(form, fields) {
+  const out = {};
+  for (const field of fields) {
+    const ref = form.properties[field].$ref;
+    const def = form.$defs[ref.split('/').pop()];
+    const value = def.enum[0];
+    out[field] = def.options?.[value] ?? value;
+  }
+  return out;
+}
+
 test('a node is created through the form pages ("Next", "Start workflow") and completes', async () => {
   // The example's own create_node: NetBox choices (fake NetBox), then a summary page.
+  const choices = ['customer_id', 'type_id', 'role_id', 'site_id'];
+  const page1 = await api('POST', '/api/processes/create_node', [{ product: run.product.product_id }]);
+  assert.equal(page1.status, 510, page1.text);
+  const picked = firstOptionLabels(page1.json.form, choices);
   const page = await newPage('workflows-new-node');
   try {
     const fail = (e) => new Error(`${e.message}${explain(page)}`);
     await page.goto(`${run.uiBase}/workflows/new/create_node?productId=${run.product.product_id}`);
     await page.locator('input[data-testid="node_name"]').waitFor({ timeout: 30000 }).catch((e) => { throw fail(e); });
-    for (const id of ['customer_id', 'type_id', 'role_id', 'site_id']) {
+    // issue 11: fields are labelled for people, not with the choice's class name
+    const form1 = await bodyText(page);
+    for (const label of ['Customer', 'Node type', 'Node role', 'Site', 'Node status', 'Node name']) {
+      assert.ok(form1.includes(label), `the create_node form does not show the label "${label}"`);
+    }
+    assert.doesNotMatch(form1, /\w+Choice\b/, 'a field of the create_node form is labelled with its enum name');
+    for (const id of choices) {
       await pickFirstOption(page, id).catch((e) => { throw fail(e); });
     }
     await page.locator('input[data-testid="node_name"]').fill('ui-node-1');
@@ -332,6 +355,15 @@ test('a node is created through the form pages ("Next", "Start workflow") and co
     const start = page.getByRole('button', { name: 'Start workflow', exact: true });
     await start.waitFor({ timeout: 30000 }).catch((e) => { throw fail(e); });
     await screenshot(page, 'workflows-new-node-page2');
+    // issue 11: the summary names what was chosen (no raw ids, no "None")
+    const summary = await page.locator('[id="summary-table"]').innerText({ timeout: 30000 }).catch((e) => { throw fail(e); });
+    for (const label of ['Customer', 'Node role', 'Node type', 'Site', 'Node description']) {
+      assert.ok(summary.includes(label), `the summary does not show the row "${label}":\n${summary}`);
+    }
+    for (const field of choices) {
+      assert.ok(summary.includes(picked[field]), `the summary does not show ${field} as "${picked[field]}":\n${summary}`);
+    }
+    assert.doesNotMatch(summary, /role_id|site_id|type_id|customer_id|\bNone\b/, `the summary shows raw names:\n${summary}`);
     await start.click();
     await page.waitForURL(/\/workflows\/[0-9a-f-]{36}/, { timeout: 30000 }).catch((e) => { throw fail(e); });
     const id = page.url().match(/\/workflows\/([0-9a-f-]{36})/)[1];
@@ -341,6 +373,26 @@ test('a node is created through the form pages ("Next", "Start workflow") and co
     assert.equal(sub.status, 200, sub.text);
     assert.equal(sub.json.status, 'active');
     await screenshot(page, 'workflows-new-node-done');
+    run.formSubscription = done.current_state.subscription_id;
+    run.formCustomer = picked.customer_id;
+  } finally {
+    await page.close();
+  }
+});
+
+// issue 11: the subscription page names the example's customer (SURF, ESnet, GÉANT),
+// not core's default customer.
+test('the subscription page shows the customer the example provides', async () => {
+  assert.ok(run.formSubscription, 'the create_node form test made no subscription');
+  assert.ok(['SURF', 'ESnet', 'GÉANT'].includes(run.formCustomer), `unexpected customer ${run.formCustomer}`);
+  await checkPage('subscription-detail-customer', `/subscriptions/${run.formSubscription}`,
+    ['node ui-node-1 (active)', run.formCustomer]);
+  const page = await newPage('subscription-detail-customer-text');
+  try {
+    await page.goto(`${run.uiBase}/subscriptions/${run.formSubscription}`, { waitUntil: 'domcontentloaded' });
+    await waitFor('the customer on the subscription page', async () => (await bodyText(page)).includes(run.formCustomer), 30000);
+    assert.ok(!(await bodyText(page)).includes('Default::Orchestrator-Core Customer'),
+      'the subscription page shows core\'s default customer');
   } finally {
     await page.close();
   }

@@ -10,12 +10,8 @@ local null = json.null
 
 local common = {}
 
--- core's DEFAULT_CUSTOMER_* settings (the host has one customer: the default one).
-common.DEFAULT_CUSTOMER = {
-  customer_id = "59289a57-70fb-4ff5-9c93-10fe67b12434",
-  fullname = "Default::Orchestrator-Core Customer",
-  shortcode = "default-cust",
-}
+-- core's DEFAULT_CUSTOMER_* settings (used when no product provides customers).
+common.DEFAULT_CUSTOMER = require("orch.gql.customers").DEFAULT
 
 function common.nn(v)
   if v == nil then

@@ -1,5 +1,5 @@
 -- GraphQL root fields without a table of their own: `settings`, `version`,
--- `customers` (core's single default customer) and `scheduledTasks` (no scheduler yet:
+-- `customers` (the products' customers, or core's default one) and `scheduledTasks` (no scheduler yet:
 -- always an empty page, with core's shape).
 
 local json = require("orch.json")
@@ -12,8 +12,9 @@ local M = {}
 -- report the core version whose contract this host serves, then our own.
 M.CORE_COMPAT_VERSION = "5.3.0"
 
+-- The products' customers (orch.customers.provide), or core's default customer.
 local function customers()
-  return { common.DEFAULT_CUSTOMER }
+  return require("orch.gql.customers").list()
 end
 
 function M.types(T)

@@ -176,8 +176,20 @@ function M.types(T)
       },
       customer = {
         type = "Customer!",
-        resolve = function()
-          return common.DEFAULT_CUSTOMER
+        -- the customer of the process's first subscription (core's default without one)
+        resolve = function(parent, _, ctx, info)
+          local s = first_linked(parent, info)
+          if not s then
+            return common.DEFAULT_CUSTOMER
+          end
+          return require("orch.gql.customers").of(ctx, s.customer_id, function()
+            local ids = {}
+            local linked_map = parent._batch and parent._batch.cache["linked@" .. info.parent_type] or {}
+            for _, list in pairs(linked_map) do
+              ids[#ids + 1] = list[1] and list[1].customer_id
+            end
+            return ids
+          end)
         end,
       },
       userPermissions = {

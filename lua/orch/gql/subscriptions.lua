@@ -256,9 +256,15 @@ function M.types(T)
       },
       customer = {
         type = "Customer!",
-        resolve = function(parent)
-          local d = common.DEFAULT_CUSTOMER
-          return { customer_id = parent.customer_id, fullname = d.fullname, shortcode = d.shortcode }
+        resolve = function(parent, _, ctx)
+          -- one look-up for the customers of the whole page
+          return require("orch.gql.customers").of(ctx, parent.customer_id, function()
+            local ids = {}
+            for i, it in ipairs(parent._batch and parent._batch.items or {}) do
+              ids[i] = it.customer_id
+            end
+            return ids
+          end)
         end,
       },
       metadata = {
