@@ -7,11 +7,11 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/select.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -41,7 +41,7 @@ struct orch_sched {
   pthread_t keeper;
   int keeper_started;
   orch_db *keeper_db; /* owned; the LISTEN connection, used by the keeper thread only */
-  int wake_pipe[2];   /* stop wakes the keeper out of select() */
+  int wake_pipe[2];   /* stop wakes the keeper out of poll() */
   pthread_mutex_t mu; /* guards wake_seq and the condition */
   pthread_cond_t cv;
   unsigned long wake_seq;
@@ -251,24 +251,18 @@ static void *keeper_main(void *arg) {
     long long wait_ns = next_beat - orch_now_ns();
     if (wait_ns > orch_sched_poll_ms * 1000000LL) wait_ns = orch_sched_poll_ms * 1000000LL;
     if (wait_ns < 0) wait_ns = 0;
-    struct timeval tv = {(time_t)(wait_ns / 1000000000LL), (long)(wait_ns % 1000000000LL) / 1000};
-    fd_set fds;
-    FD_ZERO(&fds);
-    FD_SET(s->wake_pipe[0], &fds);
-    int maxfd = s->wake_pipe[0];
+    /* poll(), not select(): descriptor numbers above FD_SETSIZE are normal on a busy host. */
     PGconn *c = orch_db_conn(s->keeper_db);
     int sock = listening && c == listening ? PQsocket(c) : -1;
-    if (sock >= 0) {
-      FD_SET(sock, &fds);
-      if (sock > maxfd) maxfd = sock;
-    }
-    if (select(maxfd + 1, &fds, NULL, NULL, &tv) <= 0) continue;
-    if (FD_ISSET(s->wake_pipe[0], &fds)) {
+    struct pollfd pfd[2] = {{.fd = s->wake_pipe[0], .events = POLLIN},
+                            {.fd = sock, .events = POLLIN}}; /* fd -1 is ignored */
+    if (poll(pfd, 2, (int)(wait_ns / 1000000LL)) <= 0) continue;
+    if (pfd[0].revents) {
       char drain[16];
       while (read(s->wake_pipe[0], drain, sizeof drain) > 0) {
       }
     }
-    if (sock >= 0 && FD_ISSET(sock, &fds)) {
+    if (sock >= 0 && pfd[1].revents) {
       int notified = 0;
       if (!PQconsumeInput(c)) {
         listening = NULL; /* broken: the next statement reconnects, then LISTEN again */

@@ -15,7 +15,9 @@
 #include "test.h"
 #include "threadctx.h"
 
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -806,6 +808,48 @@ TEST(engine_failed_commit_runs_the_steps_again) {
   free(uri);
 }
 
+/* More than FD_SETSIZE descriptors open before the scheduler connects: the keeper's database
+ * socket gets a number above 1023, which an fd_set cannot hold (issue 14 item 11). */
+TEST(sched_keeper_works_with_more_than_1024_descriptors) {
+  struct rlimit rl;
+  ASSERT_OK(getrlimit(RLIMIT_NOFILE, &rl));
+  if (rl.rlim_cur < 1400) {
+    rl.rlim_cur = rl.rlim_max < 1400 ? rl.rlim_max : 1400;
+    ASSERT_OK(setrlimit(RLIMIT_NOFILE, &rl));
+  }
+  if (rl.rlim_cur < 1200)
+    FAIL("cannot raise RLIMIT_NOFILE above 1200 (hard limit %ld)", (long)rl.rlim_max);
+  char *uri = new_database();
+  orch_db *db = orch_db_new(uri);
+  int fd;
+  do {
+    fd = open("/dev/null", O_RDONLY);
+    ASSERT(fd >= 0);
+  } while (fd < 1100);
+  orch_config cfg;
+  config_for(&cfg, uri, 1, 10, 4);
+  orch_threadctx_setup(&cfg);
+  orch_sched_poll_ms = 5000; /* only the NOTIFY on the keeper's socket wakes the worker */
+  fake_runner f;
+  fake_runner_init(&f, 0);
+  orch_sched *s = NULL;
+  orch_error err = ORCH_ERROR_INIT;
+  ASSERT_OK(orch_sched_start(&s, &cfg, &f.vt, &err));
+  sleep_ms(300);
+  orch_db *api = orch_db_new(uri);
+  add_processes(api, 1, "SC");
+  free(sql1(api, "SELECT pg_notify('" ORCH_SCHED_CHANNEL "', 'work')", 0, NULL));
+  wait_zero(db, "SELECT count(*) FROM processes WHERE last_status <> 'completed'", 3);
+  orch_sched_stop(s);
+  ASSERT_EQ(f.committed, 2);
+  orch_threadctx_shutdown();
+  fake_runner_free(&f);
+  orch_config_free(&cfg);
+  orch_db_free(api);
+  orch_db_free(db);
+  free(uri);
+}
+
 /* ---- runner ---- */
 
 #define TESTS(X)                                                                                   \
@@ -824,7 +868,8 @@ TEST(engine_failed_commit_runs_the_steps_again) {
   X(sched_wakes_idle_workers_and_stops_gracefully)                                                 \
   X(sched_hung_worker_loses_its_processes)                                                         \
   X(sched_survives_sigkill_and_sigstop_of_other_hosts)                                             \
-  X(sched_default_runner_fails_steps_clearly)
+  X(sched_default_runner_fails_steps_clearly)                                                      \
+  X(sched_keeper_works_with_more_than_1024_descriptors)
 
 static const orch_test tests[] = {TESTS(ORCH_TEST_ENTRY)};
 
