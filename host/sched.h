@@ -60,5 +60,9 @@ extern int orch_sched_poll_ms;
  * this (default 600 s), so that a hung worker cannot hold its processes forever. */
 extern int orch_sched_max_step_seconds;
 
+/* When a worker's current step has run this long (ms, default 1000), the processes of its batch
+ * whose step has not started yet are handed back to the queue for the other workers. */
+extern int orch_sched_hand_back_ms;
+
 /* The channel workers LISTEN on. */
 #define ORCH_SCHED_CHANNEL "orch_work"
