@@ -323,6 +323,7 @@ int main(int argc, char **argv) {
   orch_db_set_idle_transaction_timeout_ms(cfg.lease_seconds > 0 ? cfg.lease_seconds * 1000 : 0);
   /* libcurl's global state (orch.client in steps) before any thread starts. */
   if (orch_outbound_global_init(&err) != ORCH_OK) goto bad_flags;
+  orch_outbound_set_max_timeout_ms(cfg.client_max_timeout_ms);
 
   if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
     usage(stdout);
