@@ -444,6 +444,32 @@ void orch_sched_stop(orch_sched *s) {
   free(s);
 }
 
+int orch_sched_abandon(const char *database_uri, const char *host_id, int timeout_ms,
+                       orch_error *err) {
+  orch_db *db = orch_db_new(database_uri);
+  char ms[16];
+  snprintf(ms, sizeof ms, "%d", timeout_ms > 0 ? timeout_ms : 1);
+  const char *tparams[] = {ms};
+  const char *params[] = {host_id};
+  PGresult *res = NULL;
+  int rc = ORCH_EDB;
+  if (orch_db_exec(db, "SELECT set_config('statement_timeout', $1, false)", 1, tparams, NULL,
+                   err) >= 0 &&
+      orch_db_exec(db,
+                   "UPDATE orch_work_queue SET lease_owner = NULL, lease_token = NULL,"
+                   "   lease_expires = NULL, run_at = now()"
+                   " WHERE left(lease_owner, length($1) + 1) = $1 || '/'",
+                   1, params, &res, err) >= 0) {
+    rc = atoi(PQcmdTuples(res));
+    PQclear(res);
+    orch_error e2 = ORCH_ERROR_INIT;
+    orch_db_exec(db, "DELETE FROM orch_hosts WHERE host_id = $1", 1, params, NULL, &e2);
+    orch_error_clear(&e2);
+  }
+  orch_db_free(db);
+  return rc;
+}
+
 const char *orch_sched_host_id(const orch_sched *s) {
   return s->host_id;
 }
