@@ -1055,6 +1055,60 @@ TEST(engine_state_over_the_limit_fails_the_step) {
   free(uri);
 }
 
+/* Issue 14 item 9 through the scheduler: another host runs what waits behind a slow step, and the
+ * keeper fails the slow step at the time limit while it still runs. */
+TEST(sched_slow_step_does_not_hold_its_batch) {
+  char *uri = new_database();
+  orch_db *db = orch_db_new(uri);
+  add_processes(db, 1, "LC");
+  free(sql1(db, "UPDATE orch_work_queue SET run_at = now() - interval '1 minute'", 0, NULL));
+  char *pid = sql1(db, "SELECT pid::text FROM processes", 0, NULL);
+  add_processes(db, 3, "SC");
+  char *others_sql = orch_sprintf(
+      "SELECT count(*) FROM processes WHERE pid <> '%s' AND last_status <> 'completed'", pid);
+  char *slow_sql = orch_sprintf(
+      "SELECT count(*) FROM processes WHERE pid = '%s' AND last_status <> 'failed'", pid);
+  orch_config cfg;
+  config_for(&cfg, uri, 1, 10, 4);
+  cfg.step_timeout_s = 3;
+  orch_threadctx_setup(&cfg);
+  fake_runner slow, other;
+  fake_runner_init(&slow, 0);
+  fake_runner_init(&other, 0);
+  slow.slow_ms = 6000;
+  orch_sched *a = NULL, *b = NULL;
+  orch_error err = ORCH_ERROR_INIT;
+  ASSERT_OK(orch_sched_start(&a, &cfg, &slow.vt, &err));
+  while (slow_runs(&slow) == 0)
+    sleep_ms(5);
+  long long t0 = orch_now_ns();
+  ASSERT_SQL_EQ(db, "SELECT count(*) FROM orch_work_queue WHERE lease_owner IS NOT NULL", "4");
+  ASSERT_OK(orch_sched_start(&b, &cfg, &other.vt, &err)); /* idle, next to the busy host */
+  wait_zero(db, others_sql, 3);
+  double took = (double)(orch_now_ns() - t0) / 1e9;
+  if (took > 2.5) FAIL("the processes behind the slow step waited %.1f s", took);
+  ASSERT_EQ(other.committed, 6);
+  /* The slow step is failed at 3 s, while it still runs (it sleeps 6 s). */
+  wait_zero(db, slow_sql, 5);
+  took = (double)(orch_now_ns() - t0) / 1e9;
+  if (took > 4.5) FAIL("the slow step was failed after %.1f s", took);
+  ASSERT_SQL_EQ(db, "SELECT count(*) FROM orch_work_queue", "0");
+  orch_sched_stop(a);
+  orch_sched_stop(b);
+  ASSERT_EQ(slow.runs, 1);
+  ASSERT_EQ(slow.discarded, 1);
+  ASSERT_SQL_EQ(db, no_duplicates_sql, "0");
+  orch_threadctx_shutdown();
+  fake_runner_free(&slow);
+  fake_runner_free(&other);
+  free(pid);
+  free(others_sql);
+  free(slow_sql);
+  orch_config_free(&cfg);
+  orch_db_free(db);
+  free(uri);
+}
+
 /* ---- runner ---- */
 
 #define TESTS(X)                                                                                   \
@@ -1078,7 +1132,8 @@ TEST(engine_state_over_the_limit_fails_the_step) {
   X(sched_database_outage_does_not_repeat_steps)                                                   \
   X(engine_slow_step_hands_back_its_batch_and_fails_at_the_time_limit)                             \
   X(engine_late_step_fails_when_it_returns)                                                        \
-  X(engine_state_over_the_limit_fails_the_step)
+  X(engine_state_over_the_limit_fails_the_step)                                                    \
+  X(sched_slow_step_does_not_hold_its_batch)
 
 static const orch_test tests[] = {TESTS(ORCH_TEST_ENTRY)};
 
