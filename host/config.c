@@ -168,11 +168,11 @@ void orch_config_free(orch_config *cfg) {
 }
 
 const char *orch_config_flags_help(void) {
-  static char text[4096];
+  static char text[8192];
   if (!text[0]) {
     size_t used = 0;
     for (size_t i = 0; i < ORCH_ARRAY_LEN(settings) && used < sizeof text; i++) {
-      int n = snprintf(text + used, sizeof text - used, "  %-18s %-22s %s\n", settings[i].flag,
+      int n = snprintf(text + used, sizeof text - used, "  %-24s %-26s %s\n", settings[i].flag,
                        settings[i].env, settings[i].help);
       if (n > 0) used += (size_t)n;
     }
