@@ -45,6 +45,14 @@ static const struct setting settings[] = {
      "lease of a process held by a worker (10)"},
     {"ORCH_WORKER_BATCH", "--worker-batch", K_INT, OFF(worker_batch),
      "processes one worker holds and commits together (16)"},
+    {"ORCH_STEP_TIMEOUT_S", "--step-timeout-s", K_INT, OFF(step_timeout_s),
+     "wall-clock limit of one step; then it fails (300; 0 = none)"},
+    {"ORCH_MAX_STATE_BYTES", "--max-state-bytes", K_SIZE, OFF(max_state_bytes),
+     "largest state a step may write (16777216; 0 = no limit)"},
+    {"ORCH_CLIENT_MAX_TIMEOUT_MS", "--client-max-timeout-ms", K_LONG, OFF(client_max_timeout_ms),
+     "cap on the timeout of an outbound call (60000)"},
+    {"ORCH_SHUTDOWN_TIMEOUT_S", "--shutdown-timeout-s", K_INT, OFF(shutdown_timeout_s),
+     "SIGTERM/SIGINT: exit after this at the latest (20)"},
 };
 
 static int set_value(orch_config *cfg, const struct setting *s, const char *value,
@@ -113,6 +121,10 @@ int orch_config_init(orch_config *cfg, orch_error *err) {
   cfg->workers = 2;
   cfg->lease_seconds = 10;
   cfg->worker_batch = 16;
+  cfg->step_timeout_s = 300;
+  cfg->max_state_bytes = 16u * 1024 * 1024;
+  cfg->client_max_timeout_ms = 60000;
+  cfg->shutdown_timeout_s = 20;
   for (size_t i = 0; i < ORCH_ARRAY_LEN(settings); i++) {
     const char *v = getenv(settings[i].env);
     if (v && *v && set_value(cfg, &settings[i], v, settings[i].env, err) != ORCH_OK)
@@ -156,11 +168,11 @@ void orch_config_free(orch_config *cfg) {
 }
 
 const char *orch_config_flags_help(void) {
-  static char text[4096];
+  static char text[8192];
   if (!text[0]) {
     size_t used = 0;
     for (size_t i = 0; i < ORCH_ARRAY_LEN(settings) && used < sizeof text; i++) {
-      int n = snprintf(text + used, sizeof text - used, "  %-18s %-22s %s\n", settings[i].flag,
+      int n = snprintf(text + used, sizeof text - used, "  %-24s %-26s %s\n", settings[i].flag,
                        settings[i].env, settings[i].help);
       if (n > 0) used += (size_t)n;
     }

@@ -24,9 +24,16 @@ typedef struct orch_config {
   size_t lua_memory;    /* ORCH_LUA_MEMORY_MB / --lua-memory-mb (256 MiB) per Lua state */
   long lua_timeout_ms;  /* ORCH_LUA_TIMEOUT_MS / --lua-timeout-ms (10000) per call into Lua */
   int workers;          /* ORCH_WORKERS / --workers (2) step worker threads; 0 = none */
-  int watch;         /* ORCH_WATCH / --watch (0): 1 = reload when a script changes (development) */
-  int lease_seconds; /* ORCH_LEASE_SECONDS / --lease-seconds (10) process lease time */
-  int worker_batch;  /* ORCH_WORKER_BATCH / --worker-batch (16) processes one worker holds */
+  int watch;          /* ORCH_WATCH / --watch (0): 1 = reload when a script changes (development) */
+  int lease_seconds;  /* ORCH_LEASE_SECONDS / --lease-seconds (10) process lease time */
+  int worker_batch;   /* ORCH_WORKER_BATCH / --worker-batch (16) processes one worker holds */
+  int step_timeout_s; /* ORCH_STEP_TIMEOUT_S / --step-timeout-s (300) wall-clock limit per step;
+                         0 = none */
+  size_t max_state_bytes;     /* ORCH_MAX_STATE_BYTES / --max-state-bytes (16 MiB) per step state */
+  long client_max_timeout_ms; /* ORCH_CLIENT_MAX_TIMEOUT_MS / --client-max-timeout-ms (60000)
+                                 cap on any outbound call's timeout */
+  int shutdown_timeout_s;     /* ORCH_SHUTDOWN_TIMEOUT_S / --shutdown-timeout-s (20) SIGTERM to
+                                 exit at the latest */
 } orch_config;
 
 /* Fill defaults, then the environment. */

@@ -6,6 +6,7 @@
 #include "events.h"
 #include "log.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -35,12 +36,23 @@ typedef struct held {
   int fenced;     /* the fence returned this pid: the lease is still ours */
   int recorded;   /* the step's outcome is written in the open transaction */
   int keep;       /* stays in the batch after the commit */
+  /* Shared with orch_engine_watch (another thread), under the batch's mutex. */
+  int begun;          /* its step started in the current run */
+  int handed_back;    /* its lease was given back before its step started: drop it */
+  int timed_out;      /* its step ran past the step time limit: the result is thrown away */
+  long long start_ns; /* orch_now_ns() when its step started */
+  int engine_failed;  /* the engine turned the result into a failure: no persist() */
+  int gone;           /* orch_engine_watch recorded its failure: drop it */
   orch_step_result res;
 } held;
 
 struct orch_batch {
   held *items;
   int n, cap;
+  int unconfirmed;    /* the last commit failed: confirm the leases before running again */
+  pthread_mutex_t mu; /* guards running, current and the shared fields of the items */
+  int running;        /* inside orch_engine_run */
+  int current;        /* the item whose step runs now, or -1 */
 };
 
 static const char *const status_names[] = {"success",           "skipped", "suspend", "waiting",
@@ -72,6 +84,8 @@ orch_batch *orch_batch_new(int capacity) {
   orch_batch *b = orch_xcalloc(1, sizeof *b);
   b->cap = capacity > 0 ? capacity : 1;
   b->items = orch_xcalloc((size_t)b->cap, sizeof *b->items);
+  b->current = -1;
+  pthread_mutex_init(&b->mu, NULL);
   return b;
 }
 
@@ -95,7 +109,12 @@ void orch_batch_free(orch_batch *b) {
   for (int i = 0; i < b->n; i++)
     held_clear(&b->items[i]);
   free(b->items);
+  pthread_mutex_destroy(&b->mu);
   free(b);
+}
+
+int orch_batch_unconfirmed(const orch_batch *b) {
+  return b->unconfirmed;
 }
 
 int orch_batch_count(const orch_batch *b) {
@@ -198,20 +217,82 @@ int orch_engine_claim(const orch_engine_params *p, orch_db *db, orch_batch *b, o
   return claim_into(p, db, b, err);
 }
 
+/* Turn a result into a failed step with an error dict of `cls` (state before the step kept). */
+static void make_failed_as(held *h, const char *cls, const char *reason);
+
+/* The step limits of orch_engine_params, checked when a step returned. */
+static void check_limits(const orch_engine_params *p, held *h, int timed_out) {
+  orch_step_result *r = &h->res;
+  char *reason = NULL;
+  const char *cls = NULL;
+  if (timed_out) {
+    cls = "StepTimeout";
+    reason = orch_sprintf("step '%s' ran longer than the step time limit of %ld ms"
+                          " (ORCH_STEP_TIMEOUT_S); its result was discarded",
+                          r->step_name, p->step_timeout_ms);
+  } else if (p->max_state_bytes) {
+    size_t state = r->state ? strlen(r->state) : 0,
+           logged = r->log_state ? strlen(r->log_state) : 0;
+    size_t big = state > logged ? state : logged;
+    if (big > p->max_state_bytes) {
+      cls = "StateTooLarge";
+      reason = orch_sprintf("step '%s' returned a state of %zu bytes, more than the limit of %zu"
+                            " bytes (ORCH_MAX_STATE_BYTES); nothing of it was saved",
+                            r->step_name, big, p->max_state_bytes);
+    }
+  }
+  if (!reason) return;
+  LOG_WARN("engine", "process %s: %s", h->pid, reason);
+  make_failed_as(h, cls, reason);
+  h->engine_failed = 1;
+  free(reason);
+}
+
 void orch_engine_run(const orch_engine_params *p, orch_batch *b) {
+  if (b->unconfirmed) return;
+  pthread_mutex_lock(&b->mu);
+  b->running = 1;
+  for (int i = 0; i < b->n; i++)
+    b->items[i].begun = 0;
+  pthread_mutex_unlock(&b->mu);
   for (int i = 0; i < b->n; i++) {
     held *h = &b->items[i];
-    orch_step_job job = {h->pid,        h->workflow, h->state,      h->created_by,
-                         h->step_index, h->attempt,  h->generation, h->handoff_ns};
-    memset(&h->res, 0, sizeof h->res);
+    pthread_mutex_lock(&b->mu);
+    if (h->handed_back) {
+      pthread_mutex_unlock(&b->mu);
+      continue;
+    }
+    h->begun = 1;
+    h->timed_out = 0;
+    h->start_ns = orch_now_ns();
     h->started = wall_now();
+    b->current = i;
+    pthread_mutex_unlock(&b->mu);
+    long long deadline =
+        p->step_timeout_ms > 0 ? h->start_ns + (long long)p->step_timeout_ms * 1000000LL : 0;
+    orch_step_job job = {h->pid,     h->workflow,   h->state,      h->created_by, h->step_index,
+                         h->attempt, h->generation, h->handoff_ns, deadline};
+    memset(&h->res, 0, sizeof h->res);
+    h->engine_failed = 0;
     int rc = p->runner->run(p->runner->ud, &job, &h->res);
+    pthread_mutex_lock(&b->mu);
+    b->current = -1;
+    int recorded_elsewhere = h->timed_out; /* orch_engine_watch failed the step meanwhile */
+    int late = deadline && orch_now_ns() > deadline;
+    if (late) h->timed_out = 1;
+    pthread_mutex_unlock(&b->mu);
     if (rc != ORCH_OK) {
       orch_step_result_clear(&h->res);
-      h->ran = -1;
+      h->ran = recorded_elsewhere ? 0 : -1;
+      h->gone = recorded_elsewhere;
       continue;
     }
     h->ran = 1;
+    if (recorded_elsewhere) {
+      settle(p, h, 0); /* its failure is in the database already and its queue row is gone */
+      h->gone = 1;
+      continue;
+    }
     if (!orch_step_status_name(h->res.status)) {
       LOG_ERROR("engine", "runner returned unknown step status %d for process %s",
                 (int)h->res.status, h->pid);
@@ -220,7 +301,11 @@ void orch_engine_run(const orch_engine_params *p, orch_batch *b) {
       h->res.failed_reason = orch_strdup("the workflow runner returned an unknown step status");
     }
     if (!h->res.step_name) h->res.step_name = orch_strdup("Unknown");
+    check_limits(p, h, late);
   }
+  pthread_mutex_lock(&b->mu);
+  b->running = 0;
+  pthread_mutex_unlock(&b->mu);
 }
 
 /* "{a,b,c}" of the pids (or tokens) of the items with ran != 0. */
@@ -419,15 +504,16 @@ static int write_items(orch_db *db, orch_batch *b, const int *which, orch_error 
   return st < 0 ? ORCH_EDB : ORCH_OK;
 }
 
-/* Turn a result into a failed step with `reason` (state before the step kept). */
-static void make_failed(held *h, const char *reason) {
+static void make_failed_as(held *h, const char *cls, const char *reason) {
   orch_step_result *r = &h->res;
   r->status = ORCH_STEP_FAILED;
   free(r->state);
   r->state = NULL;
   free(r->log_state);
   orch_buf e = ORCH_BUF_INIT;
-  orch_buf_puts(&e, "{\"class\":\"EngineError\",\"error\":");
+  orch_buf_puts(&e, "{\"class\":");
+  orch_buf_json_string(&e, cls, strlen(cls));
+  orch_buf_puts(&e, ",\"error\":");
   orch_buf_json_string(&e, reason, strlen(reason));
   orch_buf_puts(&e, "}");
   r->log_state = orch_buf_take(&e, NULL);
@@ -438,13 +524,19 @@ static void make_failed(held *h, const char *reason) {
   r->replace_last = 0;
 }
 
+/* Turn a result into a failed step with `reason` (state before the step kept). */
+static void make_failed(held *h, const char *reason) {
+  make_failed_as(h, "EngineError", reason);
+}
+
 /* persist() of one fenced result under a savepoint; a failure turns the result into a failed step.
  */
 static int persist_one(const orch_engine_params *p, orch_db *db, held *h, orch_error *err) {
-  if (!p->runner->persist || h->ran != 1) return ORCH_OK;
+  if (!p->runner->persist || h->ran != 1 || h->engine_failed) return ORCH_OK;
   if (exec_simple(db, "SAVEPOINT orch_persist", err) != ORCH_OK) return ORCH_EDB;
-  orch_step_job job = {h->pid,        h->workflow, h->state,      h->created_by,
-                       h->step_index, h->attempt,  h->generation, h->handoff_ns};
+  orch_step_job job = {h->pid,        h->workflow,   h->state,
+                       h->created_by, h->step_index, h->attempt,
+                       h->generation, h->handoff_ns, 0};
   orch_error perr = ORCH_ERROR_INIT;
   if (p->runner->persist(p->runner->ud, db, &job, &h->res, &perr) == ORCH_OK) {
     orch_error_clear(&perr);
@@ -514,9 +606,10 @@ static int record_fast(const orch_engine_params *p, orch_db *db, orch_batch *b, 
   for (int i = 0; i < b->n && rc == ORCH_OK; i++) {
     held *h = &b->items[i];
     which[i] = h->fenced;
-    if (!h->fenced || h->ran != 1 || !p->runner->persist) continue;
-    orch_step_job job = {h->pid,        h->workflow, h->state,      h->created_by,
-                         h->step_index, h->attempt,  h->generation, h->handoff_ns};
+    if (!h->fenced || h->ran != 1 || !p->runner->persist || h->engine_failed) continue;
+    orch_step_job job = {h->pid,        h->workflow,   h->state,
+                         h->created_by, h->step_index, h->attempt,
+                         h->generation, h->handoff_ns, 0};
     if (p->runner->persist(p->runner->ud, db, &job, &h->res, err) != ORCH_OK) rc = 1;
   }
   if (rc == ORCH_OK && write_items(db, b, which, err) != ORCH_OK) rc = 1;
@@ -536,14 +629,184 @@ static int record_slow(const orch_engine_params *p, orch_db *db, orch_batch *b, 
   return rc;
 }
 
+/* Drop the items whose lease orch_engine_watch gave back or whose failure it recorded. */
+static void drop_released(orch_batch *b) {
+  for (int i = 0; i < b->n; i++)
+    b->items[i].keep = !b->items[i].handed_back && !b->items[i].gone;
+  compact(b);
+}
+
+int orch_engine_confirm(const orch_engine_params *p, orch_db *db, orch_batch *b, orch_error *err) {
+  static const char *sql =
+      "UPDATE orch_work_queue q SET lease_expires = now() + make_interval(secs => $3::int),"
+      "   run_at = now() + make_interval(secs => $3::int)"
+      " FROM unnest($1::uuid[], $2::uuid[]) AS f(pid, token)"
+      " WHERE q.pid = ANY($1::uuid[]) AND q.pid = f.pid AND q.lease_token = f.token"
+      "   AND q.lease_owner = $4 AND q.lease_expires > now()"
+      " RETURNING q.pid, q.step_index, q.attempts, q.state::text, coalesce(q.generation, 0)";
+  drop_released(b);
+  if (!b->unconfirmed) return b->n;
+  if (b->n == 0) {
+    b->unconfirmed = 0;
+    return 0;
+  }
+  char *pids = uuid_array(b, 0, 0), *tokens = uuid_array(b, 1, 0), ttl[16];
+  snprintf(ttl, sizeof ttl, "%d", p->lease_seconds);
+  const char *params[] = {pids, tokens, ttl, p->owner};
+  PGresult *res = NULL;
+  orch_dbstatus st = orch_db_exec(db, sql, 4, params, &res, err);
+  free(pids);
+  free(tokens);
+  if (st < 0) return ORCH_EDB;
+  for (int i = 0; i < b->n; i++)
+    b->items[i].keep = 0;
+  for (int r = 0; r < PQntuples(res); r++) {
+    for (int i = 0; i < b->n; i++) {
+      held *h = &b->items[i];
+      if (strcmp(h->pid, PQgetvalue(res, r, 0)) != 0) continue;
+      h->keep = 1;
+      int index = atoi(PQgetvalue(res, r, 1));
+      if (index != h->step_index) {
+        /* The lost commit went through after all: go on from what it recorded. */
+        LOG_INFO("engine", "process %s: the unconfirmed commit was recorded (step %d -> %d)",
+                 h->pid, h->step_index, index);
+        h->step_index = index;
+        h->attempt = atoi(PQgetvalue(res, r, 2));
+        free(h->state);
+        h->state = orch_strdup(PQgetvalue(res, r, 3));
+        h->generation = atol(PQgetvalue(res, r, 4));
+      }
+      h->handoff_ns = 0;
+    }
+  }
+  PQclear(res);
+  int lost = 0;
+  for (int i = 0; i < b->n; i++)
+    lost += !b->items[i].keep;
+  if (lost)
+    LOG_INFO("engine", "%d lease%s ran out while the database was away: left for any worker", lost,
+             lost == 1 ? "" : "s");
+  compact(b);
+  b->unconfirmed = 0;
+  return b->n;
+}
+
+/* Release the leases of the given (pid, token) lists. */
+static int release_leases(const orch_engine_params *p, orch_db *db, const char *pids,
+                          const char *tokens, orch_error *err) {
+  static const char *sql =
+      "UPDATE orch_work_queue q SET lease_owner = NULL, lease_token = NULL,"
+      "   lease_expires = NULL, run_at = now()"
+      " FROM unnest($1::uuid[], $2::uuid[]) AS f(pid, token)"
+      " WHERE q.pid = ANY($1::uuid[]) AND q.pid = f.pid AND q.lease_token = f.token"
+      "   AND q.lease_owner = $3";
+  const char *params[] = {pids, tokens, p->owner};
+  return orch_db_exec(db, sql, 3, params, NULL, err) < 0 ? ORCH_EDB : ORCH_OK;
+}
+
+/* Record a step that ran past the time limit as failed and remove its queue row (fenced). */
+static const char *timeout_sql =
+    "WITH q AS (DELETE FROM orch_work_queue WHERE pid = $1::uuid AND lease_token = $2::uuid"
+    "   AND lease_owner = $3 AND lease_expires > now() RETURNING pid),"
+    " s AS (INSERT INTO process_steps (pid, name, status, state, created_by, started_at,"
+    "     completed_at)"
+    "   SELECT q.pid, 'Unknown', 'failed', jsonb_build_object('class', 'StepTimeout', 'error', "
+    "$4::text),"
+    "     $5::text, to_timestamp($6::float8), now() FROM q RETURNING pid)"
+    " UPDATE processes p SET last_step = 'Unknown',"
+    "   last_status = CASE WHEN p.is_task THEN 'api_unavailable' ELSE 'failed' END,"
+    "   failed_reason = $4::text, traceback = NULL, last_modified_at = now()"
+    " FROM s WHERE p.pid = s.pid RETURNING p.pid";
+
+int orch_engine_watch(const orch_engine_params *p, orch_db *db, orch_batch *b, long hand_back_ms,
+                      orch_error *err) {
+  orch_buf pids = ORCH_BUF_INIT, tokens = ORCH_BUF_INIT;
+  char tpid[37] = "", ttoken[37] = "", *tby = NULL;
+  double tstarted = 0;
+  long elapsed_ms = 0;
+  int handed = 0;
+  pthread_mutex_lock(&b->mu);
+  if (b->running && b->current >= 0) {
+    held *cur = &b->items[b->current];
+    elapsed_ms = (long)((orch_now_ns() - cur->start_ns) / 1000000LL);
+    if (hand_back_ms >= 0 && elapsed_ms > hand_back_ms) {
+      for (int i = 0; i < b->n; i++) {
+        held *h = &b->items[i];
+        if (h->begun || h->handed_back) continue;
+        h->handed_back = 1;
+        orch_buf_puts(&pids, handed ? "," : "{");
+        orch_buf_puts(&tokens, handed ? "," : "{");
+        orch_buf_puts(&pids, h->pid);
+        orch_buf_puts(&tokens, h->token);
+        handed++;
+      }
+    }
+    if (p->step_timeout_ms > 0 && elapsed_ms > p->step_timeout_ms && !cur->timed_out) {
+      cur->timed_out = 1;
+      memcpy(tpid, cur->pid, sizeof tpid);
+      memcpy(ttoken, cur->token, sizeof ttoken);
+      tby = cur->created_by ? orch_strdup(cur->created_by) : NULL;
+      tstarted = cur->started;
+    }
+  }
+  pthread_mutex_unlock(&b->mu);
+  int rc = 0;
+  if (handed) {
+    orch_buf_puts(&pids, "}");
+    orch_buf_puts(&tokens, "}");
+    if (release_leases(p, db, pids.data, tokens.data, err) != ORCH_OK)
+      rc = ORCH_EDB;
+    else {
+      LOG_INFO("engine", "%s: a step has run for %ld ms: %d process%s handed back to the queue",
+               p->owner, elapsed_ms, handed, handed == 1 ? "" : "es");
+      rc = handed;
+    }
+  }
+  orch_buf_free(&pids);
+  orch_buf_free(&tokens);
+  if (tpid[0]) {
+    char *reason = orch_sprintf("the step ran longer than the step time limit of %ld ms"
+                                " (ORCH_STEP_TIMEOUT_S) and was failed; its lease was released",
+                                p->step_timeout_ms);
+    char started[32];
+    snprintf(started, sizeof started, "%.6f", tstarted);
+    const char *params[] = {tpid, ttoken, p->owner, reason, tby, started};
+    PGresult *res = NULL;
+    orch_error terr = ORCH_ERROR_INIT;
+    if (orch_db_exec(db, timeout_sql, 6, params, &res, &terr) < 0) {
+      /* Not recorded: the step stays the worker's, which fails it itself when it returns (it is
+       * late). If it returned just now and took our flag for a record, the process is dropped
+       * from its batch and runs again once its lease has run out. */
+      pthread_mutex_lock(&b->mu);
+      if (b->running && b->current >= 0 && !strcmp(b->items[b->current].pid, tpid))
+        b->items[b->current].timed_out = 0;
+      pthread_mutex_unlock(&b->mu);
+      if (rc >= 0) orch_error_set(err, ORCH_EDB, "%s", terr.message ? terr.message : "");
+      orch_error_clear(&terr);
+      rc = ORCH_EDB;
+    } else {
+      LOG_WARN("engine", "process %s: %s", tpid, reason);
+      if (rc >= 0) rc += PQntuples(res);
+    }
+    PQclear(res);
+    free(reason);
+  }
+  free(tby);
+  return rc;
+}
+
 int orch_engine_commit(const orch_engine_params *p, orch_db *db, orch_batch *b, int claim_more,
                        orch_engine_stats *stats, orch_error *err) {
   orch_engine_stats st = {0, 0, 0};
   orch_batch *fresh = NULL;
   int any = 0, leaving = 0, rc = ORCH_EDB;
+  drop_released(b);
   for (int i = 0; i < b->n; i++)
     any |= b->items[i].ran != 0;
-  if (!any && !claim_more) goto out;
+  if (b->unconfirmed || (!any && !claim_more)) { /* nothing to record (or not before confirm) */
+    rc = ORCH_OK;
+    goto out;
+  }
   for (int slow = 0;; slow = 1) {
     for (int i = 0; i < b->n; i++)
       b->items[i].fenced = b->items[i].recorded = 0;
@@ -605,10 +868,12 @@ int orch_engine_commit(const orch_engine_params *p, orch_db *db, orch_batch *b, 
 rollback:
   orch_db_exec(db, "ROLLBACK", 0, NULL, NULL, NULL);
 discard:
-  /* Nothing was recorded: discard every result. The leases are still ours (or the next fence
-   * says they are not), so the batch keeps its processes and runs their steps again. */
+  /* Nothing was recorded: discard every result. The batch keeps its processes, but runs no step
+   * until orch_engine_confirm found their leases still ours (the database may be away: then
+   * every step run now would be thrown away again, and its side effects repeated). */
   for (int i = 0; i < b->n; i++)
     if (b->items[i].ran) settle(p, &b->items[i], 0);
+  b->unconfirmed = 1;
 out:
   orch_batch_free(fresh);
   if (stats) *stats = st;

@@ -50,6 +50,8 @@ typedef struct orch_step_job {
   long generation;        /* scripts generation that ran the previous step (0 = none) */
   long long handoff_ns;   /* orch_now_ns() when the previous step of this process was committed
                              under the same lease; 0 after a claim */
+  long long deadline_ns;  /* orch_now_ns() by which the step must be over (the step time limit);
+                             0 = none. The runner caps what it waits for (outbound calls) by it. */
 } orch_step_job;
 
 /*
@@ -116,6 +118,11 @@ typedef struct orch_engine_params {
   const orch_step_runner *runner;
   const char *owner; /* lease owner: this host's id */
   int lease_seconds; /* lease time; the fence and the heartbeat extend it */
+  /* Limits (0 = none). A step that runs longer than step_timeout_ms fails (class StepTimeout:
+   * api_unavailable for a task) and its lease is gone; a step whose new state or logged state
+   * is longer than max_state_bytes fails (class StateTooLarge) and nothing of it is written. */
+  long step_timeout_ms;
+  size_t max_state_bytes;
 } orch_engine_params;
 
 typedef struct orch_batch orch_batch;
@@ -141,8 +148,39 @@ const char *orch_batch_pid(const orch_batch *b, int i);
  */
 int orch_engine_claim(const orch_engine_params *p, orch_db *db, orch_batch *b, orch_error *err);
 
-/* Run one step of every held process through the runner; no database access. */
+/*
+ * Run one step of every held process through the runner; no database access.
+ * Does nothing while the batch is unconfirmed (after a failed commit, until
+ * orch_engine_confirm succeeded). Processes handed back by
+ * orch_engine_watch meanwhile are not run.
+ */
 void orch_engine_run(const orch_engine_params *p, orch_batch *b);
+
+/* 1 when the last commit failed and the leases must be confirmed before any step runs again. */
+int orch_batch_unconfirmed(const orch_batch *b);
+
+/*
+ * After a failed commit (the database went away): check which held leases are
+ * still ours and extend them, re-reading each process's step and state from
+ * its queue row (the lost commit may have gone through after all); drop the
+ * rest (their lease ran out: any worker claims them again). Returns how many
+ * processes the batch holds afterwards, or a negative ORCH_E* (the database is
+ * still away: the batch stays unconfirmed and runs nothing).
+ */
+int orch_engine_confirm(const orch_engine_params *p, orch_db *db, orch_batch *b, orch_error *err);
+
+/*
+ * From another thread (the scheduler's keeper) while a worker runs the batch:
+ * - when the current step has run longer than hand_back_ms, the processes of
+ *   the batch whose step has not started yet are handed back (their leases
+ *   released, run_at = now), so that other workers take them at once;
+ * - when it has run longer than p->step_timeout_ms, the step is recorded as
+ *   failed (StepTimeout) and its queue row removed, under the lease (fenced);
+ *   the worker throws its result away when the step returns.
+ * Returns the number of processes handed back or failed, or a negative ORCH_E*.
+ */
+int orch_engine_watch(const orch_engine_params *p, orch_db *db, orch_batch *b, long hand_back_ms,
+                      orch_error *err);
 
 /*
  * Record the results of the last run in one transaction on db:
@@ -159,7 +197,8 @@ void orch_engine_run(const orch_engine_params *p, orch_batch *b);
 int orch_engine_commit(const orch_engine_params *p, orch_db *db, orch_batch *b, int claim_more,
                        orch_engine_stats *stats, orch_error *err);
 
-/* Give back every held lease (the processes stay queued, run_at = now) and empty the batch. */
+/* Give back every held lease (the processes stay queued, run_at = now) and empty the batch.
+ * On a database error the batch is emptied all the same (the leases run out). */
 int orch_engine_release(const orch_engine_params *p, orch_db *db, orch_batch *b, orch_error *err);
 
 /*

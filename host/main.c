@@ -20,11 +20,14 @@
 #include "threadctx.h"
 #include "watch.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 static void usage(FILE *out) {
   fprintf(out,
@@ -259,6 +262,76 @@ static int start_host(const orch_config *cfg, sigset_t *set, const char *who) {
   return 0;
 }
 
+/*
+ * The shutdown deadline (ORCH_SHUTDOWN_TIMEOUT_S): from SIGTERM/SIGINT on, the
+ * orderly stop (steps commit, leases go back, threads join) has this long. If
+ * it is not over by then (a worker stuck in a step), the leases of this host
+ * are given back on a new connection and the process exits with status 1; a
+ * commit that was under way is rolled back by the server when the connection
+ * goes (nothing half-written).
+ */
+typedef struct shutdown_guard {
+  pthread_t thread;
+  int started;
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  int done;      /* guarded by mu */
+  int seconds;   /* the deadline */
+  char *uri;     /* owned */
+  char *host_id; /* owned; NULL = no workers */
+} shutdown_guard;
+
+static void *guard_main(void *arg) {
+  shutdown_guard *g = arg;
+  struct timespec until;
+  clock_gettime(CLOCK_REALTIME, &until);
+  until.tv_sec += g->seconds;
+  pthread_mutex_lock(&g->mu);
+  while (!g->done)
+    if (pthread_cond_timedwait(&g->cv, &g->mu, &until) == ETIMEDOUT) break;
+  int done = g->done;
+  pthread_mutex_unlock(&g->mu);
+  if (done) return NULL;
+  LOG_WARN("shutdown",
+           "not finished after %d s (a step is stuck): giving the leases back and "
+           "exiting",
+           g->seconds);
+  if (g->host_id) {
+    orch_error err = ORCH_ERROR_INIT;
+    int n = orch_sched_abandon(g->uri, g->host_id, 2000, &err);
+    if (n < 0)
+      LOG_WARN("shutdown", "leases not given back (they run out by themselves): %s", err.message);
+    else
+      LOG_INFO("shutdown", "%d lease%s given back", n, n == 1 ? "" : "s");
+    orch_error_clear(&err);
+  }
+  fflush(NULL);
+  _exit(1); /* the stuck thread cannot be joined; no exit handlers run on its state */
+}
+
+static void guard_start(shutdown_guard *g, const orch_config *cfg, const orch_sched *sched) {
+  memset(g, 0, sizeof *g);
+  pthread_mutex_init(&g->mu, NULL);
+  pthread_cond_init(&g->cv, NULL);
+  if (cfg->shutdown_timeout_s <= 0) return;
+  g->seconds = cfg->shutdown_timeout_s;
+  g->uri = orch_strdup(cfg->database_uri);
+  g->host_id = sched ? orch_strdup(orch_sched_host_id(sched)) : NULL;
+  g->started = pthread_create(&g->thread, NULL, guard_main, g) == 0;
+}
+
+static void guard_end(shutdown_guard *g) {
+  pthread_mutex_lock(&g->mu);
+  g->done = 1;
+  pthread_cond_signal(&g->cv);
+  pthread_mutex_unlock(&g->mu);
+  if (g->started) pthread_join(g->thread, NULL);
+  pthread_cond_destroy(&g->cv);
+  pthread_mutex_destroy(&g->mu);
+  free(g->uri);
+  free(g->host_id);
+}
+
 /* Until SIGINT or SIGTERM; SIGHUP reloads the scripts (reload.c). */
 static void wait_for_stop(sigset_t *set, const char *who) {
   for (;;) {
@@ -316,12 +389,15 @@ static int cmd_serve(const orch_config *cfg) {
     }
   }
   if (sched) wait_for_stop(&set, "serve");
+  shutdown_guard guard;
+  guard_start(&guard, cfg, sched);
   orch_watch_stop(watch);
   orch_sched_stop(sched); /* the current steps commit and the leases go back first */
   orch_http_stop(http);
   orch_events_stop(); /* after the last emitter */
   orch_threadctx_shutdown();
   orch_gen_shutdown();
+  guard_end(&guard);
   LOG_INFO("serve", "stopped");
   return rc;
 }
@@ -342,10 +418,13 @@ static int cmd_worker(const orch_config *cfg) {
     rc = 1;
   }
   if (sched) wait_for_stop(&set, "worker");
+  shutdown_guard guard;
+  guard_start(&guard, cfg, sched);
   orch_sched_stop(sched);
   orch_events_stop();
   orch_threadctx_shutdown();
   orch_gen_shutdown();
+  guard_end(&guard);
   return rc;
 }
 
@@ -385,6 +464,7 @@ int main(int argc, char **argv) {
   orch_db_set_idle_transaction_timeout_ms(cfg.lease_seconds > 0 ? cfg.lease_seconds * 1000 : 0);
   /* libcurl's global state (orch.client in steps) before any thread starts. */
   if (orch_outbound_global_init(&err) != ORCH_OK) goto bad_flags;
+  orch_outbound_set_max_timeout_ms(cfg.client_max_timeout_ms);
 
   if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
     usage(stdout);

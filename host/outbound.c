@@ -19,6 +19,17 @@
 static pthread_mutex_t self_lock = PTHREAD_MUTEX_INITIALIZER;
 static char *self_url; /* guarded by self_lock */
 
+static long max_timeout_ms = 60000;              /* set before threads start */
+static _Thread_local long long step_deadline_ns; /* orch_now_ns(); 0 = none */
+
+void orch_outbound_set_max_timeout_ms(long ms) {
+  max_timeout_ms = ms;
+}
+
+void orch_outbound_set_deadline(long long deadline_ns) {
+  step_deadline_ns = deadline_ns;
+}
+
 const char *orch_outbound_fail_name(orch_outbound_fail f) {
   switch (f) {
   case ORCH_OUTBOUND_OK: return "ok";
@@ -251,6 +262,15 @@ orch_outbound_fail orch_outbound_perform(const orch_outbound_request *req,
 
   long timeout = req->timeout_ms > 0 ? req->timeout_ms
                                      : env_long("ORCH_CLIENT_TIMEOUT_MS", DEFAULT_TIMEOUT_MS);
+  if (max_timeout_ms > 0 && timeout > max_timeout_ms) timeout = max_timeout_ms;
+  if (step_deadline_ns) { /* never past the step's time limit */
+    long long left_ms = (step_deadline_ns - orch_now_ns()) / 1000000LL;
+    if (left_ms <= 0) {
+      result = fail(err, ORCH_OUTBOUND_TIMEOUT, "the step's time limit is used up");
+      goto out;
+    }
+    if (timeout > left_ms) timeout = (long)left_ms;
+  }
   sink s = {resp, (size_t)env_long("ORCH_CLIENT_MAX_RESPONSE_BYTES", DEFAULT_MAX_BYTES), 0};
   char errbuf[CURL_ERROR_SIZE] = "";
   curl_easy_setopt(h, CURLOPT_URL, resp->url);

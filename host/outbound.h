@@ -12,7 +12,10 @@
  * script reaches configured services only.
  *
  * Limits (environment): ORCH_CLIENT_TIMEOUT_MS (default 10000) when a call
- * gives none, ORCH_CLIENT_MAX_RESPONSE_BYTES (default 8 MiB).
+ * gives none, ORCH_CLIENT_MAX_RESPONSE_BYTES (default 8 MiB). Whatever a call
+ * asks for, its timeout is capped at orch_outbound_set_max_timeout_ms (the
+ * setting ORCH_CLIENT_MAX_TIMEOUT_MS, default 60000) and at what is left of
+ * the calling thread's step deadline (orch_outbound_set_deadline).
  *
  * Thread safety: orch_outbound_global_init() once in main before any thread
  * starts; each call uses its own easy handle.
@@ -69,6 +72,12 @@ void orch_outbound_global_cleanup(void);
 orch_outbound_fail orch_outbound_perform(const orch_outbound_request *req,
                                          orch_outbound_response *resp, orch_error *err);
 void orch_outbound_response_free(orch_outbound_response *resp);
+
+/* Cap on every call's timeout (ms; 0 = none). Call before threads start. */
+void orch_outbound_set_max_timeout_ms(long ms);
+/* The calling thread's step deadline (orch_now_ns() clock; 0 = none): calls made by this thread
+ * time out by then at the latest, and fail at once when it has passed. */
+void orch_outbound_set_deadline(long long deadline_ns);
 
 /* The configured base URL of a service without trailing "/" (malloc'd), or NULL. */
 char *orch_outbound_base_url(const char *service);

@@ -7,20 +7,24 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/select.h>
 #include <time.h>
 #include <unistd.h>
 
 #define NOTIFY_WINDOW_NS (5 * 1000000LL)     /* at most one NOTIFY per window per process */
 #define ERROR_LOG_NS     (30 * 1000000000LL) /* repeat the same database complaint this rarely */
 
+#define BACKOFF_FIRST_MS 250  /* database away: first wait, doubled per failure ... */
+#define BACKOFF_MAX_MS   5000 /* ... up to this */
+
 const orch_step_runner *orch_workflow_runner = NULL;
 int orch_sched_poll_ms = 250;
 int orch_sched_max_step_seconds = 600;
+int orch_sched_hand_back_ms = 1000;
 
 typedef struct worker {
   orch_sched *s;
@@ -30,6 +34,7 @@ typedef struct worker {
   char owner[160];           /* lease owner: "<host id>/<index>" */
   orch_engine_params params; /* the scheduler's, with this worker's owner */
   _Atomic long long step_ns; /* orch_now_ns() when the current run began; 0 between runs */
+  orch_batch *batch;         /* owned; the worker's, watched by the keeper (orch_engine_watch) */
 } worker;
 
 struct orch_sched {
@@ -41,7 +46,7 @@ struct orch_sched {
   pthread_t keeper;
   int keeper_started;
   orch_db *keeper_db; /* owned; the LISTEN connection, used by the keeper thread only */
-  int wake_pipe[2];   /* stop wakes the keeper out of select() */
+  int wake_pipe[2];   /* stop wakes the keeper out of poll() */
   pthread_mutex_t mu; /* guards wake_seq and the condition */
   pthread_cond_t cv;
   unsigned long wake_seq;
@@ -105,6 +110,27 @@ static void wait_for_wake(orch_sched *s, unsigned long seen, int ms) {
   pthread_mutex_unlock(&s->mu);
 }
 
+/* Sleep `ms` milliseconds or until a stop; wake-ups do not end it (a back-off). */
+static void wait_for_stop(orch_sched *s, int ms) {
+  struct timespec until;
+  clock_gettime(CLOCK_MONOTONIC, &until);
+  until.tv_sec += ms / 1000;
+  until.tv_nsec += (long)(ms % 1000) * 1000000L;
+  if (until.tv_nsec >= 1000000000L) {
+    until.tv_sec++;
+    until.tv_nsec -= 1000000000L;
+  }
+  pthread_mutex_lock(&s->mu);
+  while (!atomic_load(&s->stopping))
+    if (pthread_cond_timedwait(&s->cv, &s->mu, &until) == ETIMEDOUT) break;
+  pthread_mutex_unlock(&s->mu);
+}
+
+/* The next back-off after a database failure: doubled, capped. */
+static int next_backoff(int ms) {
+  return ms <= 0 ? BACKOFF_FIRST_MS : ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : ms * 2;
+}
+
 int orch_sched_notify(orch_db *db, orch_error *err) {
   pthread_mutex_lock(&registry_mu);
   for (orch_sched *s = registry; s; s = s->next)
@@ -133,8 +159,9 @@ static void *worker_main(void *arg) {
   worker *w = arg;
   orch_sched *s = w->s;
   orch_db *db = orch_threadctx_db(orch_threadctx_get());
-  orch_batch *b = orch_batch_new(s->cfg->worker_batch > 0 ? s->cfg->worker_batch : 1);
+  orch_batch *b = w->batch;
   long long last_complaint = 0;
+  int backoff = 0; /* ms; > 0 while the database is failing */
   orch_error err = ORCH_ERROR_INIT;
   while (!atomic_load(&s->stopping)) {
     if (atomic_load(&s->paused)) {
@@ -145,12 +172,31 @@ static void *worker_main(void *arg) {
       wait_for_wake(s, wake_seq(s), orch_sched_poll_ms);
       continue;
     }
+    if (orch_batch_unconfirmed(b)) {
+      /* The last commit failed: no step runs until the database answers and says which leases
+       * are still ours. Running them now would repeat their side effects for nothing. */
+      if (orch_engine_confirm(&w->params, db, b, &err) < 0) {
+        complain("confirming leases after a failed commit", &err, &last_complaint);
+        orch_error_clear(&err);
+        backoff = next_backoff(backoff);
+        wait_for_stop(s, backoff);
+        continue;
+      }
+      if (backoff) LOG_INFO("sched", "worker %s: the database is back", w->owner);
+      backoff = 0;
+    }
     if (orch_batch_count(b) == 0) {
       unsigned long seen = wake_seq(s);
       int n = orch_engine_claim(&w->params, db, b, &err);
-      if (n < 0) complain("claiming work", &err, &last_complaint);
-      orch_error_clear(&err);
-      if (n <= 0) {
+      if (n < 0) {
+        complain("claiming work", &err, &last_complaint);
+        orch_error_clear(&err);
+        backoff = next_backoff(backoff);
+        wait_for_stop(s, backoff);
+        continue;
+      }
+      backoff = 0;
+      if (n == 0) {
         wait_for_wake(s, seen, orch_sched_poll_ms);
         continue;
       }
@@ -162,13 +208,13 @@ static void *worker_main(void *arg) {
     if (orch_engine_commit(&w->params, db, b, more, NULL, &err) != ORCH_OK) {
       complain("committing steps", &err, &last_complaint);
       orch_error_clear(&err);
-      wait_for_wake(s, wake_seq(s), orch_sched_poll_ms);
+      backoff = next_backoff(backoff);
+      wait_for_stop(s, backoff);
     }
   }
   if (orch_batch_count(b) && orch_engine_release(&w->params, db, b, &err) != ORCH_OK)
     complain("giving back leases", &err, &last_complaint);
   orch_error_clear(&err);
-  orch_batch_free(b);
   return NULL;
 }
 
@@ -225,6 +271,17 @@ static void heartbeat(orch_sched *s, long long *last_complaint) {
   }
 }
 
+/* Slow steps: hand back what waits behind them; fail those past the step time limit. */
+static void watch_workers(orch_sched *s, long long *last_complaint) {
+  for (int i = 0; i < s->nworkers; i++) {
+    orch_error err = ORCH_ERROR_INIT;
+    if (orch_engine_watch(&s->workers[i].params, s->keeper_db, s->workers[i].batch,
+                          orch_sched_hand_back_ms, &err) < 0)
+      complain("watching a slow step", &err, last_complaint);
+    orch_error_clear(&err);
+  }
+}
+
 static void *keeper_main(void *arg) {
   orch_sched *s = arg;
   long long last_complaint = 0, next_beat = 0;
@@ -247,28 +304,23 @@ static void *keeper_main(void *arg) {
       next_beat = now + beat_ns;
     }
     refresh_pause(s, &last_complaint);
+    watch_workers(s, &last_complaint);
 
     long long wait_ns = next_beat - orch_now_ns();
     if (wait_ns > orch_sched_poll_ms * 1000000LL) wait_ns = orch_sched_poll_ms * 1000000LL;
     if (wait_ns < 0) wait_ns = 0;
-    struct timeval tv = {(time_t)(wait_ns / 1000000000LL), (long)(wait_ns % 1000000000LL) / 1000};
-    fd_set fds;
-    FD_ZERO(&fds);
-    FD_SET(s->wake_pipe[0], &fds);
-    int maxfd = s->wake_pipe[0];
+    /* poll(), not select(): descriptor numbers above FD_SETSIZE are normal on a busy host. */
     PGconn *c = orch_db_conn(s->keeper_db);
     int sock = listening && c == listening ? PQsocket(c) : -1;
-    if (sock >= 0) {
-      FD_SET(sock, &fds);
-      if (sock > maxfd) maxfd = sock;
-    }
-    if (select(maxfd + 1, &fds, NULL, NULL, &tv) <= 0) continue;
-    if (FD_ISSET(s->wake_pipe[0], &fds)) {
+    struct pollfd pfd[2] = {{.fd = s->wake_pipe[0], .events = POLLIN},
+                            {.fd = sock, .events = POLLIN}}; /* fd -1 is ignored */
+    if (poll(pfd, 2, (int)(wait_ns / 1000000LL)) <= 0) continue;
+    if (pfd[0].revents) {
       char drain[16];
       while (read(s->wake_pipe[0], drain, sizeof drain) > 0) {
       }
     }
-    if (sock >= 0 && FD_ISSET(sock, &fds)) {
+    if (sock >= 0 && pfd[1].revents) {
       int notified = 0;
       if (!PQconsumeInput(c)) {
         listening = NULL; /* broken: the next statement reconnects, then LISTEN again */
@@ -309,6 +361,8 @@ int orch_sched_start(orch_sched **out, const orch_config *cfg, const orch_step_r
   s->params.runner = runner;
   s->params.owner = s->host_id;
   s->params.lease_seconds = cfg->lease_seconds > 0 ? cfg->lease_seconds : 1;
+  s->params.step_timeout_ms = cfg->step_timeout_s > 0 ? cfg->step_timeout_s * 1000L : 0;
+  s->params.max_state_bytes = cfg->max_state_bytes;
   s->wake_pipe[0] = s->wake_pipe[1] = -1;
   pthread_mutex_init(&s->mu, NULL);
   pthread_condattr_t ca;
@@ -334,6 +388,7 @@ int orch_sched_start(orch_sched **out, const orch_config *cfg, const orch_step_r
     snprintf(s->workers[i].owner, sizeof s->workers[i].owner, "%s/%d", s->host_id, i);
     s->workers[i].params = s->params;
     s->workers[i].params.owner = s->workers[i].owner;
+    s->workers[i].batch = orch_batch_new(cfg->worker_batch > 0 ? cfg->worker_batch : 1);
   }
   if (pthread_create(&s->keeper, NULL, keeper_main, s) != 0) {
     orch_error_set(err, ORCH_EIO, "cannot start the scheduler's housekeeping thread");
@@ -379,12 +434,40 @@ void orch_sched_stop(orch_sched *s) {
   if (s->keeper_started) pthread_join(s->keeper, NULL);
   if (s->nworkers > 0) LOG_INFO("sched", "workers of %s stopped", s->host_id);
   orch_db_free(s->keeper_db);
+  for (int i = 0; i < s->nworkers && s->workers; i++)
+    orch_batch_free(s->workers[i].batch);
   for (int i = 0; i < 2; i++)
     if (s->wake_pipe[i] >= 0) close(s->wake_pipe[i]);
   free(s->workers);
   pthread_cond_destroy(&s->cv);
   pthread_mutex_destroy(&s->mu);
   free(s);
+}
+
+int orch_sched_abandon(const char *database_uri, const char *host_id, int timeout_ms,
+                       orch_error *err) {
+  orch_db *db = orch_db_new(database_uri);
+  char ms[16];
+  snprintf(ms, sizeof ms, "%d", timeout_ms > 0 ? timeout_ms : 1);
+  const char *tparams[] = {ms};
+  const char *params[] = {host_id};
+  PGresult *res = NULL;
+  int rc = ORCH_EDB;
+  if (orch_db_exec(db, "SELECT set_config('statement_timeout', $1, false)", 1, tparams, NULL,
+                   err) >= 0 &&
+      orch_db_exec(db,
+                   "UPDATE orch_work_queue SET lease_owner = NULL, lease_token = NULL,"
+                   "   lease_expires = NULL, run_at = now()"
+                   " WHERE left(lease_owner, length($1) + 1) = $1 || '/'",
+                   1, params, &res, err) >= 0) {
+    rc = atoi(PQcmdTuples(res));
+    PQclear(res);
+    orch_error e2 = ORCH_ERROR_INIT;
+    orch_db_exec(db, "DELETE FROM orch_hosts WHERE host_id = $1", 1, params, NULL, &e2);
+    orch_error_clear(&e2);
+  }
+  orch_db_free(db);
+  return rc;
 }
 
 const char *orch_sched_host_id(const orch_sched *s) {

@@ -41,6 +41,16 @@ int orch_sched_start(orch_sched **out, const orch_config *cfg, const orch_step_r
  * NULL is a no-op.
  */
 void orch_sched_stop(orch_sched *s);
+/*
+ * For a shutdown that ran out of time (a worker is stuck in a step): on a new
+ * connection, give back every lease the workers of host `host_id` hold (the
+ * processes stay queued, run_at = now: another host takes them at once) and
+ * remove its orch_hosts row. Waits at most `timeout_ms` for row locks; what it
+ * cannot release runs out with its lease. Returns the number released or a
+ * negative ORCH_E*. Needs nothing of the scheduler object (it may be in use).
+ */
+int orch_sched_abandon(const char *database_uri, const char *host_id, int timeout_ms,
+                       orch_error *err);
 /* This host's id (lease owner), valid until orch_sched_stop. */
 const char *orch_sched_host_id(const orch_sched *s);
 
@@ -59,6 +69,10 @@ extern int orch_sched_poll_ms;
 /* The heartbeat stops extending the leases of a worker that has been in one step longer than
  * this (default 600 s), so that a hung worker cannot hold its processes forever. */
 extern int orch_sched_max_step_seconds;
+
+/* When a worker's current step has run this long (ms, default 1000), the processes of its batch
+ * whose step has not started yet are handed back to the queue for the other workers. */
+extern int orch_sched_hand_back_ms;
 
 /* The channel workers LISTEN on. */
 #define ORCH_SCHED_CHANNEL "orch_work"

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 const char *fake_plan_state(const char *plan) {
   static _Thread_local char buf[512];
@@ -66,6 +67,25 @@ static int fake_run(void *ud, const orch_step_job *job, orch_step_result *res) {
     res->continue_now = 0;
     break;
   case 'K': res->status = ORCH_STEP_SKIPPED; break;
+  case 'L': {
+    pthread_mutex_lock(&f->mu);
+    f->slow_runs++;
+    pthread_mutex_unlock(&f->mu);
+    struct timespec ts = {f->slow_ms / 1000, (long)(f->slow_ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+    res->status = ORCH_STEP_SUCCESS;
+    break;
+  }
+  case 'B': {
+    char pad[1101];
+    memset(pad, 'x', 1100);
+    pad[1100] = '\0';
+    free(res->state);
+    res->state = orch_sprintf("{\"plan\": \"%s\", \"i\": %d, \"pad\": \"%s\"}", plan,
+                              job->step_index + 1, pad);
+    res->status = ORCH_STEP_SUCCESS;
+    break;
+  }
   case 'J': /* a runner bug: the new state is not JSON */
     res->status = ORCH_STEP_SUCCESS;
     free(res->state);
@@ -147,6 +167,7 @@ void fake_runner_init(fake_runner *f, int with_persist) {
   pthread_mutex_init(&f->mu, NULL);
   pthread_cond_init(&f->completed_cv, NULL);
   f->retry_delay_s = 1;
+  f->slow_ms = 3000;
   f->vt.run = fake_run;
   f->vt.persist = with_persist ? fake_persist : NULL;
   f->vt.done = fake_done;

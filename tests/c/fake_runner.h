@@ -9,7 +9,8 @@
  * A awaiting_callback, X abort, F failed, P success whose persist() fails,
  * G success that overwrites the newest logged row (a step group), D the runner
  * cannot start the step (run() fails), J success with a state that is not
- * JSON (a runner bug), C complete. A step past the end
+ * JSON (a runner bug), L success after sleeping slow_ms (a slow step), B success
+ * with a state padded to more than 1000 bytes, C complete. A step past the end
  * of the plan completes.
  */
 #pragma once
@@ -24,6 +25,8 @@ typedef struct fake_runner {
   pthread_cond_t completed_cv; /* signalled when a `complete` step was committed */
   long runs, persisted, committed, discarded, completed;
   double retry_delay_s; /* delay a W step asks for (default 1) */
+  int slow_ms;          /* how long an L step sleeps (default 3000) */
+  long slow_runs;       /* L steps started (the side effects of a slow step) */
   /* Called at the start of run() (e.g. to steal the lease); may be NULL. */
   void (*on_run)(struct fake_runner *f, const orch_step_job *job);
   void *arg; /* for on_run */

@@ -15,7 +15,10 @@
 #include "test.h"
 #include "threadctx.h"
 
+#include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -140,7 +143,7 @@ TEST(engine_runs_processes_to_completion) {
   add_processes(db, 3, "SSSSC");
   fake_runner f;
   fake_runner_init(&f, 0);
-  orch_engine_params p = {&f.vt, "host-a", 10};
+  orch_engine_params p = {&f.vt, "host-a", 10, 0, 0};
   drain(&p, db, 2); /* a batch smaller than the work: claims top up during commits */
   ASSERT_EQ(f.runs, 15);
   ASSERT_EQ(f.committed, 15);
@@ -198,7 +201,7 @@ TEST(engine_maps_every_step_result) {
   orch_db *db = orch_db_new(uri);
   fake_runner f;
   fake_runner_init(&f, 1);
-  orch_engine_params p = {&f.vt, "host-a", 10};
+  orch_engine_params p = {&f.vt, "host-a", 10, 0, 0};
   char *pid;
   /* status | last step | assignee | failed_reason | traceback | queue rows | step statuses */
   pid = run_plan(db, &p, "KC");
@@ -312,7 +315,7 @@ TEST(engine_fencing_discards_a_lost_lease) {
   fake_runner_init(&f, 1);
   f.on_run = lose_lease;
   f.arg = other;
-  orch_engine_params p = {&f.vt, "host-a", 10};
+  orch_engine_params p = {&f.vt, "host-a", 10, 0, 0};
   orch_batch *b = orch_batch_new(8);
   orch_error err = ORCH_ERROR_INIT;
   ASSERT_EQ(orch_engine_claim(&p, db, b, &err), 3);
@@ -388,7 +391,7 @@ TEST(sched_takes_over_the_leases_of_a_dead_host) {
   fake_runner f;
   fake_runner_init(&f, 0);
   /* A host claims everything and dies before committing anything. */
-  orch_engine_params dead = {&f.vt, "dead-host", 2};
+  orch_engine_params dead = {&f.vt, "dead-host", 2, 0, 0};
   orch_batch *held = orch_batch_new(8);
   orch_error err = ORCH_ERROR_INIT;
   ASSERT_EQ(orch_engine_claim(&dead, db, held, &err), 5);
@@ -661,7 +664,7 @@ TEST(sched_default_runner_fails_steps_clearly) {
   char *uri = new_database();
   orch_db *db = orch_db_new(uri);
   add_processes(db, 1, "SC");
-  orch_engine_params p = {orch_sched_default_runner(), "host-a", 10};
+  orch_engine_params p = {orch_sched_default_runner(), "host-a", 10, 0, 0};
   drain(&p, db, 2);
   ASSERT_SQL_EQ(db, "SELECT last_status || '|' || failed_reason FROM processes",
                 "failed|no workflow runner is configured");
@@ -675,7 +678,7 @@ TEST(engine_step_group_overwrites_the_newest_row) {
   add_processes(db, 1, "SGGC");
   fake_runner f;
   fake_runner_init(&f, 0);
-  orch_engine_params p = {&f.vt, "host-a", 10};
+  orch_engine_params p = {&f.vt, "host-a", 10, 0, 0};
   drain(&p, db, 2);
   ASSERT_SQL_EQ(db,
                 "SELECT string_agg(status || ':' || name, ',' ORDER BY completed_at) FROM"
@@ -697,7 +700,7 @@ TEST(engine_long_process_gives_its_slot_back) {
   add_processes(db, 1, plan);
   fake_runner f;
   fake_runner_init(&f, 0);
-  orch_engine_params p = {&f.vt, "host-a", 10};
+  orch_engine_params p = {&f.vt, "host-a", 10, 0, 0};
   orch_batch *b = orch_batch_new(1);
   orch_error err = ORCH_ERROR_INIT;
   ASSERT_EQ(orch_engine_claim(&p, db, b, &err), 1);
@@ -726,7 +729,7 @@ TEST(engine_bad_result_fails_only_its_own_process) {
   add_processes(db, 2, "SC");
   fake_runner f;
   fake_runner_init(&f, 1);
-  orch_engine_params p = {&f.vt, "host-a", 10};
+  orch_engine_params p = {&f.vt, "host-a", 10, 0, 0};
   drain(&p, db, 4);
   ASSERT_SQL_EQ(db, "SELECT count(*) FROM processes WHERE last_status = 'completed'", "2");
   ASSERT_SQL_EQ(db,
@@ -750,7 +753,7 @@ TEST(engine_defers_a_step_the_runner_cannot_start) {
   add_processes(db, 1, "SDC");
   fake_runner f;
   fake_runner_init(&f, 0);
-  orch_engine_params p = {&f.vt, "host-a", 10};
+  orch_engine_params p = {&f.vt, "host-a", 10, 0, 0};
   drain(&p, db, 2);
   ASSERT_EQ(f.committed, 1);
   ASSERT_SQL_EQ(db, "SELECT string_agg(status, ',') FROM process_steps", "success");
@@ -783,7 +786,7 @@ TEST(engine_failed_commit_runs_the_steps_again) {
   add_processes(db, 2, "SSC");
   fake_runner f;
   fake_runner_init(&f, 0);
-  orch_engine_params p = {&f.vt, "host-a", 10};
+  orch_engine_params p = {&f.vt, "host-a", 10, 0, 0};
   orch_batch *b = orch_batch_new(4);
   orch_error err = ORCH_ERROR_INIT;
   ASSERT_EQ(orch_engine_claim(&p, db, b, &err), 2);
@@ -793,15 +796,315 @@ TEST(engine_failed_commit_runs_the_steps_again) {
   orch_error_clear(&err);
   ASSERT_EQ(f.discarded, 2);
   ASSERT_EQ(orch_batch_count(b), 2); /* still ours: run again without claiming */
+  /* ... but not before the leases are confirmed: nothing runs while the database is away. */
+  ASSERT(orch_batch_unconfirmed(b));
+  long runs = f.runs;
+  orch_engine_run(&p, b);
+  ASSERT_EQ(f.runs, runs);
+  /* As if the lost commit of the first process had gone through after all. */
+  const char *first[] = {orch_batch_pid(b, 0)};
+  free(sql1(db,
+            "UPDATE orch_work_queue SET step_index = 1, state = '{\"plan\": \"SSC\", \"i\": 1}'"
+            " WHERE pid = $1",
+            1, first));
+  ASSERT_EQ(orch_engine_confirm(&p, db, b, &err), 2);
+  ASSERT(!orch_batch_unconfirmed(b));
   for (int round = 0; round < 10 && orch_batch_count(b); round++) {
     orch_engine_run(&p, b);
     ASSERT_OK(orch_engine_commit(&p, db, b, 0, NULL, &err));
   }
   ASSERT_SQL_EQ(db, "SELECT count(*) FROM processes WHERE last_status = 'completed'", "2");
-  ASSERT_SQL_EQ(db, "SELECT count(*) FROM process_steps", "6");
+  ASSERT_SQL_EQ(db, "SELECT count(*) FROM process_steps", "5"); /* step 0 of one was "lost" */
   ASSERT_SQL_EQ(db, no_duplicates_sql, "0");
   orch_batch_free(b);
   fake_runner_free(&f);
+  orch_db_free(db);
+  free(uri);
+}
+
+/* More than FD_SETSIZE descriptors open before the scheduler connects: the keeper's database
+ * socket gets a number above 1023, which an fd_set cannot hold (issue 14 item 11). */
+TEST(sched_keeper_works_with_more_than_1024_descriptors) {
+  struct rlimit rl;
+  ASSERT_OK(getrlimit(RLIMIT_NOFILE, &rl));
+  if (rl.rlim_cur < 1400) {
+    rl.rlim_cur = rl.rlim_max < 1400 ? rl.rlim_max : 1400;
+    ASSERT_OK(setrlimit(RLIMIT_NOFILE, &rl));
+  }
+  if (rl.rlim_cur < 1200)
+    FAIL("cannot raise RLIMIT_NOFILE above 1200 (hard limit %ld)", (long)rl.rlim_max);
+  char *uri = new_database();
+  orch_db *db = orch_db_new(uri);
+  int fd;
+  do {
+    fd = open("/dev/null", O_RDONLY);
+    ASSERT(fd >= 0);
+  } while (fd < 1100);
+  orch_config cfg;
+  config_for(&cfg, uri, 1, 10, 4);
+  orch_threadctx_setup(&cfg);
+  orch_sched_poll_ms = 5000; /* only the NOTIFY on the keeper's socket wakes the worker */
+  fake_runner f;
+  fake_runner_init(&f, 0);
+  orch_sched *s = NULL;
+  orch_error err = ORCH_ERROR_INIT;
+  ASSERT_OK(orch_sched_start(&s, &cfg, &f.vt, &err));
+  sleep_ms(300);
+  orch_db *api = orch_db_new(uri);
+  add_processes(api, 1, "SC");
+  free(sql1(api, "SELECT pg_notify('" ORCH_SCHED_CHANNEL "', 'work')", 0, NULL));
+  wait_zero(db, "SELECT count(*) FROM processes WHERE last_status <> 'completed'", 3);
+  orch_sched_stop(s);
+  ASSERT_EQ(f.committed, 2);
+  orch_threadctx_shutdown();
+  fake_runner_free(&f);
+  orch_config_free(&cfg);
+  orch_db_free(api);
+  orch_db_free(db);
+  free(uri);
+}
+
+/* The database name in a test URI (malloc'd). */
+static char *db_name_of(const char *uri) {
+  const char *at = strchr(uri, '@');
+  const char *slash = at ? strchr(at, '/') : NULL;
+  if (!slash) FAIL("no database name in %s", uri);
+  return orch_strndup(slash + 1, strcspn(slash + 1, "?"));
+}
+
+/* Refuse (or allow again) every connection to a test database, ending the open ones. */
+static void block_database(const char *uri, int blocked) {
+  char *dir = pg_dir(), *name = db_name_of(uri);
+  char *admin_uri = orch_sprintf("postgresql://postgres@/postgres?host=%s", dir);
+  orch_db *admin = orch_db_new(admin_uri);
+  char *alter =
+      orch_sprintf("ALTER DATABASE %s ALLOW_CONNECTIONS %s", name, blocked ? "false" : "true");
+  free(sql1(admin, alter, 0, NULL));
+  if (blocked) {
+    const char *params[] = {name};
+    free(sql1(admin,
+              "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = $1", 1,
+              params));
+  }
+  free(alter);
+  orch_db_free(admin);
+  free(admin_uri);
+  free(name);
+  free(dir);
+}
+
+static long slow_runs(fake_runner *f) {
+  pthread_mutex_lock(&f->mu);
+  long n = f->slow_runs;
+  pthread_mutex_unlock(&f->mu);
+  return n;
+}
+
+/* Issue 14 item 8: a step whose commit failed because the database went away does not run again
+ * and again during the outage; it runs once more at most, after the database is back. */
+TEST(sched_database_outage_does_not_repeat_steps) {
+  char *uri = new_database();
+  orch_db *db = orch_db_new(uri);
+  add_processes(db, 1, "LSC");
+  orch_config cfg;
+  config_for(&cfg, uri, 1, 10, 4);
+  orch_threadctx_setup(&cfg);
+  fake_runner f;
+  fake_runner_init(&f, 0);
+  f.slow_ms = 1500;
+  orch_sched *s = NULL;
+  orch_error err = ORCH_ERROR_INIT;
+  ASSERT_OK(orch_sched_start(&s, &cfg, &f.vt, &err));
+  while (slow_runs(&f) == 0)
+    sleep_ms(10);
+  block_database(uri, 1); /* the step is running: its commit will fail */
+  sleep_ms(11000);        /* longer than the lease */
+  long during = slow_runs(&f);
+  block_database(uri, 0);
+  wait_zero(db, "SELECT count(*) FROM processes WHERE last_status <> 'completed'", 30);
+  orch_sched_stop(s);
+  if (during > 1) FAIL("the slow step ran %ld times during an 11 s outage", during);
+  if (slow_runs(&f) > 2) FAIL("the slow step ran %ld times in all", slow_runs(&f));
+  ASSERT_SQL_EQ(db, "SELECT count(*) FROM process_steps", "3");
+  ASSERT_SQL_EQ(db, no_duplicates_sql, "0");
+  orch_threadctx_shutdown();
+  fake_runner_free(&f);
+  orch_config_free(&cfg);
+  orch_db_free(db);
+  free(uri);
+}
+
+typedef struct run_arg {
+  const orch_engine_params *p;
+  orch_batch *b;
+} run_arg;
+
+static void *run_thread(void *arg) {
+  run_arg *a = arg;
+  orch_engine_run(a->p, a->b);
+  return NULL;
+}
+
+/* Issue 14 item 9: a slow step hands back the processes behind it in its batch, and at the step
+ * time limit it is recorded as failed (api_unavailable for a task) and its lease is gone. */
+TEST(engine_slow_step_hands_back_its_batch_and_fails_at_the_time_limit) {
+  char *uri = new_database();
+  orch_db *db = orch_db_new(uri), *keeper = orch_db_new(uri);
+  add_processes(db, 1, "LC");
+  free(sql1(db, "UPDATE orch_work_queue SET run_at = now() - interval '1 minute'", 0, NULL));
+  free(sql1(db, "UPDATE processes SET is_task = true", 0, NULL));
+  char *slow = sql1(db, "SELECT pid::text FROM processes", 0, NULL);
+  add_processes(db, 2, "SC");
+  fake_runner f;
+  fake_runner_init(&f, 1);
+  f.slow_ms = 3000;
+  orch_engine_params p = {&f.vt, "host-a", 10, 1800, 0};
+  orch_batch *b = orch_batch_new(4);
+  orch_error err = ORCH_ERROR_INIT;
+  ASSERT_EQ(orch_engine_claim(&p, db, b, &err), 3);
+  ASSERT_STR_EQ(orch_batch_pid(b, 0), slow);
+  run_arg a = {&p, b};
+  pthread_t t;
+  long long t0 = orch_now_ns();
+  ASSERT_OK(pthread_create(&t, NULL, run_thread, &a));
+  sleep_ms(500);
+  ASSERT_EQ(orch_engine_watch(&p, keeper, b, 1000, &err), 0); /* not slow yet */
+  sleep_ms(800);
+  ASSERT_EQ(orch_engine_watch(&p, keeper, b, 1000, &err), 2);
+  ASSERT_SQL_EQ(db, "SELECT count(*) FROM orch_work_queue WHERE lease_owner IS NULL", "2");
+  sleep_ms(700);
+  int failed = orch_engine_watch(&p, keeper, b, 1000, &err);
+  if (failed != 1) FAIL("watch: %d %s", failed, err.message ? err.message : "");
+  ASSERT_EQ(orch_engine_watch(&p, keeper, b, 1000, &err), 0); /* once */
+  const char *params[] = {slow};
+  char *row =
+      sql1(db,
+           "SELECT last_status || '|' || (failed_reason LIKE '%step time limit of 1800 ms%')"
+           "::int || '|' || (SELECT string_agg(status || ':' || (state->>'class'), ',')"
+           " FROM process_steps s WHERE s.pid = p.pid) || '|' ||"
+           " (SELECT count(*) FROM orch_work_queue q WHERE q.pid = p.pid)"
+           " FROM processes p WHERE pid = $1",
+           1, params);
+  ASSERT_STR_EQ(row, "api_unavailable|1|failed:StepTimeout|0");
+  free(row);
+  pthread_join(t, NULL);
+  double took = (double)(orch_now_ns() - t0) / 1e9;
+  if (took > 4.0) FAIL("the run took %.1f s", took);
+  ASSERT_EQ(f.runs, 1); /* the two handed back were not run here */
+  ASSERT_OK(orch_engine_commit(&p, db, b, 0, NULL, &err));
+  ASSERT_EQ(f.discarded, 1); /* the late result: its failure is recorded already */
+  ASSERT_EQ(f.persisted, 0);
+  ASSERT_EQ(orch_batch_count(b), 0);
+  ASSERT_SQL_EQ(db, "SELECT count(*) FROM process_steps", "1");
+  drain(&p, db, 4);
+  ASSERT_SQL_EQ(db, "SELECT count(*) FROM processes WHERE last_status = 'completed'", "2");
+  orch_batch_free(b);
+  fake_runner_free(&f);
+  free(slow);
+  orch_db_free(keeper);
+  orch_db_free(db);
+  free(uri);
+}
+
+/* A step that comes back after the time limit (nobody watched) fails all the same. */
+TEST(engine_late_step_fails_when_it_returns) {
+  char *uri = new_database();
+  orch_db *db = orch_db_new(uri);
+  add_processes(db, 1, "SLC");
+  fake_runner f;
+  fake_runner_init(&f, 1);
+  f.slow_ms = 700;
+  orch_engine_params p = {&f.vt, "host-a", 10, 300, 0};
+  drain(&p, db, 2);
+  ASSERT_SQL_EQ(db,
+                "SELECT last_status || '|' || (failed_reason LIKE 'step ''Step 1 L'' ran longer"
+                " than the step time limit of 300 ms%')::int FROM processes",
+                "failed|1");
+  ASSERT_SQL_EQ(db,
+                "SELECT string_agg(status || ':' || coalesce(state->>'class', '-'), ','"
+                " ORDER BY completed_at) FROM process_steps",
+                "success:-,failed:StepTimeout");
+  ASSERT_SQL_EQ(db, "SELECT count(*) FROM orch_work_queue", "0");
+  ASSERT_EQ(f.persisted, 1); /* the late step's persist() did not run */
+  fake_runner_free(&f);
+  orch_db_free(db);
+  free(uri);
+}
+
+/* Issue 14 item 12: a state larger than the limit fails the step and is not written. */
+TEST(engine_state_over_the_limit_fails_the_step) {
+  char *uri = new_database();
+  orch_db *db = orch_db_new(uri);
+  add_processes(db, 1, "SBC");
+  fake_runner f;
+  fake_runner_init(&f, 1);
+  orch_engine_params p = {&f.vt, "host-a", 10, 0, 1000};
+  drain(&p, db, 2);
+  ASSERT_SQL_EQ(db,
+                "SELECT last_status || '|' || (failed_reason LIKE 'step ''Step 1 B'' returned a"
+                " state of 11__ bytes, more than the limit of 1000 bytes%')::int FROM processes",
+                "failed|1");
+  ASSERT_SQL_EQ(db,
+                "SELECT string_agg(status || ':' || coalesce(state->>'class', '-'), ','"
+                " ORDER BY completed_at) FROM process_steps",
+                "success:-,failed:StateTooLarge");
+  ASSERT_SQL_EQ(db, "SELECT max(length(state::text)) < 400 FROM process_steps", "t");
+  ASSERT_EQ(f.persisted, 1); /* not for the failed one */
+  fake_runner_free(&f);
+  orch_db_free(db);
+  free(uri);
+}
+
+/* Issue 14 item 9 through the scheduler: another host runs what waits behind a slow step, and the
+ * keeper fails the slow step at the time limit while it still runs. */
+TEST(sched_slow_step_does_not_hold_its_batch) {
+  char *uri = new_database();
+  orch_db *db = orch_db_new(uri);
+  add_processes(db, 1, "LC");
+  free(sql1(db, "UPDATE orch_work_queue SET run_at = now() - interval '1 minute'", 0, NULL));
+  char *pid = sql1(db, "SELECT pid::text FROM processes", 0, NULL);
+  add_processes(db, 3, "SC");
+  char *others_sql = orch_sprintf(
+      "SELECT count(*) FROM processes WHERE pid <> '%s' AND last_status <> 'completed'", pid);
+  char *slow_sql = orch_sprintf(
+      "SELECT count(*) FROM processes WHERE pid = '%s' AND last_status <> 'failed'", pid);
+  orch_config cfg;
+  config_for(&cfg, uri, 1, 10, 4);
+  cfg.step_timeout_s = 3;
+  orch_threadctx_setup(&cfg);
+  fake_runner slow, other;
+  fake_runner_init(&slow, 0);
+  fake_runner_init(&other, 0);
+  slow.slow_ms = 6000;
+  orch_sched *a = NULL, *b = NULL;
+  orch_error err = ORCH_ERROR_INIT;
+  ASSERT_OK(orch_sched_start(&a, &cfg, &slow.vt, &err));
+  while (slow_runs(&slow) == 0)
+    sleep_ms(5);
+  long long t0 = orch_now_ns();
+  ASSERT_SQL_EQ(db, "SELECT count(*) FROM orch_work_queue WHERE lease_owner IS NOT NULL", "4");
+  ASSERT_OK(orch_sched_start(&b, &cfg, &other.vt, &err)); /* idle, next to the busy host */
+  wait_zero(db, others_sql, 3);
+  double took = (double)(orch_now_ns() - t0) / 1e9;
+  if (took > 2.5) FAIL("the processes behind the slow step waited %.1f s", took);
+  ASSERT_EQ(other.committed, 6);
+  /* The slow step is failed at 3 s, while it still runs (it sleeps 6 s). */
+  wait_zero(db, slow_sql, 5);
+  took = (double)(orch_now_ns() - t0) / 1e9;
+  if (took > 4.5) FAIL("the slow step was failed after %.1f s", took);
+  ASSERT_SQL_EQ(db, "SELECT count(*) FROM orch_work_queue", "0");
+  orch_sched_stop(a);
+  orch_sched_stop(b);
+  ASSERT_EQ(slow.runs, 1);
+  ASSERT_EQ(slow.discarded, 1);
+  ASSERT_SQL_EQ(db, no_duplicates_sql, "0");
+  orch_threadctx_shutdown();
+  fake_runner_free(&slow);
+  fake_runner_free(&other);
+  free(pid);
+  free(others_sql);
+  free(slow_sql);
+  orch_config_free(&cfg);
   orch_db_free(db);
   free(uri);
 }
@@ -824,7 +1127,13 @@ TEST(engine_failed_commit_runs_the_steps_again) {
   X(sched_wakes_idle_workers_and_stops_gracefully)                                                 \
   X(sched_hung_worker_loses_its_processes)                                                         \
   X(sched_survives_sigkill_and_sigstop_of_other_hosts)                                             \
-  X(sched_default_runner_fails_steps_clearly)
+  X(sched_default_runner_fails_steps_clearly)                                                      \
+  X(sched_keeper_works_with_more_than_1024_descriptors)                                            \
+  X(sched_database_outage_does_not_repeat_steps)                                                   \
+  X(engine_slow_step_hands_back_its_batch_and_fails_at_the_time_limit)                             \
+  X(engine_late_step_fails_when_it_returns)                                                        \
+  X(engine_state_over_the_limit_fails_the_step)                                                    \
+  X(sched_slow_step_does_not_hold_its_batch)
 
 static const orch_test tests[] = {TESTS(ORCH_TEST_ENTRY)};
 

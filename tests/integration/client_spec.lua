@@ -16,7 +16,8 @@ describe("orch.client", function()
     H.migrate(db)
     host = H.start_host({ database = db, products = H.source .. "/tests/fixtures/client_products",
       -- A Lua budget shorter than the slow call of test_client_slow_ok: waiting does not count.
-      args = { "--workers", "2", "--lua-timeout-ms", "1000" },
+      -- Outbound timeouts capped at 2 s whatever a script asks for (test_client_capped_timeout).
+      args = { "--workers", "2", "--lua-timeout-ms", "1000", "--client-max-timeout-ms", "2000" },
       env = {
         ORCH_SERVICE_NETBOX_URL = fake.url .. "/",
         ORCH_SERVICE_NETBOX_TOKEN = F.token,
@@ -137,6 +138,15 @@ describe("orch.client", function()
       d.failed_reason)
     assert.is_true(H.now() - t0 < 5)
     assert.are.equal("HTTPConnectionError", failed_step(d).state.class)
+  end)
+
+  it("caps a script's timeout at the host's limit", function()
+    local t0 = H.now()
+    local d = wait_for(start("test_client_capped_timeout"), { "api_unavailable", "completed" })
+    assert.are.equal("api_unavailable", d.last_status)
+    assert.matches("failed %(timeout%): timed out after 2000 ms", d.failed_reason)
+    assert.is_true(H.now() - t0 < 3.9, "took " .. (H.now() - t0) .. " s")
+    fake:request("GET", "/api/_fake/state") -- returns once the single-threaded fake slept that off
   end)
 
   it("does not count the wait for a response against the Lua time budget", function()
