@@ -45,6 +45,8 @@ static const struct setting settings[] = {
      "lease of a process held by a worker (10)"},
     {"ORCH_WORKER_BATCH", "--worker-batch", K_INT, OFF(worker_batch),
      "processes one worker holds and commits together (16)"},
+    {"ORCH_DB_SUPERUSER", "--db-superuser", K_STR, OFF(db_superuser),
+     "warn|refuse: serve/worker connected as a database superuser (warn)"},
 };
 
 static int set_value(orch_config *cfg, const struct setting *s, const char *value,
@@ -113,6 +115,7 @@ int orch_config_init(orch_config *cfg, orch_error *err) {
   cfg->workers = 2;
   cfg->lease_seconds = 10;
   cfg->worker_batch = 16;
+  cfg->db_superuser = orch_strdup("warn");
   for (size_t i = 0; i < ORCH_ARRAY_LEN(settings); i++) {
     const char *v = getenv(settings[i].env);
     if (v && *v && set_value(cfg, &settings[i], v, settings[i].env, err) != ORCH_OK)

@@ -24,9 +24,11 @@ typedef struct orch_config {
   size_t lua_memory;    /* ORCH_LUA_MEMORY_MB / --lua-memory-mb (256 MiB) per Lua state */
   long lua_timeout_ms;  /* ORCH_LUA_TIMEOUT_MS / --lua-timeout-ms (10000) per call into Lua */
   int workers;          /* ORCH_WORKERS / --workers (2) step worker threads; 0 = none */
-  int watch;         /* ORCH_WATCH / --watch (0): 1 = reload when a script changes (development) */
-  int lease_seconds; /* ORCH_LEASE_SECONDS / --lease-seconds (10) process lease time */
-  int worker_batch;  /* ORCH_WORKER_BATCH / --worker-batch (16) processes one worker holds */
+  int watch;          /* ORCH_WATCH / --watch (0): 1 = reload when a script changes (development) */
+  int lease_seconds;  /* ORCH_LEASE_SECONDS / --lease-seconds (10) process lease time */
+  int worker_batch;   /* ORCH_WORKER_BATCH / --worker-batch (16) processes one worker holds */
+  char *db_superuser; /* ORCH_DB_SUPERUSER / --db-superuser (warn|refuse): serve/worker as a
+                        superuser (or a member of pg_*_server_*) of the database */
 } orch_config;
 
 /* Fill defaults, then the environment. */
