@@ -50,8 +50,8 @@ pg_bindir() {
   echo "$bin"
 }
 
-# Run a command as the cluster's owner: 'postgres' when we are root.
-as_pg() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+# Run a command as the cluster's owner: 'postgres' when we are root (from /, which it can enter).
+as_pg() { if [ "$(id -u)" -eq 0 ]; then (cd / && runuser -u postgres -- "$@"); else "$@"; fi; }
 
 # A short, stable name for this clone (its path's hash): the fallback cluster and socket folders.
 clone_tag() { printf '%s' "$ORCH_ROOT" | sha256sum | cut -c1-12; }
