@@ -85,7 +85,13 @@ cluster_dir() {
     chmod 700 "$alt"
     printf 'the private PostgreSQL cluster of scripts/run in %s\n' "$ORCH_ROOT" >"$alt/README"
   fi
-  readlink -f "$dir"
+  alt=$(readlink -f "$dir")
+  if [ ! -d "$alt" ]; then # the folder it links to was removed: a new cluster there
+    mkdir -p "$alt"
+    chown postgres: "$alt"
+    chmod 700 "$alt"
+  fi
+  echo "$alt"
 }
 
 # start_private_cluster DIR : create (first time) and start a cluster whose data and unix socket
