@@ -53,6 +53,8 @@ static const struct setting settings[] = {
      "cap on the timeout of an outbound call (60000)"},
     {"ORCH_SHUTDOWN_TIMEOUT_S", "--shutdown-timeout-s", K_INT, OFF(shutdown_timeout_s),
      "SIGTERM/SIGINT: exit after this at the latest (20)"},
+    {"ORCH_DB_SUPERUSER", "--db-superuser", K_STR, OFF(db_superuser),
+     "warn|refuse: serve/worker connected as a database superuser (warn)"},
 };
 
 static int set_value(orch_config *cfg, const struct setting *s, const char *value,
@@ -125,6 +127,7 @@ int orch_config_init(orch_config *cfg, orch_error *err) {
   cfg->max_state_bytes = 16u * 1024 * 1024;
   cfg->client_max_timeout_ms = 60000;
   cfg->shutdown_timeout_s = 20;
+  cfg->db_superuser = orch_strdup("warn");
   for (size_t i = 0; i < ORCH_ARRAY_LEN(settings); i++) {
     const char *v = getenv(settings[i].env);
     if (v && *v && set_value(cfg, &settings[i], v, settings[i].env, err) != ORCH_OK)

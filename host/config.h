@@ -34,6 +34,8 @@ typedef struct orch_config {
                                  cap on any outbound call's timeout */
   int shutdown_timeout_s;     /* ORCH_SHUTDOWN_TIMEOUT_S / --shutdown-timeout-s (20) SIGTERM to
                                  exit at the latest */
+  char *db_superuser;         /* ORCH_DB_SUPERUSER / --db-superuser (warn|refuse): serve/worker as a
+                                superuser (or a member of pg_*_server_*) of the database */
 } orch_config;
 
 /* Fill defaults, then the environment. */

@@ -205,6 +205,71 @@ static void warn_about_database(const orch_config *cfg) {
   orch_db_free(db);
 }
 
+/*
+ * Product scripts run their SQL (orch.db) with the rights of the host's database role: a
+ * superuser, or a member of the roles that read and write server files and run server
+ * programs, hands them the database server. Says so loudly at start; with
+ * ORCH_DB_SUPERUSER=refuse (or when the role cannot be checked then) the host does not start.
+ * Returns 0 to go on.
+ */
+static int check_database_role(const orch_config *cfg, const char *who) {
+  int refuse = !strcmp(cfg->db_superuser, "refuse");
+  if (!refuse && strcmp(cfg->db_superuser, "warn")) {
+    fprintf(stderr, "orchestrator: invalid value '%s' for ORCH_DB_SUPERUSER (warn|refuse)\n",
+            cfg->db_superuser);
+    return 2;
+  }
+  static const char sql[] = "SELECT current_user, r.rolsuper,"
+                            " pg_has_role(current_user, 'pg_execute_server_program', 'USAGE')"
+                            " OR pg_has_role(current_user, 'pg_read_server_files', 'USAGE')"
+                            " OR pg_has_role(current_user, 'pg_write_server_files', 'USAGE')"
+                            " FROM pg_roles r WHERE r.rolname = current_user";
+  orch_db *db = orch_db_new(cfg->database_uri);
+  orch_error err = ORCH_ERROR_INIT;
+  PGresult *res = NULL;
+  int rc = 0;
+  if (orch_db_exec(db, sql, 0, NULL, &res, &err) != ORCH_DB_ONE_RESULT) {
+    if (refuse) {
+      fprintf(stderr,
+              "orchestrator: cannot check the database role (ORCH_DB_SUPERUSER=refuse): %s\n",
+              err.message ? err.message : "no answer");
+      rc = 1;
+    } else {
+      LOG_WARN(who, "cannot check the database role: %s", err.message ? err.message : "no answer");
+    }
+  } else {
+    const char *role = PQgetvalue(res, 0, 0);
+    int super = !strcmp(PQgetvalue(res, 0, 1), "t");
+    int server = !strcmp(PQgetvalue(res, 0, 2), "t");
+    if (super || server) {
+      const char *what = super ? "a superuser"
+                               : "a member of pg_execute_server_program/pg_read_server_files/"
+                                 "pg_write_server_files";
+      if (refuse) {
+        fprintf(stderr,
+                "orchestrator: connected to the database as '%s', %s: not starting "
+                "(ORCH_DB_SUPERUSER=refuse); connect as an ordinary role that owns the "
+                "database (docs/deployment.md)\n",
+                role, what);
+        rc = 1;
+      } else {
+        LOG_WARN(who,
+                 "SECURITY: connected to the database as '%s', %s: product scripts run their SQL "
+                 "with these rights (server files and programs). Connect as an ordinary role that "
+                 "owns the database (docs/deployment.md); ORCH_DB_SUPERUSER=refuse makes this an "
+                 "error",
+                 role, what);
+      }
+    } else {
+      LOG_INFO(who, "database role '%s' (not a superuser)", role);
+    }
+  }
+  PQclear(res);
+  orch_error_clear(&err);
+  orch_db_free(db);
+  return rc;
+}
+
 /* The workflows and products_workflows tables follow the Lua definitions
  * (lua/orch/workflow_sync.lua). */
 static void sync_workflows(void) {
@@ -238,6 +303,8 @@ static void start_events(const orch_config *cfg) {
  */
 static int start_host(const orch_config *cfg, sigset_t *set, const char *who) {
   if (!need_database(cfg)) return 2;
+  int rc = check_database_role(cfg, who);
+  if (rc != 0) return rc;
   sigemptyset(set);
   sigaddset(set, SIGINT);
   sigaddset(set, SIGTERM);

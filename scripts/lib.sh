@@ -29,13 +29,18 @@ ensure_packages() {
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
-# build_tree DIR BUILD_TYPE [CMAKE_ARGS...] : configure (once) and build.
+# build_tree DIR BUILD_TYPE [CMAKE_ARGS...] [-- TARGET...] : configure and build (every
+# target, or only the TARGETs). CMake's notes on test tools it did not find are shown.
 build_tree() {
-  local dir=$1 type=$2
+  local dir=$1 type=$2 args=() targets=()
   shift 2
-  say "building $(basename "$dir") ($type)"
-  cmake -S "$ORCH_ROOT" -B "$dir" -DCMAKE_BUILD_TYPE="$type" "$@" >/dev/null
-  cmake --build "$dir" -j "$(nproc)" >/dev/null || cmake --build "$dir" -j 1
+  while [ $# -gt 0 ] && [ "$1" != -- ]; do args+=("$1"); shift; done
+  [ $# -gt 0 ] && shift && targets=(--target "$@")
+  say "building $(basename "$dir") ($type${targets[*]:+, ${targets[*]:1}})"
+  cmake -S "$ORCH_ROOT" -B "$dir" -DCMAKE_BUILD_TYPE="$type" "${args[@]}" |
+    { grep -E '^-- .* not found: ' >&2 || true; }
+  cmake --build "$dir" -j "$(nproc)" "${targets[@]}" >/dev/null ||
+    cmake --build "$dir" -j 1 "${targets[@]}"
 }
 
 pg_bindir() {
@@ -45,48 +50,148 @@ pg_bindir() {
   echo "$bin"
 }
 
-# Run a command as the cluster's owner: 'postgres' when we are root.
-as_pg() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+# Run a command as the cluster's owner: 'postgres' when we are root (from /, which it can enter).
+as_pg() { if [ "$(id -u)" -eq 0 ]; then (cd / && runuser -u postgres -- "$@"); else "$@"; fi; }
 
-# start_private_cluster DIR : create (first time) and start a cluster whose
-# data and unix socket live in DIR; no TCP port. Sets PG_SOCKET_DIR.
+# A short, stable name for this clone (its path's hash): the fallback cluster and socket folders.
+clone_tag() { printf '%s' "$ORCH_ROOT" | sha256sum | cut -c1-12; }
+
+# The folder a private cluster lives in. DIR itself, except as root when the 'postgres' user
+# cannot enter the clone (e.g. a clone in /root): then <postgres's home>/orch-<tag>, which DIR
+# becomes a symbolic link to (so later runs, `ls -l` and stop_private_cluster find it).
+cluster_dir() {
+  local dir=$1 alt home
+  if [ "$(id -u)" -ne 0 ]; then
+    mkdir -p "$dir"
+    echo "$dir"
+    return
+  fi
+  if [ ! -L "$dir" ]; then
+    mkdir -p "$dir"
+    chown postgres "$dir"
+    if as_pg test -w "$dir" 2>/dev/null; then
+      echo "$dir"
+      return
+    fi
+    home=$(getent passwd postgres | cut -d: -f6)
+    [ -d "$home" ] || home=/var/lib/postgresql
+    alt=$home/orch-$(clone_tag)
+    rmdir "$dir" 2>/dev/null ||
+      die "the postgres user cannot enter $ORCH_ROOT and $dir is not empty; move it away or set DATABASE_URI"
+    say "the postgres user cannot enter $ORCH_ROOT: the private cluster lives in $alt ($dir links to it)"
+    ln -s "$alt" "$dir"
+    mkdir -p "$alt"
+    chown postgres: "$alt"
+    chmod 700 "$alt"
+    printf 'the private PostgreSQL cluster of scripts/run in %s\n' "$ORCH_ROOT" >"$alt/README"
+  fi
+  alt=$(readlink -f "$dir")
+  if [ ! -d "$alt" ]; then # the folder it links to was removed: a new cluster there
+    mkdir -p "$alt"
+    chown postgres: "$alt"
+    chmod 700 "$alt"
+  fi
+  echo "$alt"
+}
+
+# start_private_cluster DIR : create (first time) and start a cluster whose data and unix socket
+# live in DIR (see cluster_dir; the socket goes to /tmp/orch-pg-<tag> when DIR is too long for
+# one); no TCP port. Sets PG_SOCKET_DIR.
 start_private_cluster() {
-  local dir=$1 bin
+  local dir bin sock
   bin=$(pg_bindir)
-  mkdir -p "$dir"
-  [ "$(id -u)" -eq 0 ] && chown postgres "$dir"
+  dir=$(cluster_dir "$1")
   if ! as_pg test -w "$dir"; then
     die "the postgres user cannot write $dir (a parent folder is not accessible to it?)"
   fi
-  if [ ${#dir} -gt 90 ]; then
-    die "the path $dir is too long for a PostgreSQL unix socket; set DATABASE_URI instead"
+  sock=$dir
+  if [ $((${#dir} + 14)) -ge 90 ]; then # "/.s.PGSQL.5432": unix socket paths are short
+    sock=/tmp/orch-pg-$(clone_tag)
+    mkdir -p -m 700 "$sock"
+    [ "$(id -u)" -eq 0 ] && chown postgres "$sock"
+    [ "$(stat -c %U "$sock")" = "$(as_pg id -un)" ] || die "$sock belongs to someone else"
+    say "the cluster's path is too long for a unix socket: socket in $sock"
   fi
   if [ ! -f "$dir/data/PG_VERSION" ]; then
     say "creating a private PostgreSQL cluster in $dir"
     as_pg "$bin/initdb" -D "$dir/data" -U postgres -A trust >/dev/null
   fi
   if ! as_pg "$bin/pg_ctl" -D "$dir/data" status >/dev/null 2>&1; then
-    say "starting PostgreSQL (socket in $dir)"
+    say "starting PostgreSQL (data in $dir/data, socket in $sock)"
     # setsid: Ctrl-C goes to the orchestrator, which stops first; then we stop the cluster.
     as_pg setsid "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
-      -o "-k $dir -c listen_addresses=''" start >/dev/null
+      -o "-k $sock -c listen_addresses=''" start >/dev/null
   fi
-  PG_SOCKET_DIR=$dir
+  PG_SOCKET_DIR=$sock
 }
 
+# stop_private_cluster DIR : DIR as given to start_private_cluster (a link is followed).
 stop_private_cluster() {
-  local dir=$1
+  local dir
+  dir=$(readlink -f "$1")
   [ -f "$dir/data/postmaster.pid" ] || return 0
   say "stopping PostgreSQL"
   as_pg "$(pg_bindir)/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null 2>&1 || true
 }
 
-# ensure_database SOCKET_DIR NAME
+# ensure_database SOCKET_DIR NAME OWNER : the database NAME owned by OWNER, an ordinary login
+# role (no superuser, no CREATEDB/CREATEROLE) that the host connects as. A database of an
+# earlier run whose objects belong to 'postgres' is handed over to OWNER (tables, views,
+# sequences, functions, types, schemas; extensions stay with 'postgres').
 ensure_database() {
-  local dir=$1 name=$2
-  if [ "$(psql -X -At -h "$dir" -U postgres -d postgres -c "SELECT 1 FROM pg_database WHERE datname = '$name'")" != "1" ]; then
-    psql -X -q -h "$dir" -U postgres -d postgres -c "CREATE DATABASE \"$name\"" >/dev/null
+  local dir=$1 name=$2 owner=$3
+  [[ $name =~ ^[a-z_][a-z0-9_]*$ && $owner =~ ^[a-z_][a-z0-9_]*$ ]] || die "bad database/role name"
+  local psql=(psql -X -q -At -v ON_ERROR_STOP=1 -h "$dir" -U postgres)
+  if [ "$("${psql[@]}" -d postgres -c "SELECT 1 FROM pg_roles WHERE rolname = '$owner'")" != 1 ]; then
+    "${psql[@]}" -d postgres -c "CREATE ROLE $owner LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE" >/dev/null
   fi
+  if [ "$("${psql[@]}" -d postgres -c "SELECT 1 FROM pg_database WHERE datname = '$name'")" != 1 ]; then
+    "${psql[@]}" -d postgres -c "CREATE DATABASE $name OWNER $owner" >/dev/null
+    return
+  fi
+  "${psql[@]}" -d postgres -c "ALTER DATABASE $name OWNER TO $owner" >/dev/null
+  "${psql[@]}" -d "$name" >/dev/null <<SQL
+DO \$\$
+DECLARE
+  stmt text;
+  n int := 0;
+BEGIN
+  FOR stmt IN
+    WITH own AS (SELECT oid FROM pg_namespace
+                  WHERE nspname NOT IN ('pg_catalog', 'information_schema')
+                    AND nspname NOT LIKE 'pg\_toast%' AND nspname NOT LIKE 'pg\_temp%'),
+         ext AS (SELECT classid, objid FROM pg_depend WHERE deptype = 'e')
+    SELECT format('ALTER SCHEMA %I OWNER TO $owner', nspname) FROM pg_namespace
+     WHERE oid IN (SELECT oid FROM own) AND nspowner = 'postgres'::regrole AND nspname <> 'public'
+    UNION ALL
+    SELECT format('ALTER %s %s OWNER TO $owner',
+                  CASE c.relkind WHEN 'S' THEN 'SEQUENCE' WHEN 'v' THEN 'VIEW'
+                    WHEN 'm' THEN 'MATERIALIZED VIEW' WHEN 'f' THEN 'FOREIGN TABLE'
+                    WHEN 'c' THEN 'TYPE' ELSE 'TABLE' END, c.oid::regclass)
+      FROM pg_class c
+     WHERE c.relnamespace IN (SELECT oid FROM own) AND c.relowner = 'postgres'::regrole
+       AND c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f', 'c')
+       AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass
+                        AND d.objid = c.oid AND d.deptype IN ('a', 'i', 'e'))
+    UNION ALL
+    SELECT format('ALTER ROUTINE %s OWNER TO $owner', p.oid::regprocedure) FROM pg_proc p
+     WHERE p.pronamespace IN (SELECT oid FROM own) AND p.proowner = 'postgres'::regrole
+       AND (p.oid) NOT IN (SELECT objid FROM ext WHERE classid = 'pg_proc'::regclass)
+    UNION ALL
+    SELECT format('ALTER TYPE %s OWNER TO $owner', t.oid::regtype) FROM pg_type t
+     WHERE t.typnamespace IN (SELECT oid FROM own) AND t.typowner = 'postgres'::regrole
+       AND t.typtype IN ('e', 'd', 'r')
+       AND (t.oid) NOT IN (SELECT objid FROM ext WHERE classid = 'pg_type'::regclass)
+  LOOP
+    EXECUTE stmt;
+    n := n + 1;
+  END LOOP;
+  IF n > 0 THEN
+    RAISE NOTICE 'handed % objects over to $owner', n;
+  END IF;
+END
+\$\$;
+SQL
 }
 
 # on_exit COMMAND : run COMMAND when the script exits (in reverse order of registration).
