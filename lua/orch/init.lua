@@ -12,8 +12,18 @@ orch.workflow = require("orch.workflow")
 -- Workflow kinds with core's standard steps: orch.workflows.create_workflow{...}, ...
 orch.workflows = require("orch.standard")
 orch.model = require("orch.model")
--- Cross-file checks of the product definitions, run by the host after every script loaded.
-orch._finalize = orch.model.finalize
+-- Schedules of workflows: orch.schedule{name, workflow, cron | interval | at, ...} (docs/schedules.md).
+local schedules = require("orch.schedules")
+orch.schedule = schedules.define
+-- Cross-file checks of the product definitions and schedules, run by the host after every
+-- script loaded.
+orch._finalize = function()
+  local errors = orch.model.finalize() or {}
+  for _, message in ipairs(schedules.finalize()) do
+    errors[#errors + 1] = message
+  end
+  return errors
+end
 
 -- The workflows core ships (system tasks), defined in every state.
 require("orch.builtin")
