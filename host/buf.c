@@ -83,3 +83,60 @@ void orch_buf_free(orch_buf *b) {
   free(b->data);
   *b = (orch_buf)ORCH_BUF_INIT;
 }
+
+/* Append the UTF-8 form of code point cp to out (at most 3 bytes: \u escapes are BMP). */
+static size_t put_utf8(char *out, unsigned cp) {
+  if (cp < 0x80) {
+    out[0] = (char)cp;
+    return 1;
+  }
+  if (cp < 0x800) {
+    out[0] = (char)(0xc0 | (cp >> 6));
+    out[1] = (char)(0x80 | (cp & 0x3f));
+    return 2;
+  }
+  out[0] = (char)(0xe0 | (cp >> 12));
+  out[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
+  out[2] = (char)(0x80 | (cp & 0x3f));
+  return 3;
+}
+
+char *orch_json_unquote(const char *s) {
+  if (!s || *s != '"') return NULL;
+  size_t len = strlen(s);
+  char *out = orch_xcalloc(1, len + 1), *o = out;
+  for (const char *p = s + 1; *p; p++) {
+    if (*p == '"') {
+      *o = '\0';
+      return out;
+    }
+    if (*p != '\\') {
+      *o++ = *p;
+      continue;
+    }
+    p++;
+    switch (*p) {
+    case 'n': *o++ = '\n'; break;
+    case 't': *o++ = '\t'; break;
+    case 'r': *o++ = '\r'; break;
+    case 'b': *o++ = '\b'; break;
+    case 'f': *o++ = '\f'; break;
+    case 'u': {
+      unsigned cp = 0;
+      for (int i = 1; i <= 4; i++) {
+        char c = p[i];
+        if (!c) goto bad;
+        cp = cp * 16 + (unsigned)(c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10);
+      }
+      p += 4;
+      o += put_utf8(o, cp);
+      break;
+    }
+    case '\0': goto bad;
+    default: *o++ = *p; /* \" \\ \/ */
+    }
+  }
+bad:
+  free(out);
+  return NULL;
+}

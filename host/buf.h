@@ -23,6 +23,12 @@ void orch_buf_puts(orch_buf *b, const char *s);
 void orch_buf_printf(orch_buf *b, const char *fmt, ...) ORCH_PRINTF(2, 3);
 /* Append `s` as a JSON string literal, quotes included. */
 void orch_buf_json_string(orch_buf *b, const char *s, size_t len);
+/*
+ * Decode a JSON string literal ("...") into a malloc'd C string; NULL if the text is
+ * not one. \u escapes of the BMP only (the host's own reports are ASCII or UTF-8
+ * passed through unescaped by the encoder).
+ */
+char *orch_json_unquote(const char *s);
 /* Give the data to the caller (who frees it) and reset the buf. Never NULL. */
 char *orch_buf_take(orch_buf *b, size_t *len);
 void orch_buf_reset(orch_buf *b);

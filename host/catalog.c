@@ -1,6 +1,7 @@
 /* catalog.c - run lua/orch/model/catalog.lua from the command line and at serve start-up. */
 #include "orch.h"
 
+#include "buf.h"
 #include "catalog.h"
 #include "gen.h"
 #include "lhost.h"
@@ -9,68 +10,6 @@
 
 #include <stdlib.h>
 #include <string.h>
-
-/* Append the UTF-8 form of code point cp to out (at most 3 bytes: \u escapes are BMP). */
-static size_t put_utf8(char *out, unsigned cp) {
-  if (cp < 0x80) {
-    out[0] = (char)cp;
-    return 1;
-  }
-  if (cp < 0x800) {
-    out[0] = (char)(0xc0 | (cp >> 6));
-    out[1] = (char)(0x80 | (cp & 0x3f));
-    return 2;
-  }
-  out[0] = (char)(0xe0 | (cp >> 12));
-  out[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
-  out[2] = (char)(0x80 | (cp & 0x3f));
-  return 3;
-}
-
-/*
- * Decode a JSON string literal ("...") into a malloc'd C string; NULL if the
- * text is not one. Surrogate pairs are not needed here (the report is
- * ASCII or UTF-8 passed through unescaped by the encoder).
- */
-static char *json_string(const char *s) {
-  if (!s || *s != '"') return NULL;
-  size_t len = strlen(s);
-  char *out = orch_xcalloc(1, len + 1), *o = out;
-  for (const char *p = s + 1; *p; p++) {
-    if (*p == '"') {
-      *o = '\0';
-      return out;
-    }
-    if (*p != '\\') {
-      *o++ = *p;
-      continue;
-    }
-    p++;
-    switch (*p) {
-    case 'n': *o++ = '\n'; break;
-    case 't': *o++ = '\t'; break;
-    case 'r': *o++ = '\r'; break;
-    case 'b': *o++ = '\b'; break;
-    case 'f': *o++ = '\f'; break;
-    case 'u': {
-      unsigned cp = 0;
-      for (int i = 1; i <= 4; i++) {
-        char c = p[i];
-        if (!c) goto bad;
-        cp = cp * 16 + (unsigned)(c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10);
-      }
-      p += 4;
-      o += put_utf8(o, cp);
-      break;
-    }
-    case '\0': goto bad;
-    default: *o++ = *p; /* \" \\ \/ */
-    }
-  }
-bad:
-  free(out);
-  return NULL;
-}
 
 int orch_catalog_run(const char *mode, int allow_destructive, FILE *out, int *refused,
                      orch_error *err) {
@@ -86,7 +25,7 @@ int orch_catalog_run(const char *mode, int allow_destructive, FILE *out, int *re
   free(arg);
   if (rc != ORCH_OK) return rc;
   /* The report is "<status>\n<text>": status 0 = done, 1 = refused. */
-  char *text = json_string(result);
+  char *text = orch_json_unquote(result);
   free(result);
   if (!text || (text[0] != '0' && text[0] != '1') || text[1] != '\n') {
     free(text);

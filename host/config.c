@@ -55,6 +55,14 @@ static const struct setting settings[] = {
      "SIGTERM/SIGINT: exit after this at the latest (20)"},
     {"ORCH_DB_SUPERUSER", "--db-superuser", K_STR, OFF(db_superuser),
      "warn|refuse: serve/worker connected as a database superuser (warn)"},
+    {"ORCH_SCHEDULER", "--scheduler", K_INT, OFF(scheduler),
+     "1 = this host fires due schedules (1); docs/schedules.md"},
+    {"ORCH_SCHEDULE_TICK_MS", "--schedule-tick-ms", K_INT, OFF(schedule_tick_ms),
+     "how often the host looks for due schedules (1000)"},
+    {"ORCH_SCHEDULE_DEFAULTS", "--schedule-defaults", K_INT, OFF(schedule_defaults),
+     "1 = create core's default schedules for tasks that have none (1)"},
+    {"ORCH_SCHEDULE_MISFIRE_GRACE_S", "--schedule-misfire-grace", K_INT,
+     OFF(schedule_misfire_grace), "seconds late a run may still start (60)"},
 };
 
 static int set_value(orch_config *cfg, const struct setting *s, const char *value,
@@ -128,6 +136,10 @@ int orch_config_init(orch_config *cfg, orch_error *err) {
   cfg->client_max_timeout_ms = 60000;
   cfg->shutdown_timeout_s = 20;
   cfg->db_superuser = orch_strdup("warn");
+  cfg->scheduler = 1;
+  cfg->schedule_tick_ms = 1000;
+  cfg->schedule_defaults = 1;
+  cfg->schedule_misfire_grace = 60;
   for (size_t i = 0; i < ORCH_ARRAY_LEN(settings); i++) {
     const char *v = getenv(settings[i].env);
     if (v && *v && set_value(cfg, &settings[i], v, settings[i].env, err) != ORCH_OK)

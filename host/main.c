@@ -16,6 +16,7 @@
 #include "outbound.h"
 #include "reload.h"
 #include "sched.h"
+#include "schedule.h"
 #include "step_runner.h"
 #include "threadctx.h"
 #include "watch.h"
@@ -42,6 +43,9 @@ static void usage(FILE *out) {
           "  catalog plan   show how the catalogue differs from the product definitions\n"
           "  catalog apply  apply it in one transaction (--allow-destructive: may lose data)\n"
           "  check          load lua/ and the products folder; report every error as file:line\n"
+          "  schedule list  the schedules: id, name, source, next run, trigger\n"
+          "  schedule run ID            start a schedule's workflow now\n"
+          "  schedule load-defaults     core's default schedules [--recreate]\n"
           "  version        print the version\n"
           "  help           this text\n"
           "\n"
@@ -413,6 +417,21 @@ static void wait_for_stop(sigset_t *set, const char *who) {
   }
 }
 
+/* Every host fires due schedules (schedule.h); a failure to start only costs the schedules. */
+static orch_ticker *start_ticker(const orch_config *cfg) {
+  char host[128] = "host";
+  gethostname(host, sizeof host - 1);
+  char *owner = orch_sprintf("%s/%ld", host, (long)getpid());
+  orch_ticker *t = NULL;
+  orch_error err = ORCH_ERROR_INIT;
+  if (orch_ticker_start(&t, cfg, owner, &err) != ORCH_OK) {
+    LOG_ERROR("schedule", "%s", err.message);
+    orch_error_clear(&err);
+  }
+  free(owner);
+  return t;
+}
+
 static int cmd_serve(const orch_config *cfg) {
   sigset_t set;
   int rc = start_host(cfg, &set, "serve");
@@ -455,9 +474,11 @@ static int cmd_serve(const orch_config *cfg) {
       LOG_INFO("serve", "watching %s and %s for changes", cfg->lua_dir, cfg->products_dir);
     }
   }
+  orch_ticker *ticker = sched ? start_ticker(cfg) : NULL;
   if (sched) wait_for_stop(&set, "serve");
   shutdown_guard guard;
   guard_start(&guard, cfg, sched);
+  orch_ticker_stop(ticker); /* no new process starts from here on */
   orch_watch_stop(watch);
   orch_sched_stop(sched); /* the current steps commit and the leases go back first */
   orch_http_stop(http);
@@ -484,9 +505,11 @@ static int cmd_worker(const orch_config *cfg) {
     orch_error_clear(&err);
     rc = 1;
   }
+  orch_ticker *ticker = sched ? start_ticker(cfg) : NULL;
   if (sched) wait_for_stop(&set, "worker");
   shutdown_guard guard;
   guard_start(&guard, cfg, sched);
+  orch_ticker_stop(ticker);
   orch_sched_stop(sched);
   orch_events_stop();
   orch_threadctx_shutdown();
@@ -511,8 +534,14 @@ int main(int argc, char **argv) {
   if (orch_config_parse_flags(&cfg, argc, argv, &i, &err) != ORCH_OK) goto bad_flags;
   const char *cmd = i < argc ? argv[i++] : "help";
   const char *sub = NULL;
-  if ((!strcmp(cmd, "db") || !strcmp(cmd, "catalog")) && i < argc && argv[i][0] != '-')
+  if ((!strcmp(cmd, "db") || !strcmp(cmd, "catalog") || !strcmp(cmd, "schedule")) && i < argc &&
+      argv[i][0] != '-')
     sub = argv[i++];
+  const char *sub_arg = NULL; /* schedule run ID, schedule load-defaults --recreate */
+  if (!strcmp(cmd, "schedule") && sub && i < argc &&
+      ((!strcmp(sub, "run") && argv[i][0] != '-') ||
+       (!strcmp(sub, "load-defaults") && !strcmp(argv[i], "--recreate"))))
+    sub_arg = argv[i++];
   int allow_destructive = 0; /* catalog apply --allow-destructive */
   for (;;) {
     if (orch_config_parse_flags(&cfg, argc, argv, &i, &err) != ORCH_OK) goto bad_flags;
@@ -549,6 +578,8 @@ int main(int argc, char **argv) {
     rc = cmd_worker(&cfg);
   } else if (!strcmp(cmd, "catalog")) {
     rc = orch_catalog_command(&cfg, sub, allow_destructive);
+  } else if (!strcmp(cmd, "schedule")) {
+    rc = orch_schedule_command(&cfg, sub, sub_arg);
   } else {
     fprintf(stderr, "orchestrator: unknown command '%s'\n\n", cmd);
     usage(stderr);

@@ -54,6 +54,11 @@ static const orch_route routes[] = {
   {"GET",    "/api/subscription_customer_descriptions/customer/{customer_id}/subscription/{subscription_id}", "subscriptions.read", "customer_descriptions.get_by_customer", 0},
   {"GET",    "/api/subscription_customer_descriptions/{id}",        "subscriptions.read", "customer_descriptions.get",   0},
   {"DELETE", "/api/subscription_customer_descriptions/{id}",        "subscriptions.write", "customer_descriptions.delete", 0},
+  /* schedules (lua/orch/api/schedules.lua; core's bodies, docs/schedules.md) */
+  {"GET",    "/api/schedules",                                      "schedules.read",     "schedules.list",              0},
+  {"POST",   "/api/schedules",                                      "schedules.write",    "schedules.create",            ORCH_ROUTE_JSON_BODY},
+  {"PUT",    "/api/schedules",                                      "schedules.write",    "schedules.update",            ORCH_ROUTE_JSON_BODY},
+  {"DELETE", "/api/schedules",                                      "schedules.write",    "schedules.delete",            ORCH_ROUTE_JSON_BODY},
 };
 /* clang-format on */
 

@@ -14,11 +14,18 @@ orch.workflows = require("orch.standard")
 orch.model = require("orch.model")
 -- The customers the API shows: products plug in their own (docs/products.md).
 orch.customers = require("orch.gql.customers")
--- Cross-file checks of the product and workflow definitions, run by the host after every
--- script loaded (a list of "file:line: message").
+-- Schedules of workflows: orch.schedule{name, workflow, cron | interval | at, ...} (docs/schedules.md).
+local schedules = require("orch.schedules")
+orch.schedule = schedules.define
+-- Cross-file checks of the product and workflow definitions and the schedules, run by the host
+-- after every script loaded (a list of "file:line: message").
 function orch._finalize()
   local errors = orch.model.finalize() or {}
-  return orch.workflow.finalize(orch.model.known_names(), errors)
+  errors = orch.workflow.finalize(orch.model.known_names(), errors) or errors
+  for _, message in ipairs(schedules.finalize()) do
+    errors[#errors + 1] = message
+  end
+  return errors
 end
 
 -- The workflows core ships (system tasks), defined in every state.

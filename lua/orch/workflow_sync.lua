@@ -8,7 +8,8 @@
 --  * links to products follow each definition's `products` (product names),
 --    `product_types` and `product_tags`; modify_note is linked to every product
 --    (core's DEFAULT_PRODUCT_WORKFLOWS).
--- apply() runs in one transaction and returns what it changed.
+-- apply() runs in one transaction and returns what it changed; the schedules defined
+-- with orch.schedule follow in a second one (lua/orch/schedules).
 
 local db = require("orch.db")
 local workflow = require("orch.workflow")
@@ -93,6 +94,8 @@ function sync.apply()
       end
     end
   end)
+  -- Schedules start workflows, so they follow once the workflows are in place.
+  changes.schedules = require("orch.schedules").sync()
   return changes
 end
 

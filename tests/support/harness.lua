@@ -129,6 +129,10 @@ function H.start_host(opts)
   end
   local env = opts.env or {}
   env.DATABASE_URI = opts.database
+  -- Core's default schedules start tasks on their own (every 30 s): only where a spec asks.
+  if env.ORCH_SCHEDULE_DEFAULTS == nil then
+    env.ORCH_SCHEDULE_DEFAULTS = "0"
+  end
   local pid = proc.spawn(args, env, log)
   local host = setmetatable({ pid = pid, log_path = log }, Host)
   for _ = 1, 600 do

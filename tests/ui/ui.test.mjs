@@ -128,8 +128,11 @@ async function startFakeNetbox() {
 function startHost(productsDir, database, netbox) {
   const log = path.join(run.tmp, 'host.log');
   const out = fs.openSync(log, 'a');
+  // ORCH_SCHEDULE_DEFAULTS=1 (the shipped default, set here whatever the caller's environment says):
+  // the host creates core's default schedules at start, which the scheduled-tasks page lists.
   const env = { ...process.env, DATABASE_URI: database, ORCH_SERVICE_NETBOX_URL: netbox, ORCH_SERVICE_LSO_URL: netbox,
-    ORCH_SERVICE_NETBOX_TOKEN: '0123456789abcdef0123456789abcdef01234567' };
+    ORCH_SERVICE_NETBOX_TOKEN: '0123456789abcdef0123456789abcdef01234567', ORCH_SCHEDULER: '1',
+    ORCH_SCHEDULE_DEFAULTS: '1' };
   execFileSync(bin, ['db', 'upgrade', '--migrations', path.join(source, 'migrations')], { env, stdio: 'ignore' });
   const child = spawn(bin, ['serve', '--port', '0', '--lua-dir', path.join(source, 'lua'), '--products', productsDir,
     '--migrations', path.join(source, 'migrations'), '--workers', '2'], { env, stdio: ['ignore', out, out] });
@@ -482,6 +485,46 @@ test('the engine is paused and started again from the settings page', async () =
       return json.global_lock === false && json.global_status === 'RUNNING';
     }, 15000);
     await page.getByRole('button', { name: 'Pause workflow engine' }).waitFor({ timeout: 15000 }).catch((e) => { throw fail(e); });
+  } finally {
+    await page.close();
+  }
+});
+
+test('the scheduled tasks page lists core\'s default schedules', async () => {
+  // The host created them at start (docs/schedules.md); the page reads them with the GraphQL
+  // query ScheduledTasks (page { id name nextRunTime trigger workflowId }), sorted by name.
+  const name = 'Task Validate Awaiting Callbacks';
+  const page = await newPage('metadata-scheduled-tasks-defaults');
+  const listed = []; // the scheduledTasks pages the host answered to the browser
+  page.on('response', async (res) => {
+    if (!res.url().startsWith(run.hostBase) || !res.url().endsWith('/api/graphql')) return;
+    try {
+      const body = await res.json();
+      if (body?.data?.scheduledTasks) listed.push(...body.data.scheduledTasks.page);
+    } catch {
+      // the body is gone once the page navigates; nothing to record
+    }
+  });
+  try {
+    const fail = (e) => new Error(`${e.message}${explain(page)}`);
+    await page.goto(`${run.uiBase}/metadata/scheduled-tasks`, { waitUntil: 'domcontentloaded' });
+    await waitFor(`"${name}" on the page`, async () => (await bodyText(page)).includes(name), 30000)
+      .catch((e) => { throw fail(e); });
+    const shown = await waitFor(`"${name}" in a ScheduledTasks answer`, () => listed.find((t) => t.name === name),
+      10000).catch((e) => { throw fail(e); });
+    await screenshot(page);
+    assert.deepEqual(shownErrors(await bodyText(page)), [], `the page shows an error state${explain(page)}`);
+    // The same schedule as the REST list has it: core's 30-second interval, linked to its task.
+    const { status, json } = await api('GET', '/api/schedules');
+    assert.equal(status, 200, 'GET /api/schedules');
+    const stored = json.find((s) => s.name === name);
+    assert.ok(stored, `GET /api/schedules has no "${name}": ${JSON.stringify(json.map((s) => s.name))}`);
+    assert.equal(stored.source, 'default');
+    assert.equal(stored.workflow_name, 'task_validate_awaiting_callbacks');
+    assert.equal(shown.id, stored.id);
+    assert.equal(shown.workflowId, stored.workflow_id);
+    assert.equal(shown.trigger, 'interval[0:00:30]');
+    assert.match(shown.nextRunTime, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d/);
   } finally {
     await page.close();
   }

@@ -1,6 +1,6 @@
 -- GraphQL root fields without a table of their own: `settings`, `version`,
--- `customers` (the products' customers, or core's default one) and `scheduledTasks` (no scheduler yet:
--- always an empty page, with core's shape).
+-- `customers` (the products' customers, or core's default one) and `scheduledTasks`
+-- (lua/orch/schedules).
 
 local json = require("orch.json")
 local common = require("orch.gql.common")
@@ -125,7 +125,17 @@ function M.root(Q)
     type = "ScheduledTaskConnection!",
     args = connection.ARGS,
     resolve = function(args, _, info)
-      return connection.from_list({}, args, {
+      -- Core lists the schedules linked to a workflow; ours all are, unless their task vanished.
+      local items = {}
+      for _, s in ipairs(require("orch.schedules").list()) do
+        if s.workflow_id then
+          items[#items + 1] = {
+            id = s.id, name = s.name, workflowId = s.workflow_id, trigger = s.trigger,
+            nextRunTime = s.next_run_time and orch.time.iso(s.next_run_time) or nil,
+          }
+        end
+      end
+      return connection.from_list(items, args, {
         info = info,
         filters = { id = true, name = true, workflowId = true, nextRunTime = true, trigger = true },
         sorts = { id = true, name = true, workflowId = true, nextRunTime = true, trigger = true },

@@ -1,0 +1,226 @@
+-- /api/schedules: core's schedule API (POST create, PUT update, DELETE delete, each with a
+-- JSON body), with core's answers. Core queues these for its scheduler process; here the
+-- change is made at once, in the database every host reads (lua/orch/schedules).
+-- Schedules defined in the product scripts belong to the scripts: the API cannot change
+-- or delete them (409, naming the file and line).
+
+local http = require("orch.http")
+local json = require("orch.json")
+local schedules = require("orch.schedules")
+local store = require("orch.schedules.store")
+local workflow = require("orch.workflow")
+
+local api = {}
+
+-- FastAPI's request validation answer: 422 {"detail": [{type, loc, msg, input}]}.
+local function invalid(field, msg, kind, input)
+  http.raise_body(422, { detail = { { type = kind or "value_error", loc = { "body", field }, msg = msg,
+    input = input == nil and json.null or input } } })
+end
+
+local function object_body(req)
+  local body = req.json
+  if type(body) ~= "table" or (next(body) ~= nil and json.is_array(body)) then
+    http.raise_body(422, { detail = { { type = "model_attributes_type", loc = { "body" },
+      msg = "Input should be a valid dictionary or object to extract fields from", input = json.null } } })
+  end
+  return body
+end
+
+local function uuid_field(body, field, required)
+  local v = body[field]
+  if v == nil or v == json.null then
+    if required then
+      invalid(field, "Field required", "missing")
+    end
+    return nil
+  end
+  if type(v) ~= "string" or not orch.uuid.valid(v) then
+    invalid(field, "Input should be a valid UUID", "uuid_parsing", v)
+  end
+  return v:lower()
+end
+
+local function optional_string(body, field)
+  local v = body[field]
+  if v == nil or v == json.null then
+    return nil
+  end
+  if type(v) ~= "string" or #v > 500 then
+    invalid(field, "Input should be a valid string of at most 500 characters", "string_type", v)
+  end
+  return v
+end
+
+local function trigger_fields(body, required)
+  local trigger = body.trigger
+  if trigger == nil or trigger == json.null then
+    if required then
+      invalid("trigger", "Field required", "missing")
+    end
+    trigger = nil
+  elseif trigger ~= "interval" and trigger ~= "cron" and trigger ~= "date" then
+    invalid("trigger", "Input should be 'interval', 'cron' or 'date'", "literal_error", trigger)
+  end
+  local kwargs = body.trigger_kwargs
+  if kwargs == nil or kwargs == json.null then
+    kwargs = nil
+  elseif type(kwargs) ~= "table" or (next(kwargs) ~= nil and json.is_array(kwargs)) then
+    invalid("trigger_kwargs", "Input should be a valid dictionary", "dict_type", kwargs)
+  end
+  return trigger, kwargs
+end
+
+local function check_trigger(trigger, kwargs, timezone)
+  local ok, err = pcall(schedules.check_trigger, trigger, kwargs, timezone)
+  if not ok then
+    local message = schedules.message(err)
+    if not message then
+      error(err, 0)
+    end
+    invalid("trigger_kwargs", "Value error, Invalid trigger_kwargs for '" .. trigger .. "' trigger: " .. message,
+      "value_error", kwargs)
+  end
+  local zone = ok and err or "UTC"
+  if zone ~= "UTC" and not store.zone_exists(zone) then
+    invalid("trigger_kwargs", "Value error, unknown time zone '" .. zone .. "'", "value_error", kwargs)
+  end
+end
+
+local function task_row(name)
+  return require("orch.db").one([[SELECT workflow_id::text, name FROM workflows
+                                  WHERE name = $1 AND deleted_at IS NULL]], name)
+end
+
+local function owned_by_script(row)
+  if row.source == "script" then
+    http.raise(409, "Schedule '" .. row.name .. "' is defined in the product scripts ("
+      .. tostring(row.script_where or "?"):gsub(": $", "") .. "); change it there")
+  end
+end
+
+-- POST /api/schedules {name?, workflow_name, workflow_id, trigger, trigger_kwargs, user_inputs}
+function api.create(req)
+  local body = object_body(req)
+  local name = optional_string(body, "name")
+  local workflow_name = body.workflow_name
+  if workflow_name == nil or workflow_name == json.null then
+    invalid("workflow_name", "Field required", "missing")
+  elseif type(workflow_name) ~= "string" then
+    invalid("workflow_name", "Input should be a valid string", "string_type", workflow_name)
+  end
+  local workflow_id = uuid_field(body, "workflow_id", true)
+  local trigger, kwargs = trigger_fields(body, true)
+  kwargs = kwargs or {}
+  local inputs = body.user_inputs
+  if inputs == nil or inputs == json.null then
+    inputs = { {} }
+  elseif type(inputs) ~= "table" or not json.is_array(inputs) and next(inputs) ~= nil then
+    invalid("user_inputs", "Input should be a valid list", "list_type", inputs)
+  end
+  for i, page in ipairs(inputs) do
+    if type(page) ~= "table" or (next(page) ~= nil and json.is_array(page)) then
+      http.raise_body(422, { detail = { { type = "dict_type", loc = { "body", "user_inputs", i - 1 },
+        msg = "Input should be a valid dictionary", input = page } } })
+    end
+  end
+  if #inputs == 0 then
+    inputs = { {} }
+  end
+  check_trigger(trigger, kwargs)
+  local wf, row = workflow.get(workflow_name), task_row(workflow_name)
+  if not wf or not row then
+    http.raise(404, "Task does not exist")
+  end
+  if row.workflow_id ~= workflow_id then
+    invalid("workflow_id", "Value error, workflow_id is not the id of workflow '" .. workflow_name .. "'",
+      "value_error", workflow_id)
+  end
+  require("orch.db").transaction(function()
+    local now = store.now()
+    local new = {
+      schedule_id = orch.uuid.v4(), name = name or wf.description or workflow_name, workflow_name = workflow_name,
+      trigger = trigger, trigger_kwargs = kwargs, user_inputs = inputs, timezone = "UTC", misfire = "run_once",
+      source = "api", anchor = now,
+    }
+    new.next_run_time = schedules.first_due(new, now)
+    store.insert(new)
+  end)
+  return 201, { message = "Added to Create Queue", status = "CREATED" }
+end
+
+-- PUT /api/schedules {schedule_id, name?, trigger?, trigger_kwargs?}
+function api.update(req)
+  local body = object_body(req)
+  local id = uuid_field(body, "schedule_id", true)
+  local name = optional_string(body, "name")
+  local trigger, kwargs = trigger_fields(body, false)
+  if trigger and kwargs == nil then
+    kwargs = {}
+  end
+  local row = store.get(id)
+  if not row then
+    http.raise(404, "Schedule does not exist")
+  end
+  if not workflow.get(row.workflow_name) then
+    http.raise(404, "Task does not exist")
+  end
+  owned_by_script(row)
+  trigger = trigger or row.trigger
+  kwargs = kwargs or row.trigger_kwargs
+  check_trigger(trigger, kwargs, row.timezone)
+  require("orch.db").transaction(function()
+    local now = store.now()
+    local changed = trigger ~= row.trigger or json.encode(kwargs) ~= json.encode(row.trigger_kwargs)
+    row.name = name or row.name
+    if changed then
+      row.trigger, row.trigger_kwargs, row.anchor = trigger, kwargs, now
+      row.next_run_time = schedules.first_due(row, now)
+    end
+    store.update(row)
+  end)
+  return 200, { message = "Added to Update Queue", status = "UPDATED" }
+end
+
+-- DELETE /api/schedules {workflow_id, schedule_id?}: one schedule, or every schedule of the task
+-- that the API or the defaults made.
+function api.delete(req)
+  local body = object_body(req)
+  local workflow_id = uuid_field(body, "workflow_id", true)
+  local id = uuid_field(body, "schedule_id", false)
+  local wf = require("orch.db").one([[SELECT name FROM workflows WHERE workflow_id = $1 AND deleted_at IS NULL]],
+    workflow_id)
+  if not wf then
+    http.raise(404, "Task does not exist")
+  end
+  if id then
+    local row = store.get(id)
+    if not row or row.workflow_name ~= wf.name then
+      http.raise(404, "Schedule does not exist")
+    end
+    owned_by_script(row)
+    store.delete(id)
+  else
+    for _, row in ipairs(store.by_workflow(wf.name)) do
+      if row.source ~= "script" then
+        store.delete(row.schedule_id)
+      end
+    end
+  end
+  return 200, { message = "Added to Delete Queue", status = "DELETED" }
+end
+
+-- GET /api/schedules: our addition - every schedule with its trigger, source and recent runs.
+function api.list()
+  local out = json.array()
+  for _, s in ipairs(schedules.list()) do
+    s.runs = json.array(store.runs(s.id, 5))
+    s.where = s.where and s.where:gsub(": $", "") or json.null
+    s.workflow_id = s.workflow_id or json.null
+    s.next_run_time = s.next_run_time or json.null
+    out[#out + 1] = s
+  end
+  return 200, out
+end
+
+return api
