@@ -36,11 +36,8 @@ typedef struct orch_config {
                                  exit at the latest */
   char *db_superuser;         /* ORCH_DB_SUPERUSER / --db-superuser (warn|refuse): serve/worker as a
                                 superuser (or a member of pg_*_server_*) of the database */
-  int watch;         /* ORCH_WATCH / --watch (0): 1 = reload when a script changes (development) */
-  int lease_seconds; /* ORCH_LEASE_SECONDS / --lease-seconds (10) process lease time */
-  int worker_batch;  /* ORCH_WORKER_BATCH / --worker-batch (16) processes one worker holds */
-  int scheduler;     /* ORCH_SCHEDULER / --scheduler (1): this host fires due schedules */
-  int schedule_tick_ms;  /* ORCH_SCHEDULE_TICK_MS / --schedule-tick-ms (1000) */
+  int scheduler;              /* ORCH_SCHEDULER / --scheduler (1): this host fires due schedules */
+  int schedule_tick_ms;       /* ORCH_SCHEDULE_TICK_MS / --schedule-tick-ms (1000) */
   int schedule_defaults; /* ORCH_SCHEDULE_DEFAULTS / --schedule-defaults (1): core's defaults */
   int schedule_misfire_grace; /* ORCH_SCHEDULE_MISFIRE_GRACE_S (60): late runs still start */
 } orch_config;
