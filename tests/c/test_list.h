@@ -6,6 +6,7 @@
   X(routes_match_params_and_slash)                                                                 \
   X(routes_method_not_allowed)                                                                     \
   X(routes_not_found)                                                                              \
+  X(routes_refuse_malformed_declarations)                                                          \
   X(config_env_then_flags)                                                                         \
   X(config_rejects_bad_values)                                                                     \
   X(gen_loads_modules_and_hashes)                                                                  \

@@ -12,6 +12,13 @@ local customer_descriptions = require("orch.api.customer_descriptions")
 
 local domain_model = {}
 
+-- Routes of this module (collected by orch.api.routes; see docs/openapi.md).
+local S = require("orch.api.schemas")
+domain_model.routes = {
+  { "GET", "/api/subscriptions/domain-model/{subscription_id}", "get", action = "subscriptions.read",
+    summary = "A subscription as its domain model", response = S.DomainModel },
+}
+
 local null = json.null
 
 -- Every block table in the dump (depth first), by walking plain tables.
