@@ -21,6 +21,7 @@
   X(lua_db_unavailable_while_loading)                                                              \
   X(lua_finalize_reports_each_message)                                                             \
   X(lua_invoke_json_in_and_out)                                                                    \
+  X(lua_routes_table_is_the_documented_one)                                                        \
   X(ws_accept_key)                                                                                 \
   X(ws_parse_masked_frame)                                                                         \
   X(ws_parse_extended_lengths)                                                                     \
