@@ -156,3 +156,75 @@ describe("the OpenAPI document", function()
     assert.matches("created_at", text)
   end)
 end)
+
+describe("routes as data", function()
+  local dir, lua_dir, h
+
+  local function append(path, text)
+    local f = assert(io.open(path, "a"))
+    f:write(text)
+    f:close()
+  end
+
+  setup(function()
+    dir = H.pg_dir()
+    local _, db = H.new_database(dir)
+    H.migrate(db)
+    lua_dir = os.tmpname()
+    os.remove(lua_dir)
+    assert(os.execute("cp -r " .. H.shell_quote(H.source .. "/lua") .. " " .. H.shell_quote(lua_dir)))
+    h = H.start_host({ database = db, products = products, args = { "--lua-dir", lua_dir } })
+  end)
+
+  teardown(function()
+    if h then
+      h:stop()
+    end
+    os.execute("rm -rf " .. H.shell_quote(lua_dir))
+  end)
+
+  it("serves and documents a route added to a handler module after a reload, without a rebuild", function()
+    assert.are.equal(404, (h:request("GET", "/api/hello")))
+    append(lua_dir .. "/orch/api/health.lua", [[
+function health.hello(req)
+  return 200, { hello = req.action .. " " .. req.route }
+end
+health.routes[#health.routes + 1] = { "GET", "/api/hello", "hello", action = "health.hello",
+  response = S.object({ hello = S.string }, { "hello" }) }
+return health
+]])
+    -- the module now returns early; the appended lines come after the original `return`,
+    -- so move that one out of the way
+    local f = assert(io.open(lua_dir .. "/orch/api/health.lua"))
+    local text = f:read("a"):gsub("\nreturn health\n", "\n", 1)
+    f:close()
+    f = assert(io.open(lua_dir .. "/orch/api/health.lua", "w"))
+    f:write(text)
+    f:close()
+    local status, text2 = h:request("POST", "/api/settings/reload")
+    assert.are.equal(200, status, text2)
+    local s, _, _, body = h:request("GET", "/api/hello/")
+    assert.are.equal(200, s)
+    assert.are.equal("health.hello /api/hello", body.hello) -- the matched route's action reaches the handler
+    local _, _, _, document = h:request("GET", "/api/openapi.json")
+    assert.are.equal("health.hello", document.paths["/api/hello"].get["x-action"])
+  end)
+
+  it("refuses a reload whose route table is malformed and keeps serving the old one", function()
+    local f = assert(io.open(lua_dir .. "/orch/api/misc.lua"))
+    local text = f:read("a"):gsub("\nreturn misc\n", [[
+
+misc.routes[#misc.routes + 1] = { "FETCH", "/api/broken", "root", action = "root.read" }
+return misc
+]], 1)
+    f:close()
+    f = assert(io.open(lua_dir .. "/orch/api/misc.lua", "w"))
+    f:write(text)
+    f:close()
+    local status, _, _, report = h:request("POST", "/api/settings/reload")
+    assert.are.equal(400, status)
+    assert.matches("orch.api.misc.routes%[%d+%]: method must be one of", report.errors[1].message)
+    assert.are.equal(200, (h:request("GET", "/")))
+    assert.are.equal(404, (h:request("GET", "/api/broken")))
+  end)
+end)

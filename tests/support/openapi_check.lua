@@ -88,7 +88,8 @@ function M.check(doc)
             bad("%s: the path parameter {%s} is not declared", where, name)
           end
         end
-        if op.requestBody ~= nil and (type(op.requestBody.content) ~= "table" or next(op.requestBody.content) == nil) then
+        local body = op.requestBody
+        if body ~= nil and (type(body.content) ~= "table" or next(body.content) == nil) then
           bad("%s: requestBody needs content", where)
         end
         if type(op.responses) ~= "table" or next(op.responses) == nil then
