@@ -1,5 +1,5 @@
 -- The Lua side of the HTTP API: the host matches the route against the table
--- the scripts declare (lua/orch/api/routes.lua, read by host/routes.c at each
+-- the scripts declare (lua/orch/api/routes.lua, read into host/routes.c by lhost.c at each
 -- generation) and calls dispatch(req) with
 --   req = {method, path, route, handler, action, request_id, params, query,
 --          headers, body, json_body}
