@@ -16,7 +16,9 @@ local domain_model = {}
 local S = require("orch.api.schemas")
 domain_model.routes = {
   { "GET", "/api/subscriptions/domain-model/{subscription_id}", "get", action = "subscriptions.read",
-    summary = "A subscription as its domain model", response = S.DomainModel },
+    summary = "A subscription as its domain model",
+    query = { filter_owner_relations = "true (default) or false, as orchestrator-core" },
+    response = S.DomainModel },
 }
 
 local null = json.null

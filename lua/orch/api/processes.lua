@@ -23,6 +23,7 @@ api.routes = {
   { "GET", "/api/processes/{process_id}", "get", action = "processes.read",
     summary = "One process with its steps", response = S.ProcessDetail },
   { "POST", "/api/processes/{workflow_key}", "start", action = "processes.start",
+    query = { reporter = "who starts it (at most 100 characters)" },
     summary = "Start a workflow with the user input of its form pages", body = S.FormPages, status = 201,
     response = S.ProcessIdSchema, errors = { [510] = "The form needs another page (the page is in the body)." } },
   { "PUT", "/api/processes/{process_id}/resume", "resume", action = "processes.resume",

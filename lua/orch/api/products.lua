@@ -12,6 +12,7 @@ local products = {}
 local S = require("orch.api.schemas")
 products.routes = {
   { "GET", "/api/products", "list", action = "products.read", summary = "List products",
+    query = { tag = "only products of this tag", product_type = "only products of this type" },
     response = S.array(S.ProductSchema) },
   { "GET", "/api/products/{product_id}", "get", action = "products.read", summary = "One product",
     response = S.ProductSchema },
