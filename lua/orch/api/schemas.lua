@@ -76,7 +76,8 @@ def("ProductSchema", S.object({
 def("DescriptionPatch", S.object({ description = str }, { "description" }))
 
 -- ---- processes ----
-def("ProcessSubscription", S.object({ subscription_id = uuid, description = str }, { "subscription_id" }))
+def("ProcessSubscription", S.object({ subscription_id = uuid, description = str, start_date = nts, end_date = nts },
+  { "subscription_id" }))
 def("ProcessStep", S.object({
   name = str, status = str, state = {}, created_by = nstr, step_id = uuid, stepid = uuid,
   executed = nts, started = nts, completed = nts, commit_hash = nstr, state_delta = {},
@@ -85,7 +86,7 @@ local process_properties = {
   process_id = uuid, workflow_id = uuid, workflow_name = str, workflow_target = nstr, is_task = bool,
   created_by = nstr, failed_reason = nstr, started_at = ts, last_status = str, last_step = nstr,
   assignee = str, last_modified_at = ts, traceback = nstr, note = nstr, product_id = S.nullable(uuid),
-  customer_id = nstr, product = {}, subscriptions = S.array(any_object),
+  customer_id = nstr, product = {}, subscriptions = S.array(S.ProcessSubscription),
   current_state = S.nullable(any_object), steps = S.nullable(S.array(S.ProcessStep)), form = {},
 }
 local process_required = { "process_id", "workflow_id", "workflow_name", "is_task", "started_at",
@@ -109,7 +110,7 @@ def("WorkerStatus", S.object({ executor_type = str, number_of_workers_online = i
   number_of_queued_jobs = int, number_of_running_jobs = int },
   { "executor_type", "number_of_workers_online", "number_of_queued_jobs", "number_of_running_jobs" }))
 def("ReloadReport", S.object({ ok = bool, generation = {}, errors = S.array(any_object) }, { "ok" }))
-def("GenerationSchema", S.object({ generation = S.nullable(int), code_hash = str, loaded_at = str,
+def("GenerationSchema", S.object({ generation = S.nullable(int), code_hash = str, loaded_at = ts,
   files = S.array(S.object({ path = str, sha256 = str }, { "path", "sha256" })) }, { "generation" }))
 
 -- ---- subscriptions ----
