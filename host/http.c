@@ -20,6 +20,7 @@
 struct orch_http {
   struct MHD_Daemon *daemon;
   const orch_config *cfg;
+  orch_http_routes_fn routes;
   orch_http_dispatch_fn dispatch;
   void *arg;
   int port;
@@ -302,19 +303,39 @@ static enum MHD_Result websocket_upgrade(orch_http *h, struct MHD_Connection *co
   return ret;
 }
 
+int orch_http_host_route_known(const char *host, const char *method, const char *pattern) {
+  return host && method && pattern && !strcmp(host, "websocket") && !strcmp(method, "GET") &&
+         !strcmp(pattern, WS_EVENTS_PATH);
+}
+
+static enum MHD_Result route_and_dispatch(orch_http *h, struct MHD_Connection *conn,
+                                          const char *url, const char *method, req_state *rs,
+                                          const orch_route_table *table);
+
 static enum MHD_Result handle(orch_http *h, struct MHD_Connection *conn, const char *url,
                               const char *method, req_state *rs) {
   if (!strcmp(method, "OPTIONS") &&
       MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Access-Control-Request-Method"))
     return preflight(h, conn, rs);
+  /* The host's own routes (declared in the table with `host`, answered here). */
   if (!strcmp(url, WS_EVENTS_PATH) || !strcmp(url, WS_EVENTS_PATH "/"))
     return websocket_upgrade(h, conn, method, rs);
+  orch_route_table *table = h->routes(h->arg);
+  if (!table)
+    return send_problem(h, conn, rs, 500, "Internal Server Error: the scripts could not be loaded");
+  enum MHD_Result ret = route_and_dispatch(h, conn, url, method, rs, table);
+  orch_route_table_unref(table);
+  return ret;
+}
 
+static enum MHD_Result route_and_dispatch(orch_http *h, struct MHD_Connection *conn,
+                                          const char *url, const char *method, req_state *rs,
+                                          const orch_route_table *table) {
   const orch_route *route = NULL;
   orch_route_param params[ORCH_ROUTE_MAX_PARAMS];
   size_t nparams = 0;
   char allow[256];
-  int m = orch_route_match(method, url, &route, params, &nparams, allow, sizeof allow);
+  int m = orch_route_match(table, method, url, &route, params, &nparams, allow, sizeof allow);
   if (m == ORCH_ROUTE_NO_PATH) return send_problem(h, conn, rs, 404, "Not Found");
   if (m == ORCH_ROUTE_NO_METHOD) {
     orch_http_response resp = {0};
@@ -429,8 +450,8 @@ static void mhd_log(void *cls, const char *fmt, va_list ap) {
   LOG_WARN("http", "%s", msg);
 }
 
-int orch_http_start(orch_http **out, const orch_config *cfg, orch_http_dispatch_fn dispatch,
-                    void *arg, orch_error *err) {
+int orch_http_start(orch_http **out, const orch_config *cfg, orch_http_routes_fn routes,
+                    orch_http_dispatch_fn dispatch, void *arg, orch_error *err) {
   struct addrinfo hints = {
       .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
   struct addrinfo *ai = NULL;
@@ -444,6 +465,7 @@ int orch_http_start(orch_http **out, const orch_config *cfg, orch_http_dispatch_
   }
   orch_http *h = orch_xcalloc(1, sizeof *h);
   h->cfg = cfg;
+  h->routes = routes;
   h->dispatch = dispatch;
   h->arg = arg;
   if (orch_ws_server_start(&h->ws, ws_release, err) != ORCH_OK) {

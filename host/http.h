@@ -1,15 +1,17 @@
 /*
  * http.h - the HTTP server (libmicrohttpd with a thread pool) and the request /
- * response shapes handed to route handlers. No Lua here: http.c matches the
- * route table (routes.h) and calls the dispatch function the caller installed.
+ * response shapes handed to route handlers. No Lua here: http.c asks the
+ * caller for the route table (routes.h; the Lua scripts declare it), matches
+ * the request against it and calls the dispatch function the caller installed.
  *
  * Every error the server produces itself is a problem detail
  * {"detail", "status", "title"}: 404 unknown route, 405 wrong method (with
  * Allow), 413 body too large, 400 disallowed CORS preflight.
  *
- * GET /api/ws/events is answered before the route table: the WebSocket
- * handshake, after which the socket belongs to the thread of ws.h, which
- * carries the events of events.h (docs/events.md).
+ * GET /api/ws/events is answered before the route table (the table declares
+ * it with host = "websocket", for the OpenAPI document and authorization):
+ * the WebSocket handshake, after which the socket belongs to the thread of
+ * ws.h, which carries the events of events.h (docs/events.md).
  */
 #pragma once
 
@@ -35,7 +37,8 @@ void orch_kvlist_free(orch_kvlist *l);
 typedef struct orch_http_request {
   const char *method;      /* borrowed from MHD */
   const char *path;        /* borrowed from MHD, without the query string */
-  const orch_route *route; /* the matched route */
+  const orch_route *route; /* the matched route: route->action is what the request does
+                              ("products.read"), for authorization; Lua sees it as req.action */
   orch_kvlist params;      /* path parameters, e.g. {id} */
   orch_kvlist query;       /* query string arguments */
   orch_kvlist headers;     /* request headers, names lowercased */
@@ -65,11 +68,21 @@ void orch_http_response_clear(orch_http_response *resp);
 typedef void (*orch_http_dispatch_fn)(const orch_http_request *req, orch_http_response *resp,
                                       void *arg);
 
+/*
+ * Called on an HTTP thread for every request that is not a host route: a new
+ * reference to the route table to match against (released by the server when
+ * the request is answered), or NULL if there is none (the request gets 500).
+ */
+typedef orch_route_table *(*orch_http_routes_fn)(void *arg);
+
+/* 1 if the host itself answers `host` routes of this method and pattern ("websocket"). */
+int orch_http_host_route_known(const char *host, const char *method, const char *pattern);
+
 typedef struct orch_http orch_http;
 
 /* Start listening (cfg is borrowed and must outlive the server). */
-int orch_http_start(orch_http **out, const orch_config *cfg, orch_http_dispatch_fn dispatch,
-                    void *arg, orch_error *err) ORCH_MUSTCHECK;
+int orch_http_start(orch_http **out, const orch_config *cfg, orch_http_routes_fn routes,
+                    orch_http_dispatch_fn dispatch, void *arg, orch_error *err) ORCH_MUSTCHECK;
 /* The port actually bound (useful with port 0). */
 int orch_http_port(const orch_http *h);
 /* Stop accepting, finish in-flight requests, free. NULL is a no-op. */

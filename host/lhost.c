@@ -17,8 +17,9 @@
 
 struct orch_lua {
   lua_State *L;
-  int outstanding; /* step results whose opaque still references this state */
-  orch_gen *gen;   /* reference held for the state's lifetime */
+  int outstanding;          /* step results whose opaque still references this state */
+  orch_gen *gen;            /* reference held for the state's lifetime */
+  orch_route_table *routes; /* built from orch.api.routes when the state is built (one reference) */
   orch_lua_ctx ctx;
   /* memory accounting (the allocator's ud) */
   size_t mem_used, mem_limit;
@@ -362,6 +363,57 @@ static void finalize(orch_lua *lh, orch_errlist *errors) {
   lua_pop(L, 1);
 }
 
+/* The string field `key` of the table at -1, or NULL. */
+static const char *route_field(lua_State *L, const char *key) {
+  lua_getfield(L, -1, key);
+  const char *v = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+  lua_pop(L, 1); /* the string stays reachable from the route table */
+  return v;
+}
+
+/* [-0, +0] Fill the table (light userdata 1) from orch.api.routes.all(). */
+static int routes_protected(lua_State *L) {
+  orch_route_table *t = lua_touserdata(L, 1);
+  orch_sandbox_require(L, "orch.api.routes");
+  lua_getfield(L, -1, "all");
+  lua_call(L, 0, 1);
+  lua_Integer n = luaL_len(L, -1);
+  for (lua_Integer i = 1; i <= n; i++) {
+    lua_geti(L, -1, i);
+    lua_getfield(L, -1, "json_body");
+    int flags = lua_toboolean(L, -1) ? ORCH_ROUTE_JSON_BODY : 0;
+    lua_pop(L, 1);
+    const char *method = route_field(L, "method"), *path = route_field(L, "path");
+    const char *host = route_field(L, "host");
+    orch_error err = ORCH_ERROR_INIT;
+    if (host && !orch_http_host_route_known(host, method, path)) {
+      orch_error_set(&err, ORCH_EINVAL, "route %s %s: the host has no handler '%s' for it",
+                     method ? method : "?", path ? path : "?", host);
+    } else if (orch_route_table_add(t, method, path, route_field(L, "action"),
+                                    route_field(L, "handler"), host, flags, &err) == ORCH_OK) {
+      lua_pop(L, 1);
+      continue;
+    }
+    lua_pushfstring(L, "orch.api.routes: %s", err.message);
+    orch_error_clear(&err);
+    return lua_error(L);
+  }
+  return 0;
+}
+
+/* The route table of the state's scripts (the routes declared in lua/orch/api/). */
+static void load_routes(orch_lua *lh, orch_errlist *errors) {
+  orch_error err = ORCH_ERROR_INIT;
+  lh->routes = orch_route_table_new();
+  lua_pushcfunction(lh->L, routes_protected);
+  lua_pushlightuserdata(lh->L, lh->routes);
+  if (lcall(lh, 1, 0, NULL, 0, &err) != ORCH_OK) orch_errlist_add(errors, &err);
+}
+
+orch_route_table *orch_lua_routes(const orch_lua *lh) {
+  return lh->routes;
+}
+
 int orch_lua_new(orch_lua **out, orch_gen *g, const orch_lua_limits *lim, orch_errlist *errors) {
   *out = NULL;
   orch_lua *lh = orch_xcalloc(1, sizeof *lh);
@@ -402,6 +454,7 @@ int orch_lua_new(orch_lua **out, orch_gen *g, const orch_lua_limits *lim, orch_e
       if (g->scripts[i].is_product)
         load_module(lh, g->scripts[i].module, g->scripts[i].path, errors);
     if (errors->n == before) finalize(lh, errors);
+    if (errors->n == before) load_routes(lh, errors);
   }
   lh->ctx.loading = 0;
   if (errors->n != before) {
@@ -415,6 +468,7 @@ int orch_lua_new(orch_lua **out, orch_gen *g, const orch_lua_limits *lim, orch_e
 void orch_lua_free(orch_lua *lh) {
   if (!lh) return;
   if (lh->L) lua_close(lh->L);
+  orch_route_table_unref(lh->routes);
   orch_gen_unref(lh->gen);
   free(lh);
 }
@@ -446,7 +500,7 @@ static int push_request(lua_State *L) {
   orch_sandbox_require(L, "orch.http");
   lua_getfield(L, -1, "dispatch");
   lua_remove(L, -2);
-  lua_createtable(L, 0, 10);
+  lua_createtable(L, 0, 11);
   lua_pushstring(L, req->method);
   lua_setfield(L, -2, "method");
   lua_pushstring(L, req->path);
@@ -455,6 +509,8 @@ static int push_request(lua_State *L) {
   lua_setfield(L, -2, "handler");
   lua_pushstring(L, req->route->action);
   lua_setfield(L, -2, "action");
+  lua_pushstring(L, req->route->pattern);
+  lua_setfield(L, -2, "route");
   lua_pushboolean(L, (req->route->flags & ORCH_ROUTE_JSON_BODY) != 0);
   lua_setfield(L, -2, "json_body");
   lua_pushstring(L, req->request_id);

@@ -45,6 +45,13 @@ int orch_lua_new(orch_lua **out, orch_gen *g, const orch_lua_limits *lim,
                  orch_errlist *errors) ORCH_MUSTCHECK;
 void orch_lua_free(orch_lua *lh); /* NULL is a no-op */
 
+/*
+ * The route table declared by the state's scripts (lua/orch/api/routes.lua),
+ * read when the state was built. Borrowed: take a reference
+ * (orch_route_table_ref) to keep it beyond the state.
+ */
+orch_route_table *orch_lua_routes(const orch_lua *lh);
+
 /* Number of the generation the state was built from. */
 long orch_lua_generation(const orch_lua *lh);
 /* Bytes currently allocated by the state. */

@@ -178,6 +178,17 @@ static int cmd_db(const orch_config *cfg, const char *sub) {
   return 0;
 }
 
+/* The route table of this thread's Lua state (declared by lua/orch/api/; rebuilt per generation).
+ */
+static orch_route_table *serve_routes(void *arg) {
+  ORCH_UNUSED(arg);
+  orch_error err = ORCH_ERROR_INIT;
+  orch_lua *lh = orch_threadctx_lua(orch_threadctx_get(), &err);
+  if (!lh) LOG_ERROR("http", "no route table: %s", err.message ? err.message : "no Lua state");
+  orch_error_clear(&err);
+  return lh ? orch_route_table_ref(orch_lua_routes(lh)) : NULL;
+}
+
 static void serve_dispatch(const orch_http_request *req, orch_http_response *resp, void *arg) {
   ORCH_UNUSED(arg);
   orch_threadctx *tc = orch_threadctx_get();
@@ -449,7 +460,7 @@ static int cmd_serve(const orch_config *cfg) {
   sync_workflows(); /* then the workflows table and the product links */
   orch_http *http = NULL;
   orch_error err = ORCH_ERROR_INIT;
-  if (orch_http_start(&http, cfg, serve_dispatch, NULL, &err) != ORCH_OK) {
+  if (orch_http_start(&http, cfg, serve_routes, serve_dispatch, NULL, &err) != ORCH_OK) {
     fprintf(stderr, "orchestrator: %s\n", err.message);
     orch_error_clear(&err);
     orch_events_stop();

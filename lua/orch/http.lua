@@ -1,7 +1,11 @@
--- The Lua side of the HTTP API: the host matches the route (host/routes.c)
--- and calls dispatch(req) with
---   req = {method, path, handler, action, request_id, params, query, headers,
---          body, json_body}
+-- The Lua side of the HTTP API: the host matches the route against the table
+-- the scripts declare (lua/orch/api/routes.lua, read into host/routes.c by lhost.c at each
+-- generation) and calls dispatch(req) with
+--   req = {method, path, route, handler, action, request_id, params, query,
+--          headers, body, json_body}
+-- where `route` is the matched pattern ("/api/products/{product_id}"), and
+-- `action` the matched route's action ("products.read"): what authorization
+-- checks (C reads the same value as req->route->action).
 -- Handlers live in lua/orch/api/<module>.lua and return
 --   status, body [, headers [, content_type]]
 -- where a table body (or any non-string) is sent as JSON and http.raw(s, ctype)

@@ -47,51 +47,113 @@ TEST(error_format_and_prefix) {
   orch_error_set(NULL, ORCH_EINVAL, "ignored"); /* NULL err is a no-op */
 }
 
+/* A table like the one lua/orch/api/routes.lua declares (lhost.c builds it from Lua). */
+static orch_route_table *sample_routes(void) {
+  orch_route_table *t = orch_route_table_new();
+  orch_error err = ORCH_ERROR_INIT;
+  ASSERT_OK(orch_route_table_add(t, "GET", "/", "root.read", "misc.root", NULL, 0, &err));
+  ASSERT_OK(
+      orch_route_table_add(t, "GET", "/api/health", "health.read", "health.get", NULL, 0, &err));
+  ASSERT_OK(orch_route_table_add(t, "GET", "/api/settings/status", "settings.read",
+                                 "settings.get_status", NULL, 0, &err));
+  ASSERT_OK(orch_route_table_add(t, "PUT", "/api/settings/status", "settings.write",
+                                 "settings.put_status", NULL, ORCH_ROUTE_JSON_BODY, &err));
+  ASSERT_OK(orch_route_table_add(t, "GET", "/api/processes/status-counts", "processes.read",
+                                 "processes.status_counts", NULL, 0, &err));
+  ASSERT_OK(orch_route_table_add(t, "GET", "/api/processes/{process_id}", "processes.read",
+                                 "processes.get", NULL, 0, &err));
+  ASSERT_OK(
+      orch_route_table_add(t, "GET", "/api/ws/events", "events.read", NULL, "websocket", 0, &err));
+  return t;
+}
+
 TEST(routes_match_params_and_slash) {
+  orch_route_table *t = sample_routes();
   const orch_route *r = NULL;
   orch_route_param p[ORCH_ROUTE_MAX_PARAMS];
   size_t n = 99;
   char allow[128];
-  ASSERT_EQ(orch_route_match("GET", "/api/health/", &r, p, &n, allow, sizeof allow),
+  ASSERT_EQ(orch_route_match(t, "GET", "/api/health/", &r, p, &n, allow, sizeof allow),
             ORCH_ROUTE_FOUND);
   ASSERT_STR_EQ(r->handler, "health.get");
   ASSERT_EQ(n, 0);
-  ASSERT_EQ(orch_route_match("GET", "/api/health", &r, p, &n, allow, sizeof allow),
+  ASSERT_EQ(orch_route_match(t, "GET", "/api/health", &r, p, &n, allow, sizeof allow),
             ORCH_ROUTE_FOUND);
-  ASSERT_EQ(orch_route_match("PUT", "/api/settings/status/", &r, p, &n, allow, sizeof allow),
+  ASSERT_EQ(orch_route_match(t, "PUT", "/api/settings/status/", &r, p, &n, allow, sizeof allow),
             ORCH_ROUTE_FOUND);
   ASSERT_STR_EQ(r->action, "settings.write");
-  ASSERT_EQ(orch_route_match("GET", "/", &r, p, &n, allow, sizeof allow), ORCH_ROUTE_FOUND);
+  ASSERT_EQ(r->flags, ORCH_ROUTE_JSON_BODY);
+  ASSERT_EQ(orch_route_match(t, "GET", "/", &r, p, &n, allow, sizeof allow), ORCH_ROUTE_FOUND);
+  /* The first match wins: a literal segment declared before a {param} one. */
+  ASSERT_EQ(
+      orch_route_match(t, "GET", "/api/processes/status-counts", &r, p, &n, allow, sizeof allow),
+      ORCH_ROUTE_FOUND);
+  ASSERT_STR_EQ(r->handler, "processes.status_counts");
+  ASSERT_EQ(orch_route_match(t, "GET", "/api/processes/abc", &r, p, &n, allow, sizeof allow),
+            ORCH_ROUTE_FOUND);
+  ASSERT_EQ(n, 1);
+  ASSERT(p[0].name_len == 10 && !strncmp(p[0].name, "process_id", 10));
+  ASSERT(p[0].value_len == 3 && !strncmp(p[0].value, "abc", 3));
+  orch_route_table_unref(t);
 }
 
 TEST(routes_method_not_allowed) {
+  orch_route_table *t = sample_routes();
   const orch_route *r = NULL;
   orch_route_param p[ORCH_ROUTE_MAX_PARAMS];
   size_t n = 0;
   char allow[128];
-  ASSERT_EQ(orch_route_match("DELETE", "/api/settings/status", &r, p, &n, allow, sizeof allow),
+  ASSERT_EQ(orch_route_match(t, "DELETE", "/api/settings/status", &r, p, &n, allow, sizeof allow),
             ORCH_ROUTE_NO_METHOD);
-  ASSERT_CONTAINS(allow, "GET");
-  ASSERT_CONTAINS(allow, "PUT");
-  ASSERT_CONTAINS(allow, "OPTIONS");
+  ASSERT_STR_EQ(allow, "GET, PUT, OPTIONS");
+  orch_route_table_unref(t);
 }
 
 TEST(routes_not_found) {
+  orch_route_table *t = sample_routes();
   const orch_route *r = NULL;
   orch_route_param p[ORCH_ROUTE_MAX_PARAMS];
   size_t n = 0;
   char allow[128];
-  ASSERT_EQ(orch_route_match("GET", "/api/healthz", &r, p, &n, allow, sizeof allow),
+  ASSERT_EQ(orch_route_match(t, "GET", "/api/healthz", &r, p, &n, allow, sizeof allow),
             ORCH_ROUTE_NO_PATH);
-  ASSERT_EQ(orch_route_match("GET", "/api/health/x", &r, p, &n, allow, sizeof allow),
+  ASSERT_EQ(orch_route_match(t, "GET", "/api/health/x", &r, p, &n, allow, sizeof allow),
             ORCH_ROUTE_NO_PATH);
-  ASSERT_EQ(orch_route_match("GET", "", &r, p, &n, allow, sizeof allow), ORCH_ROUTE_NO_PATH);
-  /* Every route in the table names a handler and an action. */
+  ASSERT_EQ(orch_route_match(t, "GET", "", &r, p, &n, allow, sizeof allow), ORCH_ROUTE_NO_PATH);
+  /* Host routes are answered before matching (http.c), never matched. */
+  ASSERT_EQ(orch_route_match(t, "GET", "/api/ws/events", &r, p, &n, allow, sizeof allow),
+            ORCH_ROUTE_NO_PATH);
   size_t count = 0;
-  const orch_route *all = orch_routes(&count);
-  ASSERT(count > 0);
-  for (size_t i = 0; i < count; i++)
-    ASSERT(all[i].handler && all[i].action && all[i].method);
+  const orch_route *all = orch_route_table_list(t, &count);
+  ASSERT_EQ(count, 7);
+  ASSERT(all[6].host && !all[6].handler);
+  orch_route_table_unref(t);
+}
+
+TEST(routes_refuse_malformed_declarations) {
+  orch_route_table *t = orch_route_table_new();
+  orch_error err = ORCH_ERROR_INIT;
+  static const char *const bad[][4] = {
+      {"FETCH", "/api/x", "x.read", "m.f"},   {"GET", "api/x", "x.read", "m.f"},
+      {"GET", "/api/x/", "x.read", "m.f"},    {"GET", "/api/{x", "x.read", "m.f"},
+      {"GET", "/api/x}", "x.read", "m.f"},    {"GET", "/api/a{x}", "x.read", "m.f"},
+      {"GET", "/api/{x}b", "x.read", "m.f"},  {"GET", "/api/{}", "x.read", "m.f"},
+      {"GET", "/api/{a-b}", "x.read", "m.f"}, {"GET", "/api/x", "", "m.f"},
+      {"GET", "/api/x", "x.read", NULL},      {"GET", "/{a}/{b}/{c}/{d}/{e}", "x.read", "m.f"},
+  };
+  for (size_t i = 0; i < ORCH_ARRAY_LEN(bad); i++) {
+    ASSERT_EQ(orch_route_table_add(t, bad[i][0], bad[i][1], bad[i][2], bad[i][3], NULL, 0, &err),
+              ORCH_EINVAL);
+    ASSERT(err.message != NULL);
+    orch_error_clear(&err);
+  }
+  ASSERT_EQ(orch_route_table_add(t, "GET", "/x", "x.read", "m.f", "websocket", 0, &err),
+            ORCH_EINVAL);
+  orch_error_clear(&err);
+  size_t count = 99;
+  orch_route_table_list(t, &count);
+  ASSERT_EQ(count, 0);
+  orch_route_table_unref(t);
 }
 
 TEST(config_env_then_flags) {

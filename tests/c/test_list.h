@@ -6,6 +6,7 @@
   X(routes_match_params_and_slash)                                                                 \
   X(routes_method_not_allowed)                                                                     \
   X(routes_not_found)                                                                              \
+  X(routes_refuse_malformed_declarations)                                                          \
   X(config_env_then_flags)                                                                         \
   X(config_rejects_bad_values)                                                                     \
   X(gen_loads_modules_and_hashes)                                                                  \
@@ -20,6 +21,7 @@
   X(lua_db_unavailable_while_loading)                                                              \
   X(lua_finalize_reports_each_message)                                                             \
   X(lua_invoke_json_in_and_out)                                                                    \
+  X(lua_routes_table_is_the_documented_one)                                                        \
   X(ws_accept_key)                                                                                 \
   X(ws_parse_masked_frame)                                                                         \
   X(ws_parse_extended_lengths)                                                                     \

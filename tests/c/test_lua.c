@@ -290,3 +290,44 @@ TEST(lua_invoke_json_in_and_out) {
   orch_gen_unref(g);
   remove_products();
 }
+
+/* The router's table is what lua/orch/api/ declares, and the OpenAPI document lists every route of
+ * it. */
+TEST(lua_routes_table_is_the_documented_one) {
+  make_products();
+  orch_gen *g = NULL;
+  orch_error err = ORCH_ERROR_INIT;
+  ASSERT_OK(orch_gen_load(&g, ORCH_TEST_SOURCE_DIR "/lua", products, &err));
+  orch_lua_limits lim = {64u << 20, 10000};
+  orch_errlist errors = {0};
+  orch_lua *lh = NULL;
+  ASSERT_OK(orch_lua_new(&lh, g, &lim, &errors));
+  size_t count = 0;
+  const orch_route *routes = orch_route_table_list(orch_lua_routes(lh), &count);
+  ASSERT(count >= 40);
+  char *doc = NULL;
+  ASSERT_OK(orch_lua_invoke(lh, "orch.api.openapi", "document", NULL, &doc, &err));
+  int json_body = 0, host = 0;
+  for (size_t i = 0; i < count; i++) {
+    const orch_route *r = &routes[i];
+    char needle[512];
+    snprintf(needle, sizeof needle, "\"%s\":{", r->pattern);
+    ASSERT_CONTAINS(doc, needle);
+    if (r->handler)
+      snprintf(needle, sizeof needle, "\"x-handler\":\"%s\"", r->handler);
+    else
+      snprintf(needle, sizeof needle, "\"x-handler\":\"host:%s\"", r->host);
+    ASSERT_CONTAINS(doc, needle);
+    snprintf(needle, sizeof needle, "\"x-action\":\"%s\"", r->action);
+    ASSERT_CONTAINS(doc, needle);
+    if (!strcmp(r->method, "PUT") && !strcmp(r->pattern, "/api/settings/status"))
+      json_body = r->flags == ORCH_ROUTE_JSON_BODY;
+    if (r->host) host = !strcmp(r->host, "websocket") && !strcmp(r->pattern, "/api/ws/events");
+  }
+  ASSERT(json_body);
+  ASSERT(host);
+  free(doc);
+  orch_lua_free(lh);
+  orch_gen_unref(g);
+  remove_products();
+}

@@ -9,6 +9,22 @@ local ts = require("orch.api.wire").ts
 
 local cd = {}
 
+-- Routes of this module (collected by orch.api.routes; see docs/openapi.md).
+local S = require("orch.api.schemas")
+cd.routes = {
+  { "POST", "/api/subscription_customer_descriptions", "create", action = "subscriptions.write",
+    summary = "Add a customer's description of a subscription", body = S.CustomerDescriptionCreate, status = 204 },
+  { "PUT", "/api/subscription_customer_descriptions", "update", action = "subscriptions.write",
+    summary = "Change a customer description", body = S.CustomerDescriptionUpdate, status = 204 },
+  { "GET", "/api/subscription_customer_descriptions/customer/{customer_id}/subscription/{subscription_id}",
+    "get_by_customer", action = "subscriptions.read", summary = "A customer's description of a subscription",
+    response = S.CustomerDescription },
+  { "GET", "/api/subscription_customer_descriptions/{id}", "get", action = "subscriptions.read",
+    summary = "One customer description", response = S.CustomerDescription },
+  { "DELETE", "/api/subscription_customer_descriptions/{id}", "delete", action = "subscriptions.write",
+    summary = "Delete a customer description", status = 204 },
+}
+
 local DESCRIPTION_LENGTH = 2000
 local COLUMNS = "id::text AS id, description, customer_id, subscription_id::text AS subscription_id, "
   .. ts("created_at") .. " AS created_at, version"

@@ -13,6 +13,15 @@ local ts = require("orch.api.wire").ts
 
 local domain_model = {}
 
+-- Routes of this module (collected by orch.api.routes; see docs/openapi.md).
+local S = require("orch.api.schemas")
+domain_model.routes = {
+  { "GET", "/api/subscriptions/domain-model/{subscription_id}", "get", action = "subscriptions.read",
+    summary = "A subscription as its domain model",
+    query = { filter_owner_relations = "true (default) or false, as orchestrator-core" },
+    response = S.DomainModel },
+}
+
 local null = json.null
 
 -- Every block table in the dump (depth first), by walking plain tables.

@@ -6,6 +6,13 @@ local schema = require("orch.gql")
 
 local api = {}
 
+-- Routes of this module (collected by orch.api.routes; see docs/openapi.md).
+local S = require("orch.api.schemas")
+api.routes = {
+  { "POST", "/api/graphql", "post", action = "graphql.read", summary = "A GraphQL query (docs/graphql.md)",
+    body = S.GraphQLRequest, response = S.GraphQLResponse },
+}
+
 function api.post(req)
   return 200, graphql.execute(schema(), req.json, { request = req })
 end

@@ -5,6 +5,20 @@ local http = require("orch.http")
 
 local misc = {}
 
+-- Routes of this module (collected by orch.api.routes; see docs/openapi.md).
+local S = require("orch.api.schemas")
+misc.routes = {
+  { "GET", "/", "root", action = "root.read", summary = "The name of the service",
+    response = S.string, tags = { "Misc" } },
+  { "GET", "/api/translations/{language}", "translations", action = "translations.read",
+    summary = "UI labels of a language (core labels merged with the products' own)", response = S.Translations,
+    tags = { "Translations" } },
+  { "POST", "/api/user/error", "user_error", action = "user.log", summary = "Log an error seen in the UI",
+    response = S.any_object, tags = { "User" } },
+  { "POST", "/api/user/log/{user_name}", "user_log", action = "user.log", summary = "Log a UI message of a user",
+    response = S.any_object, tags = { "User" } },
+}
+
 -- GET /: the name orchestrator-core answers with.
 function misc.root()
   return 200, "Orchestrator Core"

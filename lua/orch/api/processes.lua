@@ -10,6 +10,37 @@ local ts = require("orch.api.wire").ts
 
 local api = {}
 
+-- Routes of this module (collected by orch.api.routes; see docs/openapi.md).
+-- Literal paths come before {param} paths: the first match wins.
+local S = require("orch.api.schemas")
+api.routes = {
+  { "GET", "/api/processes", "list", action = "processes.read", summary = "List processes",
+    query = { range = "offset,limit (e.g. 0,50)", sort = "key,asc|desc[,...]", filter = "key,value[,...]" },
+    response = S.array(S.ProcessSchema) },
+  { "GET", "/api/processes/status-counts", "status_counts", action = "processes.read",
+    summary = "Processes and tasks counted by status", response = S.ProcessStatusCounts },
+  { "PUT", "/api/processes/resume-all", "resume_all", action = "processes.resume",
+    summary = "Resume every failed process", response = S.object({ count = S.integer }, { "count" }) },
+  { "GET", "/api/processes/{process_id}", "get", action = "processes.read",
+    summary = "One process with its steps", response = S.ProcessDetail },
+  { "POST", "/api/processes/{workflow_key}", "start", action = "processes.start",
+    query = { reporter = "who starts it (at most 100 characters)" },
+    summary = "Start a workflow with the user input of its form pages", body = S.FormPages, status = 201,
+    response = S.ProcessIdSchema, errors = { [510] = "The form needs another page (the page is in the body)." } },
+  { "PUT", "/api/processes/{process_id}/resume", "resume", action = "processes.resume",
+    summary = "Resume a suspended or failed process", body = S.FormPages, status = 204 },
+  { "PUT", "/api/processes/{process_id}/abort", "abort", action = "processes.abort",
+    summary = "Abort a process", status = 204 },
+  { "DELETE", "/api/processes/{process_id}", "delete", action = "processes.delete",
+    summary = "Delete a process", status = 204 },
+  { "PATCH", "/api/processes/{process_id}", "patch", action = "processes.write",
+    summary = "Change a process", body = S.ProcessPatch, response = S.ProcessDetail },
+  { "POST", "/api/processes/{process_id}/callback/{token}", "callback", action = "processes.callback",
+    summary = "Deliver the result an external system was waiting for", body = S.any_object, status = 200 },
+  { "POST", "/api/processes/{process_id}/callback/{token}/progress", "callback_progress",
+    action = "processes.callback", summary = "Report progress of a callback step", body = {}, status = 200 },
+}
+
 local function user_of(req)
   local reporter = req.query and req.query.reporter
   if reporter and #reporter > 100 then

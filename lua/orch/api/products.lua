@@ -9,6 +9,28 @@ local ts = require("orch.api.wire").ts
 
 local products = {}
 
+-- Routes of this module (collected by orch.api.routes; see docs/openapi.md).
+local S = require("orch.api.schemas")
+products.routes = {
+  { "GET", "/api/products", "list", action = "products.read", summary = "List products",
+    query = { tag = "only products of this tag", product_type = "only products of this type" },
+    response = S.array(S.ProductSchema) },
+  { "GET", "/api/products/{product_id}", "get", action = "products.read", summary = "One product",
+    response = S.ProductSchema },
+  { "PATCH", "/api/products/{product_id}", "patch", action = "products.write",
+    summary = "Change a product's description", body = S.DescriptionPatch, status = 201, response = S.ProductSchema },
+  { "GET", "/api/product_blocks/{product_block_id}", "get_block", action = "products.read",
+    summary = "One product block", response = S.ProductBlockSchema, tags = { "Product blocks" } },
+  { "PATCH", "/api/product_blocks/{product_block_id}", "patch_block", action = "products.write",
+    summary = "Change a product block's description", body = S.DescriptionPatch, status = 201,
+    response = S.ProductBlockSchema, tags = { "Product blocks" } },
+  { "GET", "/api/resource_types/{resource_type_id}", "get_resource_type", action = "products.read",
+    summary = "One resource type", response = S.ResourceTypeSchema, tags = { "Resource types" } },
+  { "PATCH", "/api/resource_types/{resource_type_id}", "patch_resource_type", action = "products.write",
+    summary = "Change a resource type's description", body = S.DescriptionPatch, status = 201,
+    response = S.ResourceTypeSchema, tags = { "Resource types" } },
+}
+
 local null = json.null
 local DESCRIPTION_LENGTH = 2000
 local PRODUCT_STATUSES = { ["active"] = true, ["pre production"] = true, ["phase out"] = true,

@@ -12,17 +12,50 @@ local workflow = require("orch.workflow")
 
 local api = {}
 
+-- Routes of this module (collected by orch.api.routes; see docs/openapi.md).
+local S = require("orch.api.schemas")
+local Message = S.object({ message = S.string, status = S.string }, { "message", "status" })
+local Validation = "FastAPI's request validation answer: detail is a list of {type, loc, msg, input}"
+local Trigger = { type = "string", enum = { "interval", "cron", "date" } }
+local Schedule = S.object({
+  id = S.UUID, name = S.string, workflow_id = S.nullable(S.UUID), workflow_name = S.string,
+  next_run_time = S.nullable(S.Timestamp), trigger = S.string, trigger_type = Trigger,
+  trigger_kwargs = S.any_object, user_inputs = S.array(S.any_object),
+  source = { type = "string", enum = { "api", "default", "script" } }, where = S.nullable(S.string),
+  timezone = S.string, misfire = { type = "string", enum = { "run_once", "skip" } },
+  runs = S.array(S.object({ due_at = S.Timestamp, status = S.string, pid = S.nullable(S.UUID),
+    detail = S.nullable(S.string), attempts = S.integer }, { "due_at", "status" })),
+}, { "id", "name", "workflow_name", "trigger", "source" })
+api.routes = {
+  { "GET", "/api/schedules", "list", action = "schedules.read", response = S.array(Schedule),
+    summary = "Every schedule with its trigger, source, next run and recent runs (ours; core has none)" },
+  { "POST", "/api/schedules", "create", action = "schedules.write", status = 201, response = Message,
+    summary = "Create a schedule of a task (core's body)", errors = { [404] = "unknown task", [422] = Validation },
+    body = S.object({ name = S.nullable(S.string), workflow_name = S.string, workflow_id = S.UUID,
+      trigger = Trigger, trigger_kwargs = S.any_object, user_inputs = S.array(S.any_object),
+      scheduled_type = S.string }, { "workflow_name", "workflow_id", "trigger" }) },
+  { "PUT", "/api/schedules", "update", action = "schedules.write", response = Message,
+    summary = "Rename or re-trigger a schedule (core's body)",
+    errors = { [404] = "unknown schedule", [409] = "defined in a script", [422] = Validation },
+    body = S.object({ schedule_id = S.UUID, name = S.nullable(S.string), trigger = S.nullable(Trigger),
+      trigger_kwargs = S.nullable(S.any_object), scheduled_type = S.string }, { "schedule_id" }) },
+  { "DELETE", "/api/schedules", "delete", action = "schedules.write", response = Message,
+    summary = "Delete one schedule, or every API/default schedule of a task (core's body)",
+    errors = { [404] = "unknown task or schedule", [409] = "defined in a script", [422] = Validation },
+    body = S.object({ workflow_id = S.UUID, schedule_id = S.nullable(S.UUID), scheduled_type = S.string },
+      { "workflow_id" }) },
+}
+
 -- FastAPI's request validation answer: 422 {"detail": [{type, loc, msg, input}]}.
 local function invalid(field, msg, kind, input)
-  http.raise_body(422, { detail = { { type = kind or "value_error", loc = { "body", field }, msg = msg,
-    input = input == nil and json.null or input } } })
+  http.raise_validation({ { type = kind or "value_error", loc = { "body", field }, msg = msg, input = input } })
 end
 
 local function object_body(req)
   local body = req.json
   if type(body) ~= "table" or (next(body) ~= nil and json.is_array(body)) then
-    http.raise_body(422, { detail = { { type = "model_attributes_type", loc = { "body" },
-      msg = "Input should be a valid dictionary or object to extract fields from", input = json.null } } })
+    http.raise_validation({ { type = "model_attributes_type", loc = { "body" },
+      msg = "Input should be a valid dictionary or object to extract fields from" } })
   end
   return body
 end
@@ -120,8 +153,8 @@ function api.create(req)
   end
   for i, page in ipairs(inputs) do
     if type(page) ~= "table" or (next(page) ~= nil and json.is_array(page)) then
-      http.raise_body(422, { detail = { { type = "dict_type", loc = { "body", "user_inputs", i - 1 },
-        msg = "Input should be a valid dictionary", input = page } } })
+      http.raise_validation({ { type = "dict_type", loc = { "body", "user_inputs", i - 1 },
+        msg = "Input should be a valid dictionary", input = page } })
     end
   end
   if #inputs == 0 then

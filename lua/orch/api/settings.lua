@@ -6,6 +6,30 @@ local db = require("orch.db")
 
 local settings = {}
 
+-- Routes of this module (collected by orch.api.routes; see docs/openapi.md).
+local S = require("orch.api.schemas")
+settings.routes = {
+  { "GET", "/api/settings/status", "get_status", action = "settings.read", summary = "The engine status",
+    response = S.EngineSettingsSchema },
+  { "PUT", "/api/settings/status", "put_status", action = "settings.write",
+    summary = "Lock or unlock the engine", body = S.GlobalLockBody, response = S.EngineSettingsSchema },
+  { "GET", "/api/settings/worker-status", "get_worker_status", action = "settings.read",
+    summary = "Workers online and jobs queued or running", response = S.WorkerStatus },
+  { "GET", "/api/settings/cache-names", "cache_names", action = "settings.read", summary = "The cache names",
+    response = { type = "object", additionalProperties = S.string } },
+  { "DELETE", "/api/settings/cache/{name}", "clear_cache", action = "settings.write",
+    summary = "Clear a cache (there is none to clear)", response = S.integer },
+  { "POST", "/api/settings/search-index/reset", "reset_search_index", action = "settings.write",
+    summary = "Reset the search index (a no-op)", response = S.string },
+  { "GET", "/api/settings/overview", "overview", action = "settings.read", summary = "Application settings",
+    response = S.array(S.any_object) },
+  { "POST", "/api/settings/reload", "reload", action = "settings.reload",
+    summary = "Load a new generation of the scripts", response = S.ReloadReport,
+    errors = { [400] = "The scripts have errors; the current generation keeps serving." } },
+  { "GET", "/api/settings/generation", "generation", action = "settings.read",
+    summary = "The scripts in use and the last reload error", response = S.GenerationSchema },
+}
+
 -- Processes a worker is executing right now: those under a live lease
 -- (migrations/0002_engine.sql). A paused engine gives its leases back, so
 -- PAUSING turns into PAUSED when the last running step has committed.

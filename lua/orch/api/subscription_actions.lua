@@ -7,6 +7,15 @@ local http = require("orch.http")
 
 local api = {}
 
+-- Routes of this module (collected by orch.api.routes; see docs/openapi.md).
+local S = require("orch.api.schemas")
+api.routes = {
+  { "GET", "/api/subscriptions/workflows/{subscription_id}", "workflows", action = "subscriptions.read",
+    summary = "The workflows that may run on a subscription", response = S.SubscriptionWorkflows },
+  { "PUT", "/api/subscriptions/{subscription_id}/set_in_sync", "set_in_sync", action = "subscriptions.write",
+    summary = "Mark a subscription in sync", response = {} },
+}
+
 -- Statuses in which a workflow of a target may run (core's TARGET_DEFAULT_USABLE_MAP).
 local USABLE = {
   CREATE = {}, MODIFY = { "active" }, TERMINATE = { "active", "provisioning" },

@@ -8,6 +8,16 @@ local ts = require("orch.api.wire").ts
 
 local api = {}
 
+-- Routes of this module (collected by orch.api.routes; see docs/openapi.md).
+local S = require("orch.api.schemas")
+api.routes = {
+  { "GET", "/api/workflows/{workflow_id}", "get", action = "workflows.read", summary = "One workflow",
+    response = S.WorkflowSchema },
+  { "PATCH", "/api/workflows/{workflow_id}", "patch", action = "workflows.write",
+    summary = "Change a workflow's description", body = S.DescriptionPatch, status = 201,
+    response = S.WorkflowSchema },
+}
+
 local function load(id)
   if not orch.uuid.valid(id) then
     http.raise(422, "workflow_id is not a valid UUID")
