@@ -46,5 +46,19 @@ void orch_lapi_http_client_inject(lua_State *L);
    the network is not script time). No-op when the call has no budget. */
 void orch_lapi_budget_extend(lua_State *L, long long ns);
 
+/*
+ * [-0, +0, v] Raise the budget error ("time limit exceeded (N ms)" at the calling script
+ * line) if the running call's budget is gone. For C code that runs long without returning
+ * to the VM (the pattern matcher); the count hook covers everything else.
+ */
+void orch_lapi_budget_check(lua_State *L);
+
+/* Whether the running call's budget is gone (its error is being raised and re-raised). */
+int orch_lapi_budget_killed(lua_State *L);
+
+/* [-0, +0] Replace find/match/gmatch/gsub of the string table on top of the stack by
+   versions whose matcher checks the budget (lpattern.c). */
+void orch_lapi_pattern_inject(lua_State *L);
+
 /* Number of the generation the calling state was built from. */
 long orch_lapi_generation(lua_State *L);

@@ -74,10 +74,11 @@ static int l_perform(lua_State *L) {
     lua_Integer n = luaL_len(L, 4);
     luaL_argcheck(L, n <= MAX_HEADERS, 4, "too many headers");
     for (lua_Integer i = 1; i <= n; i++) {
-      lua_rawgeti(L, 4, i);
+      /* Only real strings: lua_tostring would convert a number into a new string
+         that nothing anchors once popped (the table still holds the number). */
+      luaL_argcheck(L, lua_rawgeti(L, 4, i) == LUA_TSTRING, 4, "headers must be strings");
       headers[i - 1] = lua_tostring(L, -1);
-      luaL_argcheck(L, headers[i - 1] != NULL, 4, "headers must be strings");
-      lua_pop(L, 1); /* the string stays alive in the table */
+      lua_pop(L, 1); /* the string stays alive in the table, anchored by argument 4 */
     }
     req.headers = headers;
     req.nheaders = (size_t)n;

@@ -131,26 +131,44 @@ void orch_lapi_budget_extend(lua_State *L, long long ns) {
 
 #define HOOK_COUNT 1000
 
-static void budget_hook(lua_State *L, lua_Debug *ar) {
-  ORCH_UNUSED(ar);
-  orch_lua *lh = from_state(L);
-  if (!lh->kill_reason) {
-    if (lh->mem_over)
-      lh->kill_reason = "memory limit exceeded";
-    else if (lh->deadline_ns && orch_now_ns() > lh->deadline_ns)
-      lh->kill_reason = "time limit exceeded";
-    else
-      return;
-  }
+static void budget_hook(lua_State *L, lua_Debug *ar);
+
+/* Whether the running call's budget is gone; names the reason once it is. */
+static int budget_gone(orch_lua *lh) {
+  if (lh->kill_reason) return 1;
+  if (lh->mem_over)
+    lh->kill_reason = "memory limit exceeded";
+  else if (lh->deadline_ns && orch_now_ns() > lh->deadline_ns)
+    lh->kill_reason = "time limit exceeded";
+  return lh->kill_reason != NULL;
+}
+
+/* [-0, +0, v] Raise the budget error positioned at the given stack level. */
+static int raise_budget(lua_State *L, orch_lua *lh, int level) {
   /* From now on every line raises again, so pcall in the script can't swallow it. */
   lua_sethook(L, budget_hook, LUA_MASKCOUNT | LUA_MASKLINE, 1);
-  orch_lapi_where(L, 0); /* in a hook, level 0 is the running function */
+  orch_lapi_where(L, level);
   if (lh->mem_over)
     lua_pushfstring(L, "%s (%d MiB)", lh->kill_reason, (int)(lh->mem_limit >> 20));
   else
     lua_pushfstring(L, "%s (%d ms)", lh->kill_reason, (int)lh->timeout_ms);
   lua_concat(L, 2);
-  lua_error(L);
+  return lua_error(L);
+}
+
+static void budget_hook(lua_State *L, lua_Debug *ar) {
+  ORCH_UNUSED(ar);
+  orch_lua *lh = from_state(L);
+  if (budget_gone(lh)) raise_budget(L, lh, 0); /* in a hook, level 0 is the running function */
+}
+
+void orch_lapi_budget_check(lua_State *L) {
+  orch_lua *lh = from_state(L);
+  if (budget_gone(lh)) raise_budget(L, lh, 1); /* level 1: the script calling the C function */
+}
+
+int orch_lapi_budget_killed(lua_State *L) {
+  return from_state(L)->kill_reason != NULL;
 }
 
 /* ---- message handler: structured error {message, file, line, traceback} ---- */

@@ -138,6 +138,53 @@ static int l_print(lua_State *L) {
   return 0;
 }
 
+/*
+ * setmetatable(t, mt) without __gc: Lua runs finalizers with hooks off (and inside
+ * lua_close), so a finalizer would run outside every budget. Any __gc field counts, even
+ * a placeholder, because the function could be put in later. Upvalue 1: the real one.
+ */
+static int l_setmetatable(lua_State *L) {
+  if (lua_type(L, 2) == LUA_TTABLE) {
+    lua_pushliteral(L, "__gc");
+    if (lua_rawget(L, 2) != LUA_TNIL)
+      return orch_lapi_error(L, "setmetatable: __gc metamethods are not allowed in scripts");
+    lua_pop(L, 1);
+  }
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_insert(L, 1);
+  lua_call(L, lua_gettop(L) - 1, 1);
+  return 1;
+}
+
+/* The message handler xpcall installs: the script's handler (upvalue 1), except while the
+   budget error is being raised. That error comes from the budget hook, where Lua calls
+   message handlers with hooks off: a script handler would run unbounded. */
+static int xpcall_handler(lua_State *L) {
+  if (orch_lapi_budget_killed(L)) return 1; /* the error as it is */
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_insert(L, 1);
+  lua_call(L, lua_gettop(L) - 1, 1);
+  return 1;
+}
+
+static int xpcall_cont(lua_State *L, int status, lua_KContext ctx) {
+  ORCH_UNUSED(status);
+  ORCH_UNUSED(ctx);
+  return lua_gettop(L);
+}
+
+/* xpcall(f, msgh, ...) with msgh wrapped as above (f may yield). Upvalue 1: the real xpcall. */
+static int l_xpcall(lua_State *L) {
+  luaL_checktype(L, 2, LUA_TFUNCTION);
+  lua_pushvalue(L, 2);
+  lua_pushcclosure(L, xpcall_handler, 1);
+  lua_replace(L, 2);
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_insert(L, 1);
+  lua_callk(L, lua_gettop(L) - 1, LUA_MULTRET, 0, xpcall_cont);
+  return lua_gettop(L);
+}
+
 /* Run an opener and leave its module on the stack. */
 static void open_lib(lua_State *L, const char *name, lua_CFunction fn) {
   luaL_requiref(L, name, fn, 0);
@@ -154,6 +201,7 @@ void orch_sandbox_open(lua_State *L, const orch_gen *g) {
   open_lib(L, "string", luaopen_string);
   lua_pushnil(L);
   lua_setfield(L, -2, "dump"); /* binary chunks can't be loaded anyway; don't produce them */
+  orch_lapi_pattern_inject(L); /* a matcher that checks the time budget */
   open_lib(L, "table", luaopen_table);
   open_lib(L, "math", luaopen_math);
   open_lib(L, "utf8", luaopen_utf8);
@@ -189,6 +237,12 @@ void orch_sandbox_open(lua_State *L, const orch_gen *g) {
   lua_setmetatable(L, -2);
   lua_setfield(L, base, "os");
 
+  lua_getfield(L, real_g, "setmetatable");
+  lua_pushcclosure(L, l_setmetatable, 1);
+  lua_setfield(L, base, "setmetatable");
+  lua_getfield(L, real_g, "xpcall");
+  lua_pushcclosure(L, l_xpcall, 1);
+  lua_setfield(L, base, "xpcall");
   lua_pushcfunction(L, l_load);
   lua_setfield(L, base, "load");
   lua_pushcfunction(L, l_print);

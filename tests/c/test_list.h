@@ -20,6 +20,10 @@
   X(lua_db_unavailable_while_loading)                                                              \
   X(lua_finalize_reports_each_message)                                                             \
   X(lua_invoke_json_in_and_out)                                                                    \
+  X(sandbox_http_client_headers_must_be_strings)                                                   \
+  X(sandbox_budget_stops_pattern_backtracking)                                                     \
+  X(sandbox_no_gc_metamethods)                                                                     \
+  X(sandbox_budget_stops_xpcall_handlers)                                                          \
   X(ws_accept_key)                                                                                 \
   X(ws_parse_masked_frame)                                                                         \
   X(ws_parse_extended_lengths)                                                                     \
