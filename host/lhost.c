@@ -173,9 +173,17 @@ int orch_lapi_budget_killed(lua_State *L) {
 
 /* ---- message handler: structured error {message, file, line, traceback} ---- */
 
+/* [-0, +1, m] t[k] without metamethods: error objects may come from scripts, and reading
+   them must not run script code (the hook is off by then, or it is the hook's own error). */
+static int rawfield(lua_State *L, int idx, const char *k) {
+  idx = lua_absindex(L, idx);
+  lua_pushstring(L, k);
+  return lua_rawget(L, idx);
+}
+
 static int msgh(lua_State *L) {
   if (lua_type(L, 1) == LUA_TTABLE) {
-    if (lua_getfield(L, 1, "__problem") != LUA_TNIL) {
+    if (rawfield(L, 1, "__problem") != LUA_TNIL) {
       lua_settop(L, 1);
       return 1; /* an HTTP problem raised on purpose: no traceback needed */
     }
@@ -221,34 +229,53 @@ static int split_position(const char *msg, orch_error *err) {
   return 0;
 }
 
-/* [-1, +0] Turn the error object on top of the stack into err. */
+typedef struct take_args {
+  orch_lua *lh;
+  int status;
+  const char *context_file;
+  orch_error *err;
+} take_args;
+
+/* Protected: 1 take_args, 2 the error object. */
+static int take_error_protected(lua_State *L) {
+  const take_args *a = lua_touserdata(L, 1);
+  orch_error *err = a->err;
+  if (a->status == LUA_ERRMEM) {
+    err->code = ORCH_ELIMIT;
+    err->message = orch_sprintf("memory limit exceeded (%d MiB)", (int)(a->lh->mem_limit >> 20));
+  } else if (lua_type(L, 2) == LUA_TTABLE) {
+    const char *msg = rawfield(L, 2, "message") == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+    if (!msg || !split_position(msg, err)) {
+      err->message = orch_strdup(msg ? msg : "error object is not a string");
+      if (rawfield(L, 2, "file") == LUA_TSTRING) err->file = orch_strdup(lua_tostring(L, -1));
+      if (rawfield(L, 2, "line") == LUA_TNUMBER) err->line = (int)lua_tointeger(L, -1);
+    }
+    if (rawfield(L, 2, "traceback") == LUA_TSTRING)
+      err->traceback = orch_strdup(lua_tostring(L, -1));
+  } else {
+    const char *msg =
+        lua_type(L, 2) == LUA_TSTRING || lua_type(L, 2) == LUA_TNUMBER ? lua_tostring(L, 2) : NULL;
+    if (!msg || !split_position(msg, err)) err->message = orch_strdup(msg ? msg : "unknown error");
+  }
+  return 0;
+}
+
+/* [-1, +0] Turn the error object on top of the stack into err (in protected mode: API calls
+   outside it would reach the panic function on a memory error). */
 static void take_error(orch_lua *lh, int status, const char *context_file, orch_error *err) {
   lua_State *L = lh->L;
   orch_error_clear(err);
-  err->code = lh->kill_reason ? ORCH_ELIMIT : ORCH_ELUA;
-  if (status == LUA_ERRMEM) {
-    err->code = ORCH_ELIMIT;
-    err->message = orch_sprintf("memory limit exceeded (%d MiB)", (int)(lh->mem_limit >> 20));
-    err->file = context_file ? orch_strdup(context_file) : NULL;
-  } else if (lua_type(L, -1) == LUA_TTABLE) {
-    const char *msg = (lua_getfield(L, -1, "message"), lua_tostring(L, -1));
-    if (!msg || !split_position(msg, err)) {
-      err->message = orch_strdup(msg ? msg : "error object is not a string");
-      if (lua_getfield(L, -2, "file") == LUA_TSTRING) err->file = orch_strdup(lua_tostring(L, -1));
-      lua_pop(L, 1);
-      if (lua_getfield(L, -2, "line") == LUA_TNUMBER) err->line = (int)lua_tointeger(L, -1);
-      lua_pop(L, 1);
-    }
+  take_args a = {lh, status, context_file, err};
+  lua_pushcfunction(L, take_error_protected);
+  lua_insert(L, -2);
+  lua_pushlightuserdata(L, &a);
+  lua_insert(L, -2);
+  if (lua_pcall(L, 2, 0, 0) != LUA_OK) {
     lua_pop(L, 1);
-    if (lua_getfield(L, -1, "traceback") == LUA_TSTRING)
-      err->traceback = orch_strdup(lua_tostring(L, -1));
-    lua_pop(L, 1);
-  } else {
-    const char *msg = lua_tostring(L, -1);
-    if (!msg || !split_position(msg, err)) err->message = orch_strdup(msg ? msg : "unknown error");
+    if (!err->message) err->message = orch_strdup("the error object could not be read");
   }
+  err->code = lh->kill_reason || status == LUA_ERRMEM ? ORCH_ELIMIT : ORCH_ELUA;
   if (!err->file && context_file) err->file = orch_strdup(context_file);
-  lua_pop(L, 1);
 }
 
 /*
@@ -267,19 +294,20 @@ static int lcall(orch_lua *lh, int nargs, int nres, const char *context_file, in
   lua_sethook(L, budget_hook, LUA_MASKCOUNT, HOOK_COUNT);
   int status = lua_pcall(L, nargs, nres, base);
   lua_sethook(L, NULL, 0, 0);
+  int rc = ORCH_OK;
   if (status == LUA_OK && lh->kill_reason) {
     /* The budget ran out inside a coroutine whose error the script caught and then
-       finished before the hook fired again: the call still failed. */
+       finished before the hook fired again: the call still failed. (Described in C:
+       the Lua API is not used outside protected mode.) */
     lua_settop(L, base);
-    lua_pushfstring(L, "%s (%d ms)", lh->kill_reason, (int)lh->timeout_ms);
-    if (lh->mem_over) {
-      lua_pop(L, 1);
-      lua_pushfstring(L, "%s (%d MiB)", lh->kill_reason, (int)(lh->mem_limit >> 20));
-    }
-    status = LUA_ERRRUN;
-  }
-  int rc = ORCH_OK;
-  if (status != LUA_OK) {
+    orch_error_clear(err);
+    err->code = rc = ORCH_ELIMIT;
+    if (lh->mem_over)
+      err->message = orch_sprintf("%s (%d MiB)", lh->kill_reason, (int)(lh->mem_limit >> 20));
+    else
+      err->message = orch_sprintf("%s (%d ms)", lh->kill_reason, (int)lh->timeout_ms);
+    if (context_file) err->file = orch_strdup(context_file);
+  } else if (status != LUA_OK) {
     if (keep_error) {
       lua_pushvalue(L, -1);
       lua_insert(L, base); /* keep a copy under the handler */
@@ -298,6 +326,14 @@ static int lcall(orch_lua *lh, int nargs, int nres, const char *context_file, in
 }
 
 /* ---- building a state ---- */
+
+/* Every API call is meant to run in protected mode; reaching this is a host bug. Say what
+   happened and abort (returning would let Lua abort without a word). */
+static int panic(lua_State *L) {
+  const char *msg = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "(not a string)";
+  LOG_ERROR("lua", "unprotected error in a call to the Lua API: %s", msg);
+  abort();
+}
 
 static int build_base(lua_State *L) {
   const orch_gen *g = lua_touserdata(L, 1);
@@ -385,6 +421,7 @@ int orch_lua_new(orch_lua **out, orch_gen *g, const orch_lua_limits *lim, orch_e
     return ORCH_ENOMEM;
   }
   *(orch_lua **)lua_getextraspace(lh->L) = lh;
+  lua_atpanic(lh->L, panic);
   lh->gen = orch_gen_ref(g);
   lua_State *L = lh->L;
 
@@ -504,29 +541,38 @@ static int read_response(lua_State *L) {
   return 0;
 }
 
-/* A problem error raised on purpose: {__problem=true, status=, detail=}. */
-static int problem_from_error(lua_State *L, orch_http_response *resp) {
-  if (lua_type(L, -1) != LUA_TTABLE) return 0;
-  if (lua_getfield(L, -1, "__problem") == LUA_TNIL) {
-    lua_pop(L, 1);
-    return 0;
+/* Protected: 1 the response, 2 the error object. Returns whether it was a problem. */
+static int problem_protected(lua_State *L) {
+  orch_http_response *resp = lua_touserdata(L, 1);
+  if (lua_type(L, 2) != LUA_TTABLE || rawfield(L, 2, "__problem") == LUA_TNIL) {
+    lua_pushboolean(L, 0);
+    return 1;
   }
-  lua_pop(L, 1);
-  lua_getfield(L, -1, "status");
-  int status = lua_isinteger(L, -1) ? (int)lua_tointeger(L, -1) : 500;
-  lua_getfield(L, -2, "detail");
-  const char *detail = lua_tostring(L, -1);
+  int status = rawfield(L, 2, "status") == LUA_TNUMBER && lua_isinteger(L, -1)
+                   ? (int)lua_tointeger(L, -1)
+                   : 500;
+  const char *detail = rawfield(L, 2, "detail") == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
   orch_http_problem(resp, status, detail ? detail : orch_http_reason(status));
   /* A problem may carry its whole JSON body (the forms protocol's 510 and 400). */
-  if (lua_getfield(L, -3, "body_json") == LUA_TSTRING) {
+  if (rawfield(L, 2, "body_json") == LUA_TSTRING) {
     size_t len;
     const char *body = lua_tolstring(L, -1, &len);
     free(resp->body);
     resp->body = orch_strndup(body, len);
     resp->body_len = len;
   }
-  lua_pop(L, 3);
+  lua_pushboolean(L, 1);
   return 1;
+}
+
+/* A problem error raised on purpose: {__problem=true, status=, detail=} (on top; kept). */
+static int problem_from_error(lua_State *L, orch_http_response *resp) {
+  lua_pushcfunction(L, problem_protected);
+  lua_pushlightuserdata(L, resp);
+  lua_pushvalue(L, -3);
+  int is = lua_pcall(L, 2, 1, 0) == LUA_OK && lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  return is;
 }
 
 void orch_lua_handle(orch_lua *lh, const orch_http_request *req, orch_http_response *resp) {
@@ -699,7 +745,8 @@ static int run_step_protected(lua_State *L) {
     lua_pop(L, 1);
   }
   lua_pushvalue(L, r);
-  return 1; /* the result table, kept for persist */
+  lua_pushinteger(L, luaL_ref(L, LUA_REGISTRYINDEX)); /* the result table, kept for persist */
+  return 1;
 }
 
 int orch_lua_run_step(orch_lua *lh, const orch_step_job *job, orch_step_result *res,
@@ -724,7 +771,7 @@ int orch_lua_run_step(orch_lua *lh, const orch_step_job *job, orch_step_result *
   }
   step_box *box = orch_xcalloc(1, sizeof *box);
   box->lh = lh;
-  box->ref = luaL_ref(L, LUA_REGISTRYINDEX); /* pops the result table */
+  box->ref = (int)lua_tointeger(L, -1); /* referenced inside the protected call */
   res->opaque = box;
   res->generation = lh->gen->number;
   res->code_hash = orch_strdup(lh->gen->code_hash);
@@ -754,10 +801,18 @@ int orch_lua_persist_step(orch_step_result *res, orch_error *err) {
   return rc;
 }
 
+static int unref_protected(lua_State *L) {
+  luaL_unref(L, LUA_REGISTRYINDEX, (int)lua_tointeger(L, 1));
+  return 0;
+}
+
 void orch_lua_step_done(orch_step_result *res) {
   step_box *box = res->opaque;
   if (!box) return;
-  luaL_unref(box->lh->L, LUA_REGISTRYINDEX, box->ref);
+  lua_State *L = box->lh->L;
+  lua_pushcfunction(L, unref_protected);
+  lua_pushinteger(L, box->ref);
+  if (lua_pcall(L, 1, 0, 0) != LUA_OK) lua_pop(L, 1);
   box->lh->outstanding--;
   free(box);
   res->opaque = NULL;

@@ -24,6 +24,7 @@
   X(sandbox_budget_stops_pattern_backtracking)                                                     \
   X(sandbox_no_gc_metamethods)                                                                     \
   X(sandbox_budget_stops_xpcall_handlers)                                                          \
+  X(sandbox_error_objects_are_read_raw)                                                            \
   X(ws_accept_key)                                                                                 \
   X(ws_parse_masked_frame)                                                                         \
   X(ws_parse_extended_lengths)                                                                     \

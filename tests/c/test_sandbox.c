@@ -175,3 +175,19 @@ TEST(sandbox_budget_stops_xpcall_handlers) {
           "end)\n"
           "assert(co() == 1)\nlocal ok2, v = co()\nassert(ok2 and v == 2)\n");
 }
+
+/* Issue 14 item 6: the host reads error objects without running script code (their
+   metamethods would run outside the budget and outside protected mode). */
+TEST(sandbox_error_objects_are_read_raw) {
+  long long ms = 0;
+  char *msg = load_error("local mt = {__index = function() while true do end end}\n"
+                         "error(setmetatable({__problem = true}, mt))\n",
+                         1000, &ms);
+  ASSERT_CONTAINS(msg, "error object is not a string");
+  if (ms > 5000) FAIL("took %lld ms", ms);
+  free(msg);
+  msg = load_error("error(setmetatable({}, {__tostring = function() return 'custom' end}))\n", 1000,
+                   NULL);
+  ASSERT_CONTAINS(msg, "custom");
+  free(msg);
+}
