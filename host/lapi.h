@@ -12,13 +12,29 @@
 
 #include <lua.h>
 
+/* What a call into Lua is doing: each API function names the contexts it may run in. */
+enum {
+  ORCH_CTX_LOAD = 1u << 0,    /* scripts being loaded (and the cross-file checks) */
+  ORCH_CTX_REQUEST = 1u << 1, /* an HTTP request handler */
+  ORCH_CTX_STEP = 1u << 2,    /* a workflow step */
+  ORCH_CTX_PERSIST = 1u << 3, /* a step's result written inside the engine's transaction */
+  ORCH_CTX_HOST = 1u << 4,    /* a call the host makes itself (orch_lua_invoke: sync, catalog) */
+};
+
 /* What C functions of the API reach through lua_getextraspace(L). */
 typedef struct orch_lua_ctx {
-  orch_db *db; /* borrowed; NULL when no database is available (e.g. `check`) */
-  int loading; /* 1 while product scripts are being loaded */
+  orch_db *db;       /* borrowed; NULL when no database is available (e.g. `check`) */
+  unsigned phase;    /* one ORCH_CTX_* while a call runs, 0 between calls */
+  const char *route; /* ORCH_CTX_REQUEST: the route's handler name (borrowed) */
 } orch_lua_ctx;
 
 orch_lua_ctx *orch_lapi_ctx(lua_State *L);
+
+/*
+ * [-0, +0, v] Raise "<what> is not available <where>" at the script's line unless the
+ * running call's context is one of allowed (a mask of ORCH_CTX_*).
+ */
+void orch_lapi_check_context(lua_State *L, unsigned allowed, const char *what);
 
 /*
  * [-0, +0, v] Raise an error positioned at the innermost *product* script

@@ -36,7 +36,8 @@ static int result_box_gc(lua_State *L) {
 
 static orch_db *checked_db(lua_State *L) {
   orch_lua_ctx *ctx = orch_lapi_ctx(L);
-  if (ctx->loading) orch_lapi_error(L, "orch.db is not available while scripts are being loaded");
+  orch_lapi_check_context(L, ORCH_CTX_REQUEST | ORCH_CTX_STEP | ORCH_CTX_PERSIST | ORCH_CTX_HOST,
+                          "orch.db");
   if (!ctx->db) orch_lapi_error(L, "orch.db is not available here (no database connection)");
   return ctx->db;
 }

@@ -24,9 +24,10 @@ static int response_box_gc(lua_State *L) {
   return 0;
 }
 
-static void check_not_loading(lua_State *L) {
-  if (orch_lapi_ctx(L)->loading)
-    orch_lapi_error(L, "orch.client is not available while scripts are being loaded");
+/* Not at load time (no side effects), and not while a step's result is persisted: that
+   runs inside the engine's fenced transaction, which must not wait on the network. */
+static void check_context(lua_State *L) {
+  orch_lapi_check_context(L, ORCH_CTX_REQUEST | ORCH_CTX_STEP | ORCH_CTX_HOST, "orch.client");
 }
 
 /* [-0, +1] The response's header lines as a table keyed by lowercase name
@@ -63,7 +64,7 @@ static void push_headers(lua_State *L, const orch_buf *b) {
  * config invalid dns connect timeout too_large io.
  */
 static int l_perform(lua_State *L) {
-  check_not_loading(L);
+  check_context(L);
   orch_outbound_request req = {0};
   req.service = luaL_checkstring(L, 1);
   req.method = luaL_checkstring(L, 2);

@@ -78,6 +78,17 @@ orch_lua_ctx *orch_lapi_ctx(lua_State *L) {
   return &from_state(L)->ctx;
 }
 
+void orch_lapi_check_context(lua_State *L, unsigned allowed, const char *what) {
+  unsigned phase = from_state(L)->ctx.phase;
+  if (phase & allowed) return;
+  const char *where = phase == ORCH_CTX_LOAD      ? "while scripts are being loaded"
+                      : phase == ORCH_CTX_REQUEST ? "in a request handler"
+                      : phase == ORCH_CTX_STEP    ? "in a workflow step"
+                      : phase == ORCH_CTX_PERSIST ? "while a step's result is persisted"
+                                                  : "here";
+  orch_lapi_error(L, "%s is not available %s", what, where);
+}
+
 long orch_lapi_generation(lua_State *L) {
   return from_state(L)->gen->number;
 }
@@ -349,6 +360,11 @@ static int require_protected(lua_State *L) {
   return 1;
 }
 
+static int seal_protected(lua_State *L) {
+  orch_sandbox_seal(L);
+  return 0;
+}
+
 static int forget_failed_protected(lua_State *L) {
   orch_sandbox_forget_failed(L);
   return 0;
@@ -436,7 +452,7 @@ int orch_lua_new(orch_lua **out, orch_gen *g, const orch_lua_limits *lim, orch_e
   }
 
   /* The core ruleset first: product scripts build on it. */
-  lh->ctx.loading = 1;
+  lh->ctx.phase = ORCH_CTX_LOAD;
   size_t before = errors->n;
   const orch_script *core = orch_gen_find_module(g, "orch");
   if (!core) {
@@ -444,12 +460,14 @@ int orch_lua_new(orch_lua **out, orch_gen *g, const orch_lua_limits *lim, orch_e
                    "the core ruleset is missing: no module 'orch' (lua/orch/init.lua)");
     orch_errlist_add(errors, &err);
   } else if (load_module(lh, "orch", core->path, errors) == ORCH_OK) {
+    lua_pushcfunction(L, seal_protected);
+    if (lcall(lh, 0, 0, NULL, 0, &err) != ORCH_OK) orch_errlist_add(errors, &err);
     for (size_t i = 0; i < g->count; i++)
       if (g->scripts[i].is_product)
         load_module(lh, g->scripts[i].module, g->scripts[i].path, errors);
     if (errors->n == before) finalize(lh, errors);
   }
-  lh->ctx.loading = 0;
+  lh->ctx.phase = 0;
   if (errors->n != before) {
     orch_lua_free(lh);
     return ORCH_ELUA;
@@ -579,6 +597,8 @@ void orch_lua_handle(orch_lua *lh, const orch_http_request *req, orch_http_respo
   lua_State *L = lh->L;
   int top = lua_gettop(L);
   orch_error err = ORCH_ERROR_INIT;
+  lh->ctx.phase = ORCH_CTX_REQUEST;
+  lh->ctx.route = req->route->handler;
   /* Build the arguments in protected mode too: requiring orch.http may fail. */
   lua_pushcfunction(L, push_request);
   lua_pushlightuserdata(L, (void *)req);
@@ -602,6 +622,8 @@ void orch_lua_handle(orch_lua *lh, const orch_http_request *req, orch_http_respo
 done:
   orch_error_clear(&err);
   lua_settop(L, top);
+  lh->ctx.phase = 0;
+  lh->ctx.route = NULL;
 }
 
 /* ---- calls with JSON in and out ---- */
@@ -641,7 +663,9 @@ int orch_lua_invoke(orch_lua *lh, const char *module, const char *func, const ch
   invoke_args a = {module, func, arg_json};
   lua_pushcfunction(L, invoke_protected);
   lua_pushlightuserdata(L, &a);
+  lh->ctx.phase = ORCH_CTX_HOST;
   int rc = lcall(lh, 1, 1, NULL, 0, err);
+  lh->ctx.phase = 0;
   if (rc == ORCH_OK && result_json) *result_json = orch_strdup(lua_tostring(L, -1));
   lua_settop(L, top);
   return rc;
@@ -756,7 +780,9 @@ int orch_lua_run_step(orch_lua *lh, const orch_step_job *job, orch_step_result *
   lua_pushcfunction(L, run_step_protected);
   lua_pushlightuserdata(L, (void *)job);
   lua_pushlightuserdata(L, res);
+  lh->ctx.phase = ORCH_CTX_STEP;
   int rc = lcall(lh, 2, 1, NULL, 0, err);
+  lh->ctx.phase = 0;
   if (rc != ORCH_OK) {
     free(res->step_name);
     free(res->state);
@@ -796,7 +822,9 @@ int orch_lua_persist_step(orch_step_result *res, orch_error *err) {
   int top = lua_gettop(L);
   lua_pushcfunction(L, persist_protected);
   lua_pushinteger(L, box->ref);
+  box->lh->ctx.phase = ORCH_CTX_PERSIST;
   int rc = lcall(box->lh, 1, 0, NULL, 0, err);
+  box->lh->ctx.phase = 0;
   lua_settop(L, top);
   return rc;
 }

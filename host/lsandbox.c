@@ -21,8 +21,10 @@
 int luaopen_cjson_safe(lua_State *L);
 
 /* Registry keys: addresses of static variables cannot collide with strings. */
-static const char base_key = 'b';    /* the allow-listed base table */
-static const char env_mt_key = 'm';  /* metatable shared by every chunk environment */
+static const char env_mt_key = 'm';  /* metatable of core chunk environments */
+static const char penv_mt_key = 'p'; /* metatable of product chunk environments */
+static const char frozen_key = 'f';  /* in a frozen table's metatable: its contents */
+static const char api_key = 'o';     /* the real `orch` table */
 static const char loaded_key = 'l';  /* module name -> value */
 static const char loading_key = 'x'; /* sentinel while a module is being loaded */
 static const char gen_key = 'g';     /* light userdata: the orch_gen */
@@ -35,12 +37,11 @@ static const char *const base_functions[] = {
 
 static const char *const os_allowed[] = {"clock", "date", "difftime", "time", NULL};
 
-/* __index of a chunk environment: base value or an error naming the global. */
+/* __index of a chunk environment: base value (upvalue 1) or an error naming the global. */
 static int env_index(lua_State *L) {
   /* stack: env, key */
-  lua_rawgetp(L, LUA_REGISTRYINDEX, &base_key); /* env, key, base */
-  lua_pushvalue(L, 2);                          /* env, key, base, key */
-  if (lua_rawget(L, -2) != LUA_TNIL) return 1;  /* env, key, base, value */
+  lua_pushvalue(L, 2);                                          /* env, key, key */
+  if (lua_rawget(L, lua_upvalueindex(1)) != LUA_TNIL) return 1; /* env, key, value */
   orch_lapi_where(L, 2);
   if (lua_type(L, 2) == LUA_TSTRING)
     lua_pushfstring(L, "undefined global '%s'", lua_tostring(L, 2));
@@ -50,10 +51,173 @@ static int env_index(lua_State *L) {
   return lua_error(L);
 }
 
-/* [-0, +1] A new chunk environment. */
-static void push_env(lua_State *L) {
+/* [-0, +1] A new chunk environment: a product's or the core ruleset's. */
+static void push_env(lua_State *L, int product) {
   lua_newtable(L);
-  lua_rawgetp(L, LUA_REGISTRYINDEX, &env_mt_key);
+  lua_rawgetp(L, LUA_REGISTRYINDEX, product ? &penv_mt_key : &env_mt_key);
+  lua_setmetatable(L, -2);
+}
+
+/* ---- read-only tables ----
+ * A frozen table is empty; its metatable (protected by __metatable) reads the contents
+ * from a hidden table, refuses assignments, and iterates and counts the contents. The
+ * table keeps its identity, so code that compares or indexes by it is unaffected. The
+ * sandbox's rawset refuses frozen tables and its rawget reads their contents. */
+
+/* __newindex of a frozen table; upvalue 1: its name. */
+static int frozen_newindex(lua_State *L) {
+  const char *key = lua_type(L, 2) == LUA_TSTRING ? lua_tostring(L, 2) : "?";
+  return orch_lapi_error(L, "%s.%s: the table is read-only", lua_tostring(L, lua_upvalueindex(1)),
+                         key);
+}
+
+/* __pairs of a frozen table; upvalues: next, contents. */
+static int frozen_pairs(lua_State *L) {
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_pushvalue(L, lua_upvalueindex(2));
+  lua_pushnil(L);
+  return 3;
+}
+
+/* __len of a frozen table; upvalue 1: contents. */
+static int frozen_len(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)lua_rawlen(L, lua_upvalueindex(1)));
+  return 1;
+}
+
+/* [-0, +1] The contents of the frozen table at idx, or nil if it is not frozen. */
+static int push_frozen_contents(lua_State *L, int idx) {
+  if (!lua_getmetatable(L, idx)) {
+    lua_pushnil(L);
+    return 0;
+  }
+  int found = lua_rawgetp(L, -1, &frozen_key) == LUA_TTABLE;
+  lua_remove(L, -2);
+  return found;
+}
+
+/* [-0, +0, e] Make the table at idx read-only (tables with a metatable are left alone,
+   frozen ones too). */
+static void freeze(lua_State *L, int idx, const char *name) {
+  idx = lua_absindex(L, idx);
+  if (lua_type(L, idx) != LUA_TTABLE) return;
+  if (lua_getmetatable(L, idx)) {
+    lua_pop(L, 1);
+    return;
+  }
+  lua_newtable(L); /* contents */
+  int contents = lua_gettop(L);
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    lua_pushvalue(L, -2);
+    lua_insert(L, -2);
+    lua_rawset(L, contents);
+  }
+  /* clear the table itself (clearing existing fields while traversing is allowed) */
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    lua_pop(L, 1);
+    lua_pushvalue(L, -1);
+    lua_pushnil(L);
+    lua_rawset(L, idx);
+  }
+  lua_createtable(L, 0, 6); /* the metatable */
+  lua_pushvalue(L, contents);
+  lua_setfield(L, -2, "__index");
+  lua_pushstring(L, name);
+  lua_pushcclosure(L, frozen_newindex, 1);
+  lua_setfield(L, -2, "__newindex");
+  lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_GLOBALS);
+  lua_getfield(L, -1, "next");
+  lua_remove(L, -2);
+  lua_pushvalue(L, contents);
+  lua_pushcclosure(L, frozen_pairs, 2);
+  lua_setfield(L, -2, "__pairs");
+  lua_pushvalue(L, contents);
+  lua_pushcclosure(L, frozen_len, 1);
+  lua_setfield(L, -2, "__len");
+  lua_pushliteral(L, "read-only");
+  lua_setfield(L, -2, "__metatable");
+  lua_pushvalue(L, contents);
+  lua_rawsetp(L, -2, &frozen_key);
+  lua_setmetatable(L, idx);
+  lua_pop(L, 1); /* contents */
+}
+
+/* rawset(t, k, v) except on read-only tables. */
+static int l_rawset(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  luaL_checkany(L, 2);
+  luaL_checkany(L, 3);
+  push_frozen_contents(L, 1);
+  if (!lua_isnil(L, -1)) return orch_lapi_error(L, "rawset: the table is read-only");
+  lua_settop(L, 3);
+  lua_rawset(L, 1);
+  return 1;
+}
+
+/* rawget(t, k), reading a read-only table's contents. */
+static int l_rawget(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  luaL_checkany(L, 2);
+  lua_settop(L, 2);
+  if (!push_frozen_contents(L, 1)) {
+    lua_pop(L, 1);
+    lua_pushvalue(L, 1);
+  }
+  lua_pushvalue(L, 2);
+  lua_rawget(L, -2);
+  return 1;
+}
+
+/* __index of the `orch` that products see: the real one without its C halves and host
+   internals (orch._db, orch._json, orch._host, orch._http_client, ...). Upvalue 1: orch. */
+static int product_orch_index(lua_State *L) {
+  if (lua_type(L, 2) == LUA_TSTRING && lua_tostring(L, 2)[0] == '_')
+    return orch_lapi_error(L, "orch.%s is not available to product scripts", lua_tostring(L, 2));
+  lua_pushvalue(L, 2);
+  lua_gettable(L, lua_upvalueindex(1));
+  return 1;
+}
+
+/* next over the real orch, skipping the names products don't get. Upvalue 1: orch. */
+static int product_orch_next(lua_State *L) {
+  lua_settop(L, 2);
+  if (!push_frozen_contents(L, lua_upvalueindex(1))) {
+    lua_pop(L, 1);
+    lua_pushvalue(L, lua_upvalueindex(1));
+  }
+  lua_replace(L, 1);
+  while (lua_next(L, 1)) {
+    if (!(lua_type(L, -2) == LUA_TSTRING && lua_tostring(L, -2)[0] == '_')) return 2;
+    lua_pop(L, 1);
+  }
+  return 0;
+}
+
+static int product_orch_pairs(lua_State *L) {
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_pushvalue(L, 1);
+  lua_pushnil(L);
+  return 3;
+}
+
+/* [-0, +1] The read-only `orch` of product scripts; the real one at api. */
+static void push_product_orch(lua_State *L, int api) {
+  lua_newtable(L);
+  lua_createtable(L, 0, 4);
+  lua_pushvalue(L, api);
+  lua_pushcclosure(L, product_orch_index, 1);
+  lua_setfield(L, -2, "__index");
+  lua_pushliteral(L, "orch");
+  lua_pushcclosure(L, frozen_newindex, 1);
+  lua_setfield(L, -2, "__newindex");
+  lua_pushvalue(L, api);
+  lua_pushcclosure(L, product_orch_next, 1);
+  lua_pushcclosure(L, product_orch_pairs, 1);
+  lua_setfield(L, -2, "__pairs");
+  lua_pushliteral(L, "read-only");
+  lua_setfield(L, -2, "__metatable");
   lua_setmetatable(L, -2);
 }
 
@@ -85,7 +249,7 @@ static int l_require(lua_State *L) {
   if (luaL_loadbufferx(L, s->source, s->len, lua_tostring(L, -1), "t") != LUA_OK)
     return lua_error(L); /* the message carries file:line */
   lua_remove(L, -2);     /* name, loaded, chunk */
-  push_env(L);
+  push_env(L, s->is_product);
   lua_setupvalue(L, -2, 1); /* chunk's _ENV := env */
   lua_pushlightuserdata(L, (void *)&loading_key);
   lua_setfield(L, 2, name);
@@ -100,7 +264,8 @@ static int l_require(lua_State *L) {
   return 1;
 }
 
-/* load(chunk [, chunkname [, mode [, env]]]) for text chunks only. */
+/* load(chunk [, chunkname [, mode [, env]]]) for text chunks only; without env the chunk
+   gets a new environment of the caller's kind (upvalue 1: true for products). */
 static int l_load(lua_State *L) {
   size_t len;
   const char *chunk = luaL_checklstring(L, 1, &len);
@@ -116,7 +281,7 @@ static int l_load(lua_State *L) {
   if (has_env)
     lua_pushvalue(L, 4);
   else
-    push_env(L);
+    push_env(L, lua_toboolean(L, lua_upvalueindex(1)));
   lua_setupvalue(L, -2, 1);
   return 1;
 }
@@ -215,26 +380,33 @@ void orch_sandbox_open(lua_State *L, const orch_gen *g) {
     lua_getfield(L, real_g, *f);
     lua_setfield(L, base, *f);
   }
-  lua_pushvalue(L, os_full - 5);
-  lua_setfield(L, base, "string");
-  lua_pushvalue(L, os_full - 4);
-  lua_setfield(L, base, "table");
-  lua_pushvalue(L, os_full - 3);
-  lua_setfield(L, base, "math");
-  lua_pushvalue(L, os_full - 2);
-  lua_setfield(L, base, "utf8");
-  lua_pushvalue(L, os_full - 1);
-  lua_setfield(L, base, "coroutine");
+  /* The standard libraries are shared by every script and the host's own Lua code:
+     read-only, so that no script can change another's string.upper. */
+  static const char *const libs[] = {"string", "table", "math", "utf8", "coroutine"};
+  for (int i = 0; i < 5; i++) {
+    freeze(L, os_full - 5 + i, libs[i]);
+    lua_pushvalue(L, os_full - 5 + i);
+    lua_setfield(L, base, libs[i]);
+  }
+  /* ("x"):upper() finds the string library through the string metatable: protect it too. */
+  lua_pushliteral(L, "");
+  lua_getmetatable(L, -1);
+  lua_pushliteral(L, "read-only");
+  lua_setfield(L, -2, "__metatable");
+  lua_pop(L, 2);
 
   lua_newtable(L); /* restricted os */
   for (const char *const *f = os_allowed; *f; f++) {
     lua_getfield(L, os_full, *f);
     lua_setfield(L, -2, *f);
   }
+  freeze(L, -1, "os");
+  push_frozen_contents(L, -1); /* names os doesn't have raise instead of reading nil */
   lua_newtable(L);
   lua_pushcfunction(L, os_index);
   lua_setfield(L, -2, "__index");
   lua_setmetatable(L, -2);
+  lua_pop(L, 1);
   lua_setfield(L, base, "os");
 
   lua_getfield(L, real_g, "setmetatable");
@@ -243,28 +415,56 @@ void orch_sandbox_open(lua_State *L, const orch_gen *g) {
   lua_getfield(L, real_g, "xpcall");
   lua_pushcclosure(L, l_xpcall, 1);
   lua_setfield(L, base, "xpcall");
-  lua_pushcfunction(L, l_load);
-  lua_setfield(L, base, "load");
+  lua_pushcfunction(L, l_rawset);
+  lua_setfield(L, base, "rawset");
+  lua_pushcfunction(L, l_rawget);
+  lua_setfield(L, base, "rawget");
   lua_pushcfunction(L, l_print);
   lua_setfield(L, base, "print");
   lua_pushcfunction(L, l_require);
   lua_setfield(L, base, "require");
   lua_pushvalue(L, api);
-  lua_setfield(L, base, "orch");
-  lua_pushvalue(L, base);
-  lua_rawsetp(L, LUA_REGISTRYINDEX, &base_key);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &api_key);
 
-  /* The environment metatable, shared by all chunks. */
+  /* Product scripts get a copy of the base with their own `orch` view and load(). */
   lua_newtable(L);
-  lua_pushcfunction(L, env_index);
-  lua_setfield(L, -2, "__index");
-  lua_rawsetp(L, LUA_REGISTRYINDEX, &env_mt_key);
+  int pbase = lua_gettop(L);
+  lua_pushnil(L);
+  while (lua_next(L, base)) {
+    lua_pushvalue(L, -2);
+    lua_insert(L, -2);
+    lua_rawset(L, pbase);
+  }
+  push_product_orch(L, api);
+  lua_setfield(L, pbase, "orch");
+  lua_pushboolean(L, 1);
+  lua_pushcclosure(L, l_load, 1);
+  lua_setfield(L, pbase, "load");
+  lua_pushvalue(L, api);
+  lua_setfield(L, base, "orch");
+  lua_pushboolean(L, 0);
+  lua_pushcclosure(L, l_load, 1);
+  lua_setfield(L, base, "load");
 
-  /* Module cache, with the C modules scripts may require. */
+  /* The environment metatables (protected: getmetatable(_ENV) gives a string). */
+  static const void *const kinds[2] = {&env_mt_key, &penv_mt_key};
+  for (int product = 0; product < 2; product++) {
+    lua_createtable(L, 0, 2);
+    lua_pushvalue(L, product ? pbase : base);
+    lua_pushcclosure(L, env_index, 1);
+    lua_setfield(L, -2, "__index");
+    lua_pushliteral(L, "read-only");
+    lua_setfield(L, -2, "__metatable");
+    lua_rawsetp(L, LUA_REGISTRYINDEX, kinds[product]);
+  }
+
+  /* Module cache, with the C modules scripts may require (read-only: orch.json uses them). */
   lua_newtable(L);
   luaopen_cjson(L);
+  freeze(L, -1, "cjson");
   lua_setfield(L, -2, "cjson");
   luaopen_cjson_safe(L);
+  freeze(L, -1, "cjson.safe");
   lua_setfield(L, -2, "cjson.safe");
   lua_rawsetp(L, LUA_REGISTRYINDEX, &loaded_key);
 
@@ -277,6 +477,22 @@ void orch_sandbox_open(lua_State *L, const orch_gen *g) {
     lua_setfield(L, real_g, *d);
   }
   lua_settop(L, api);
+}
+
+void orch_sandbox_seal(lua_State *L) {
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &api_key);
+  int api = lua_gettop(L);
+  lua_pushnil(L);
+  while (lua_next(L, api)) {
+    if (lua_type(L, -2) == LUA_TSTRING && lua_type(L, -1) == LUA_TTABLE) {
+      lua_pushfstring(L, "orch.%s", lua_tostring(L, -2));
+      freeze(L, -2, lua_tostring(L, -1));
+      lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+  }
+  freeze(L, api, "orch");
+  lua_pop(L, 1);
 }
 
 void orch_sandbox_require(lua_State *L, const char *module) {

@@ -23,6 +23,12 @@
  */
 void orch_sandbox_open(lua_State *L, const orch_gen *g);
 
+/*
+ * [-0, +0, e] Make `orch` and the tables in its fields (orch.uuid, orch.json, ...)
+ * read-only. Call once the core ruleset has built them, before product scripts load.
+ */
+void orch_sandbox_seal(lua_State *L);
+
 /* [-0, +1, e] require(module) from C: the module's value. */
 void orch_sandbox_require(lua_State *L, const char *module);
 

@@ -25,6 +25,9 @@
   X(sandbox_no_gc_metamethods)                                                                     \
   X(sandbox_budget_stops_xpcall_handlers)                                                          \
   X(sandbox_error_objects_are_read_raw)                                                            \
+  X(sandbox_shared_tables_are_read_only)                                                           \
+  X(sandbox_products_cannot_change_each_other)                                                     \
+  X(sandbox_context_gates_persist_and_reload)                                                      \
   X(ws_accept_key)                                                                                 \
   X(ws_parse_masked_frame)                                                                         \
   X(ws_parse_extended_lengths)                                                                     \

@@ -191,3 +191,108 @@ TEST(sandbox_error_objects_are_read_raw) {
   ASSERT_CONTAINS(msg, "custom");
   free(msg);
 }
+
+/* Issue 14 item 2: shared tables are read-only for scripts; products don't get the C halves. */
+TEST(sandbox_shared_tables_are_read_only) {
+  static const struct {
+    const char *source, *expect;
+  } cases[] = {
+      {"string.upper = function() return 'x' end\n", "string.upper: the table is read-only"},
+      {"table.insert = nil\n", "table.insert: the table is read-only"},
+      {"math.pi = 3\n", "math.pi: the table is read-only"},
+      {"os.time = function() return 0 end\n", "os.time: the table is read-only"},
+      {"orch.uuid.valid = function() return true end\n", "orch.uuid.valid: the table is read-only"},
+      {"orch.json.encode = tostring\n", "orch.json.encode: the table is read-only"},
+      {"orch.uuid = {}\n", "orch.uuid: the table is read-only"},
+      {"rawset(string, 'upper', print)\n", "rawset: the table is read-only"},
+      {"rawset(orch.uuid, 'valid', print)\n", "rawset: the table is read-only"},
+      {"getmetatable(_ENV).__index = {}\n", "t.lua:1:"},
+      {"setmetatable(_ENV, {})\n", "cannot change a protected metatable"},
+      {"getmetatable('').__index = {}\n", "t.lua:1:"},
+      {"setmetatable(string, {})\n", "cannot change a protected metatable"},
+      {"require('cjson').encode = nil\n", "cjson.encode: the table is read-only"},
+      {"local x = orch._db\n", "orch._db is not available to product scripts"},
+      {"local x = orch._json\n", "orch._json is not available to product scripts"},
+      {"local x = orch._host\n", "orch._host is not available to product scripts"},
+      {"local x = orch._http_client\n", "orch._http_client is not available to product scripts"},
+      {"orch.new_thing = 1\n", "orch.new_thing: the table is read-only"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    char *msg = load_error(cases[i].source, 10000, NULL);
+    ASSERT_CONTAINS(msg, cases[i].expect);
+    free(msg);
+  }
+  /* reading, iterating and counting still work; a product's own tables stay writable */
+  load_ok("assert(getmetatable(string) == 'read-only' and getmetatable('') == 'read-only')\n"
+          "assert(getmetatable(_ENV) == 'read-only')\n"
+          "local n = 0\nfor k, v in pairs(string) do n = n + 1 end\nassert(n > 10)\n"
+          "assert(rawget(string, 'upper') == string.upper and ('a'):upper() == 'A')\n"
+          "local seen = {}\nfor k in pairs(orch) do seen[k] = true end\n"
+          "assert(seen.uuid and seen.json and not seen._db and not seen._host)\n"
+          "local t = {}\nrawset(t, 'a', 1)\nt.b = 2\nassert(t.a == 1 and t.b == 2)\n"
+          "mine = 1\nassert(mine == 1)\n"
+          "assert(orch.json.encode(orch.json.decode('[1]')) == '[1]')\n");
+}
+
+/* One product's failed tampering leaves the next one (and the core) as they were. */
+TEST(sandbox_products_cannot_change_each_other) {
+  setup("pcall(function() string.upper = function() return 'x' end end)\n"
+        "pcall(function() orch.uuid.valid = function() return true end end)\n"
+        "pcall(function() getmetatable(_ENV).__index = function() return 1 end end)\n",
+        NULL);
+  write_file(products, "u.lua",
+             "assert(string.upper('a') == 'A')\n"
+             "assert(not orch.uuid.valid('nope'))\n"
+             "local ok = pcall(function() return undefined_name end)\nassert(not ok)\n");
+  orch_errlist errors = {0};
+  orch_lua *lh = NULL;
+  orch_gen *g = build(&lh, &errors, 10000);
+  if (!lh) FAIL("unexpected error: %s", orch_error_format(&errors.items[0]));
+  orch_lua_free(lh);
+  orch_gen_unref(g);
+  teardown();
+}
+
+/* Issue 14 item 3: API functions check the context of the running call. */
+TEST(sandbox_context_gates_persist_and_reload) {
+  setup("local wf = orch.workflow\n"
+        "wf.define({ name = 't_ctx', description = 'context test', steps = {\n"
+        "  wf.step('defer an outbound call', function(state, ctx)\n"
+        "    ctx:defer(function()\n"
+        "      orch.client.request({ service = 'nosuch', method = 'GET', path = '/' })\n"
+        "    end)\n"
+        "    return {}\n"
+        "  end) } })\n",
+        "return { reload = function() return orch._host.reload() end,\n"
+        "         db = function() return orch.db.query('SELECT 1') end }\n");
+  orch_errlist errors = {0};
+  orch_lua *lh = NULL;
+  orch_gen *g = build(&lh, &errors, 10000);
+  if (!lh) FAIL("unexpected error: %s", orch_error_format(&errors.items[0]));
+  orch_step_job job = {.pid = "00000000-0000-4000-8000-000000000001",
+                       .workflow = "t_ctx",
+                       .state = "{}",
+                       .step_index = 0};
+  orch_step_result res = {0};
+  orch_error err = ORCH_ERROR_INIT;
+  ASSERT_OK(orch_lua_run_step(lh, &job, &res, &err));
+  ASSERT_EQ(res.status, ORCH_STEP_SUCCESS);
+  /* the persist phase runs inside the engine's transaction: no network calls there */
+  ASSERT_EQ(orch_lua_persist_step(&res, &err), ORCH_ELUA);
+  ASSERT_CONTAINS(err.message, "orch.client is not available while a step's result is persisted");
+  ASSERT_CONTAINS(err.file, "t.lua");
+  orch_error_clear(&err);
+  orch_lua_step_done(&res);
+  free(res.step_name);
+  free(res.state);
+  free(res.log_state);
+  free(res.code_hash);
+  /* reload only from the admin reload route's request */
+  char *out = NULL;
+  ASSERT_EQ(orch_lua_invoke(lh, "t_core", "reload", NULL, &out, &err), ORCH_ELUA);
+  ASSERT_CONTAINS(err.message, "orch._host.reload is not available");
+  orch_error_clear(&err);
+  orch_lua_free(lh);
+  orch_gen_unref(g);
+  teardown();
+}
