@@ -92,7 +92,14 @@ static int l_db_query(lua_State *L) {
     case LUA_TNIL: params[i] = NULL; break;
     case LUA_TBOOLEAN: params[i] = lua_toboolean(L, idx) ? "true" : "false"; break;
     case LUA_TNUMBER:
-    case LUA_TSTRING: params[i] = lua_tostring(L, idx); break; /* converts in place */
+    case LUA_TSTRING: {
+      size_t len;
+      params[i] = lua_tolstring(L, idx, &len); /* converts numbers in place */
+      /* libpq takes text parameters as C strings: a NUL would silently cut the value. */
+      if (memchr(params[i], '\0', len))
+        return orch_lapi_error(L, "orch.db: parameter $%d contains a NUL character", i + 1);
+      break;
+    }
     default:
       return luaL_argerror(L, idx,
                            "expected nil, boolean, number or string (encode tables as JSON)");

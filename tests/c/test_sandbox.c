@@ -296,3 +296,21 @@ TEST(sandbox_context_gates_persist_and_reload) {
   orch_gen_unref(g);
   teardown();
 }
+
+/* Issue 14 item 7: data can no longer pass for the JSON bridge's internal markers. */
+TEST(sandbox_json_markers_cannot_be_forged) {
+  load_ok("local j = orch.json\n"
+          "assert(j.encode({ ['\\0[]'] = 1 }) == '{\"\\\\u0000[]\":1}')\n"
+          "assert(j.encode({ '\\0#5' }) == '[\"\\\\u0000#5\"]')\n"
+          "assert(j.encode('\\0[]') == '\"\\\\u0000[]\"')\n"
+          "assert(j.encode({ '\\0@1', j.array() }) == '[\"\\\\u0000@1\",[]]')\n"
+          "assert(j.encode({ 12345678901234567, 'x\\0y' }) ==\n"
+          "       '[12345678901234567,\"x\\\\u0000y\"]')\n"
+          "for _, text in ipairs({ '{\"\\\\u0000[]\":1}', '\"\\\\u0000#5\"', '[\"\\\\u0000[]\"]',\n"
+          "                        '\"a\\\\u0000b\"' }) do\n"
+          "  local v, err = j.try_decode(text)\n"
+          "  assert(v == nil and err:find('NUL'), text)\n"
+          "end\n"
+          "assert(j.decode('\"a\\\\\\\\u0000\"') == 'a\\\\u0000')\n"
+          "assert(j.encode(j.decode('[[],{\"b\":[[]]}]')) == '[[],{\"b\":[[]]}]')\n");
+}
