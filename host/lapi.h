@@ -43,6 +43,10 @@ void orch_lapi_check_context(lua_State *L, unsigned allowed, const char *what);
  */
 int orch_lapi_error(lua_State *L, const char *fmt, ...) ORCH_PRINTF(2, 3);
 
+/* Whether the innermost script frame outside `module` (e.g. "orch.db", whose own frames are
+   skipped) is a product script: who is really calling. */
+int orch_lapi_caller_is_product(lua_State *L, const char *module);
+
 /* [-0, +1] Like luaL_where, but with the whole file path (luaL_where cuts it at 60 bytes). */
 void orch_lapi_where(lua_State *L, int level);
 

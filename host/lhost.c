@@ -100,6 +100,18 @@ static int is_product_source(const orch_gen *g, const char *source) {
   return 0;
 }
 
+int orch_lapi_caller_is_product(lua_State *L, const char *module) {
+  orch_lua *lh = from_state(L);
+  const orch_script *skip = orch_gen_find_module(lh->gen, module);
+  lua_Debug ar;
+  for (int level = 1; lua_getstack(L, level, &ar); level++) {
+    if (!lua_getinfo(L, "S", &ar) || ar.source[0] != '@') continue; /* C functions */
+    if (skip && !strcmp(ar.source + 1, skip->path)) continue;
+    return is_product_source(lh->gen, ar.source);
+  }
+  return 0;
+}
+
 void orch_lapi_where(lua_State *L, int level) {
   lua_Debug ar;
   if (lua_getstack(L, level, &ar) && lua_getinfo(L, "Sl", &ar) && ar.currentline > 0)

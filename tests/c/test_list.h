@@ -29,6 +29,7 @@
   X(sandbox_products_cannot_change_each_other)                                                     \
   X(sandbox_context_gates_persist_and_reload)                                                      \
   X(sandbox_json_markers_cannot_be_forged)                                                         \
+  X(sandbox_product_sql_is_read_only)                                                              \
   X(ws_accept_key)                                                                                 \
   X(ws_parse_masked_frame)                                                                         \
   X(ws_parse_extended_lengths)                                                                     \

@@ -314,3 +314,68 @@ TEST(sandbox_json_markers_cannot_be_forged) {
           "assert(j.decode('\"a\\\\\\\\u0000\"') == 'a\\\\u0000')\n"
           "assert(j.encode(j.decode('[[],{\"b\":[[]]}]')) == '[[],{\"b\":[[]]}]')\n");
 }
+
+/* Issue 14 item 4: product scripts may only run read queries through orch.db. The state
+   has no database, so an accepted statement fails later, with "no database connection". */
+TEST(sandbox_product_sql_is_read_only) {
+  setup(
+      "local refused = {\n"
+      "  \"COPY (SELECT 1) TO PROGRAM 'id'\",\n"
+      "  \"SELECT pg_read_file('/etc/passwd')\",\n"
+      "  'select \"PG_READ_FILE\"($1)',\n"
+      "  \"DELETE FROM subscriptions\",\n"
+      "  \"WITH gone AS (DELETE FROM subscriptions RETURNING 1) SELECT * FROM gone\",\n"
+      "  \"SELECT * INTO stolen FROM subscriptions\",\n"
+      "  \"SELECT query_to_xml('select 1', true, true, '')\",\n"
+      "  \"SELECT $$x$$\",\n"
+      "  'SELECT U&\"d\\\\0061ta\" FROM t',\n"
+      "  \"CREATE TABLE x (a int)\",\n"
+      "  \"SET ROLE postgres\",\n"
+      "  \"BEGIN; DROP TABLE x\",\n"
+      "  \"select 1 /* unterminated\",\n"
+      "}\n"
+      "local accepted = {\n"
+      "  \"SELECT value FROM fixed_inputs WHERE name = $1\",\n"
+      "  \"  -- a comment with delete in it\\nSELECT 'insert into x' AS text, \\\"update\\\" \",\n"
+      "  \"WITH a AS (SELECT 1) SELECT * FROM a\",\n"
+      "  \"VALUES (1), (2)\", \"TABLE products\", \"BEGIN\", \"COMMIT\",\n"
+      "  \"SELECT E'it\\\\'s' AS s, 'it''s' AS t\",\n"
+      "}\n"
+      "local wf = orch.workflow\n"
+      "wf.define({ name = 't_sql', description = 'sql test', steps = {\n"
+      "  wf.step('try statements', function()\n"
+      "    for _, sql in ipairs(refused) do\n"
+      "      local ok, err = pcall(orch.db.query, sql)\n"
+      "      assert(not ok and err:find('may only run read queries', 1, true), sql)\n"
+      "    end\n"
+      "    for _, sql in ipairs(accepted) do\n"
+      "      local ok, err = pcall(orch.db.query, sql)\n"
+      "      assert(not ok and err:find('no database connection', 1, true), sql .. ': ' .. err)\n"
+      "    end\n"
+      "    return { checked = #refused + #accepted }\n"
+      "  end) } })\n",
+      NULL);
+  orch_errlist errors = {0};
+  orch_lua *lh = NULL;
+  orch_gen *g = build(&lh, &errors, 10000);
+  if (!lh) FAIL("unexpected error: %s", orch_error_format(&errors.items[0]));
+  orch_step_job job = {.pid = "00000000-0000-4000-8000-000000000002",
+                       .workflow = "t_sql",
+                       .state = "{}",
+                       .step_index = 0};
+  orch_step_result res = {0};
+  orch_error err = ORCH_ERROR_INIT;
+  ASSERT_OK(orch_lua_run_step(lh, &job, &res, &err));
+  if (res.status != ORCH_STEP_SUCCESS) FAIL("step failed: %s", res.failed_reason);
+  ASSERT_CONTAINS(res.state, "\"checked\":21");
+  orch_lua_step_done(&res);
+  free(res.step_name);
+  free(res.state);
+  free(res.log_state);
+  free(res.failed_reason);
+  free(res.traceback);
+  free(res.code_hash);
+  orch_lua_free(lh);
+  orch_gen_unref(g);
+  teardown();
+}
