@@ -73,6 +73,10 @@ void orch_lapi_budget_extend(lua_State *L, long long ns);
  */
 void orch_lapi_budget_check(lua_State *L);
 
+/* Tell the watchdog which statement the running call waits on (conn, borrowed; NULL when
+   it finished): past the call's deadline the watchdog cancels it. */
+void orch_lapi_watch_statement(lua_State *L, PGconn *conn);
+
 /* Whether the running call's budget is gone (its error is being raised and re-raised). */
 int orch_lapi_budget_killed(lua_State *L);
 

@@ -255,7 +255,13 @@ static int l_db_query(lua_State *L) {
   *box = NULL;
   luaL_setmetatable(L, RESULT_BOX);
   orch_error err = ORCH_ERROR_INIT;
+  /* A statement may run longer than the call's budget (pg_sleep, a slow plan): past the
+     deadline the watchdog cancels it. */
+  PGconn *conn = orch_db_ensure(db, &err) == ORCH_OK ? orch_db_conn(db) : NULL;
+  orch_error_clear(&err);
+  orch_lapi_watch_statement(L, conn);
   orch_dbstatus st = orch_db_exec(db, sql, n, params, box, &err);
+  orch_lapi_watch_statement(L, NULL);
   PGresult *res = *box;
   if (st < 0) {
     int r = push_error(L, db, st, &err);

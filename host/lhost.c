@@ -12,8 +12,10 @@
 #include <lauxlib.h>
 #include <lua.h>
 #include <lualib.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 struct orch_lua {
   lua_State *L;
@@ -27,6 +29,11 @@ struct orch_lua {
   long timeout_ms;
   long long deadline_ns;
   const char *kill_reason; /* set once the budget is gone; sticky until the call ends */
+  /* the watchdog's view (under watch_mu): the running call's deadline and statement */
+  long long watch_deadline_ns;
+  PGcancel *cancel; /* the database statement in progress, if any (owned) */
+  int watch_fired;
+  orch_lua *watch_next;
 };
 
 /* ---- error lists ---- */
@@ -147,14 +154,100 @@ int orch_lapi_error(lua_State *L, const char *fmt, ...) {
 
 /* ---- time budget ---- */
 
+static void budget_hook(lua_State *L, lua_Debug *ar);
+
+/* ---- the watchdog ----
+ * The budget is enforced inside the calling thread (the count hook, the pattern matcher's
+ * checks), which needs the thread to come back to Lua. The watchdog covers what keeps it
+ * away: once a call is past its deadline (plus a grace period) it cancels the database
+ * statement the call is waiting on and arms the budget hook of the state from outside
+ * (lua_sethook is the one Lua API call that may be made from another thread). */
+
+#define WATCH_PERIOD_MS 100
+#define WATCH_GRACE_MS  200
+
+static pthread_mutex_t watch_mu = PTHREAD_MUTEX_INITIALIZER;
+static orch_lua *watch_list; /* every live state */
+static pthread_once_t watch_once = PTHREAD_ONCE_INIT;
+
+static void *watchdog(void *arg) {
+  ORCH_UNUSED(arg);
+  struct timespec period = {0, WATCH_PERIOD_MS * 1000000L};
+  for (;;) {
+    nanosleep(&period, NULL);
+    long long now = orch_now_ns();
+    pthread_mutex_lock(&watch_mu);
+    for (orch_lua *lh = watch_list; lh; lh = lh->watch_next) {
+      if (!lh->watch_deadline_ns || lh->watch_fired ||
+          now < lh->watch_deadline_ns + WATCH_GRACE_MS * 1000000LL)
+        continue;
+      lh->watch_fired = 1;
+      if (lh->cancel) {
+        char msg[256];
+        PQcancel(lh->cancel, msg, sizeof msg);
+      }
+      lua_sethook(lh->L, budget_hook, LUA_MASKCOUNT | LUA_MASKLINE | LUA_MASKCALL, 1);
+    }
+    pthread_mutex_unlock(&watch_mu);
+  }
+  return NULL;
+}
+
+static void watch_start(void) {
+  pthread_t t;
+  if (pthread_create(&t, NULL, watchdog, NULL) == 0)
+    pthread_detach(t);
+  else
+    LOG_WARN("lua", "cannot start the Lua watchdog thread; budgets rely on hooks alone");
+}
+
+static void watch_add(orch_lua *lh) {
+  pthread_once(&watch_once, watch_start);
+  pthread_mutex_lock(&watch_mu);
+  lh->watch_next = watch_list;
+  watch_list = lh;
+  pthread_mutex_unlock(&watch_mu);
+}
+
+static void watch_remove(orch_lua *lh) {
+  pthread_mutex_lock(&watch_mu);
+  for (orch_lua **p = &watch_list; *p; p = &(*p)->watch_next)
+    if (*p == lh) {
+      *p = lh->watch_next;
+      break;
+    }
+  if (lh->cancel) PQfreeCancel(lh->cancel);
+  lh->cancel = NULL;
+  pthread_mutex_unlock(&watch_mu);
+}
+
+/* The running call's deadline as the watchdog sees it (0: no call, or no budget). */
+static void watch_set_deadline(orch_lua *lh, long long deadline_ns) {
+  pthread_mutex_lock(&watch_mu);
+  lh->watch_deadline_ns = deadline_ns;
+  lh->watch_fired = 0;
+  pthread_mutex_unlock(&watch_mu);
+}
+
+void orch_lapi_watch_statement(lua_State *L, PGconn *conn) {
+  orch_lua *lh = from_state(L);
+  PGcancel *next = conn && lh->deadline_ns ? PQgetCancel(conn) : NULL;
+  pthread_mutex_lock(&watch_mu);
+  PGcancel *old = lh->cancel;
+  lh->cancel = next;
+  pthread_mutex_unlock(&watch_mu);
+  if (old) PQfreeCancel(old);
+}
+
 void orch_lapi_budget_extend(lua_State *L, long long ns) {
   orch_lua *lh = from_state(L);
-  if (lh->deadline_ns && ns > 0) lh->deadline_ns += ns;
+  if (lh->deadline_ns && ns > 0) {
+    lh->deadline_ns += ns;
+    watch_set_deadline(lh, lh->deadline_ns);
+  }
 }
 
 #define HOOK_COUNT 1000
-
-static void budget_hook(lua_State *L, lua_Debug *ar);
 
 /* Whether the running call's budget is gone; names the reason once it is. */
 static int budget_gone(orch_lua *lh) {
@@ -315,7 +408,9 @@ static int lcall(orch_lua *lh, int nargs, int nres, const char *context_file, in
   lh->kill_reason = NULL;
   lh->deadline_ns = lh->timeout_ms ? orch_now_ns() + lh->timeout_ms * 1000000LL : 0;
   lua_sethook(L, budget_hook, LUA_MASKCOUNT, HOOK_COUNT);
+  watch_set_deadline(lh, lh->deadline_ns);
   int status = lua_pcall(L, nargs, nres, base);
+  watch_set_deadline(lh, 0); /* first: the watchdog must not arm the hook again */
   lua_sethook(L, NULL, 0, 0);
   int rc = ORCH_OK;
   if (status == LUA_OK && lh->kill_reason) {
@@ -450,6 +545,7 @@ int orch_lua_new(orch_lua **out, orch_gen *g, const orch_lua_limits *lim, orch_e
   }
   *(orch_lua **)lua_getextraspace(lh->L) = lh;
   lua_atpanic(lh->L, panic);
+  watch_add(lh);
   lh->gen = orch_gen_ref(g);
   lua_State *L = lh->L;
 
@@ -490,6 +586,7 @@ int orch_lua_new(orch_lua **out, orch_gen *g, const orch_lua_limits *lim, orch_e
 
 void orch_lua_free(orch_lua *lh) {
   if (!lh) return;
+  if (lh->L) watch_remove(lh);
   if (lh->L) lua_close(lh->L);
   orch_gen_unref(lh->gen);
   free(lh);

@@ -1,6 +1,7 @@
 -- The sandbox over HTTP and on workers (issue 14): the time budget stops pattern
--- backtracking in a request handler and in a step (the process fails instead of
--- hanging a thread), and text with NUL is refused with 400.
+-- backtracking in a request handler and in a step, and a database statement that
+-- outlasts the step (the process fails instead of hanging a thread); text with NUL
+-- is refused with 400.
 local H = require("harness")
 
 describe("sandbox", function()
@@ -36,8 +37,10 @@ describe("sandbox", function()
     assert.are.equal(200, status)
   end)
 
-  it("fails a step that backtracks instead of hanging the worker", function()
-    local status, json, text = start("backtracking_step")
+  -- Start a task and wait (up to 30 s) for it to fail; returns the detail and the seconds taken.
+  local function run_to_failure(name)
+    local t0 = os.time()
+    local status, json, text = start(name)
     assert.are.equal(201, status, text)
     local detail
     for _ = 1, 600 do
@@ -49,7 +52,18 @@ describe("sandbox", function()
       H.sleep(0.05)
     end
     assert.are.equal("failed", detail and detail.last_status, "process did not fail in time")
+    return detail, os.time() - t0
+  end
+
+  it("fails a step that backtracks instead of hanging the worker", function()
+    local detail = run_to_failure("backtracking_step")
     assert.matches("time limit exceeded %(1500 ms%)", tostring(detail.failed_reason))
+  end)
+
+  it("cancels a database statement that outlasts the step's budget", function()
+    local detail, seconds = run_to_failure("sleeping_step")
+    assert.matches("time limit exceeded %(1500 ms%)", tostring(detail.failed_reason))
+    assert.is_true(seconds < 20, "took " .. seconds .. " s for a 1.5 s budget (the statement sleeps 60 s)")
   end)
 
   it("refuses text with a NUL character with 400", function()
