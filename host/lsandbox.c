@@ -479,19 +479,56 @@ void orch_sandbox_open(lua_State *L, const orch_gen *g) {
   lua_settop(L, api);
 }
 
-void orch_sandbox_seal(lua_State *L) {
-  lua_rawgetp(L, LUA_REGISTRYINDEX, &api_key);
-  int api = lua_gettop(L);
+/* Tables under orch that the core changes after loading (counters) stay writable. */
+static const char *const seal_skip[] = {"orch.db.stats", NULL};
+
+/* [-0, +0, e] Make the table at idx and the tables below it read-only, down to depth
+   levels. A metatable (a key that starts with "__") keeps its fields but gets no new
+   ones (no __index or __gc added later); it is not descended into. */
+static void freeze_tree(lua_State *L, int idx, const char *name, int depth) {
+  idx = lua_absindex(L, idx);
+  if (lua_type(L, idx) != LUA_TTABLE) return;
+  for (const char *const *k = seal_skip; *k; k++)
+    if (!strcmp(*k, name)) return;
+  if (lua_getmetatable(L, idx)) { /* frozen already, or an object with a class */
+    lua_pop(L, 1);
+    return;
+  }
+  int is_metatable = 0;
   lua_pushnil(L);
-  while (lua_next(L, api)) {
-    if (lua_type(L, -2) == LUA_TSTRING && lua_type(L, -1) == LUA_TTABLE) {
-      lua_pushfstring(L, "orch.%s", lua_tostring(L, -2));
-      freeze(L, -2, lua_tostring(L, -1));
+  while (lua_next(L, idx)) {
+    lua_pop(L, 1);
+    if (lua_type(L, -1) == LUA_TSTRING && !strncmp(lua_tostring(L, -1), "__", 2)) is_metatable = 1;
+  }
+  if (is_metatable) {
+    lua_createtable(L, 0, 3);
+    lua_pushstring(L, name);
+    lua_pushcclosure(L, frozen_newindex, 1);
+    lua_setfield(L, -2, "__newindex");
+    lua_pushliteral(L, "read-only");
+    lua_setfield(L, -2, "__metatable");
+    lua_pushvalue(L, idx);
+    lua_rawsetp(L, -2, &frozen_key); /* its contents are its own fields */
+    lua_setmetatable(L, idx);
+    return;
+  }
+  if (depth > 0) {
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+      if (lua_type(L, -1) == LUA_TTABLE && lua_type(L, -2) == LUA_TSTRING) {
+        lua_pushfstring(L, "%s.%s", name, lua_tostring(L, -2));
+        freeze_tree(L, -2, lua_tostring(L, -1), depth - 1);
+        lua_pop(L, 1);
+      }
       lua_pop(L, 1);
     }
-    lua_pop(L, 1);
   }
-  freeze(L, api, "orch");
+  freeze(L, idx, name);
+}
+
+void orch_sandbox_seal(lua_State *L) {
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &api_key);
+  freeze_tree(L, -1, "orch", 8);
   lua_pop(L, 1);
 }
 

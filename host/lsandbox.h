@@ -24,8 +24,9 @@
 void orch_sandbox_open(lua_State *L, const orch_gen *g);
 
 /*
- * [-0, +0, e] Make `orch` and the tables in its fields (orch.uuid, orch.json, ...)
- * read-only. Call once the core ruleset has built them, before product scripts load.
+ * [-0, +0, e] Make `orch` and the tables below it (orch.uuid, orch.json, the standard
+ * steps, constants...) read-only. Call once the core ruleset has built them, before
+ * product scripts load.
  */
 void orch_sandbox_seal(lua_State *L);
 

@@ -216,6 +216,10 @@ TEST(sandbox_shared_tables_are_read_only) {
       {"local x = orch._host\n", "orch._host is not available to product scripts"},
       {"local x = orch._http_client\n", "orch._http_client is not available to product scripts"},
       {"orch.new_thing = 1\n", "orch.new_thing: the table is read-only"},
+      /* the tables further down: standard steps, constants, metatables */
+      {"orch.workflow.init.fn = print\n", "orch.workflow.init.fn: the table is read-only"},
+      {"orch.json.array_mt.__index = {}\n", "orch.json.array_mt.__index: the table is read-only"},
+      {"orch.model.safe_users.x = 1\n", "orch.model.safe_users.x: the table is read-only"},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     char *msg = load_error(cases[i].source, 10000, NULL);
@@ -231,6 +235,7 @@ TEST(sandbox_shared_tables_are_read_only) {
           "assert(seen.uuid and seen.json and not seen._db and not seen._host)\n"
           "local t = {}\nrawset(t, 'a', 1)\nt.b = 2\nassert(t.a == 1 and t.b == 2)\n"
           "mine = 1\nassert(mine == 1)\n"
+          "assert(orch.workflow.registry == nil and #orch.workflow.list() > 0)\n"
           "assert(orch.json.encode(orch.json.decode('[1]')) == '[1]')\n");
 }
 
