@@ -276,6 +276,9 @@ static void budget_hook(lua_State *L, lua_Debug *ar) {
   ORCH_UNUSED(ar);
   orch_lua *lh = from_state(L);
   if (budget_gone(lh)) raise_budget(L, lh, 0); /* in a hook, level 0 is the running function */
+  /* The watchdog armed a hook on every instruction, but the deadline had moved (time spent
+     waiting on the network is given back): back to the normal count hook. */
+  if (lua_gethookcount(L) != HOOK_COUNT) lua_sethook(L, budget_hook, LUA_MASKCOUNT, HOOK_COUNT);
 }
 
 void orch_lapi_budget_check(lua_State *L) {
