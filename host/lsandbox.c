@@ -393,6 +393,8 @@ void orch_sandbox_open(lua_State *L, const orch_gen *g) {
   lua_getmetatable(L, -1);
   lua_pushliteral(L, "read-only");
   lua_setfield(L, -2, "__metatable");
+  push_frozen_contents(L, os_full - 5); /* methods straight from the contents: one lookup */
+  lua_setfield(L, -2, "__index");
   lua_pop(L, 2);
 
   lua_newtable(L); /* restricted os */
