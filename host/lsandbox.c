@@ -5,6 +5,12 @@
  * its own environment table whose __index reads the read-only base (the
  * allow-list below plus `orch` and `require`) and raises on names that exist
  * nowhere. Scripts may define their own globals in their own environment.
+ *
+ * What every script shares is read-only (see freeze): the standard libraries, the
+ * cjson modules and, once the core ruleset built it, `orch` and everything below it.
+ * Product chunks get their own base whose `orch` hides the C halves (orch._*).
+ * setmetatable refuses __gc (finalizers run outside every budget) and xpcall's
+ * message handler is skipped for the budget error (Lua calls it with hooks off).
  */
 #include "orch.h"
 

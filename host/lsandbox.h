@@ -5,7 +5,8 @@
  * an os with only clock/date/time/difftime, load() for text chunks only, a
  * require() that resolves modules only inside the generation's scripts (lua/
  * and the products folder), and per-chunk environments whose reads of
- * undefined globals raise.
+ * undefined globals raise. Shared tables are read-only, products' `orch` has
+ * no C halves, scripts cannot set __gc metamethods (docs/lua.md).
  */
 #pragma once
 
