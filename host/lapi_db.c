@@ -8,6 +8,7 @@
 
 #include "lapi.h"
 
+#include <ctype.h>
 #include <lauxlib.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,9 +37,143 @@ static int result_box_gc(lua_State *L) {
 
 static orch_db *checked_db(lua_State *L) {
   orch_lua_ctx *ctx = orch_lapi_ctx(L);
-  if (ctx->loading) orch_lapi_error(L, "orch.db is not available while scripts are being loaded");
+  orch_lapi_check_context(L, ORCH_CTX_REQUEST | ORCH_CTX_STEP | ORCH_CTX_PERSIST | ORCH_CTX_HOST,
+                          "orch.db");
   if (!ctx->db) orch_lapi_error(L, "orch.db is not available here (no database connection)");
   return ctx->db;
+}
+
+/* ---- what product SQL may do ----
+ * Product scripts read through orch.db; everything they write goes through the core's
+ * APIs (orch.model saves, step state). So a statement whose caller is a product script
+ * must be one read query: it starts with SELECT, WITH, VALUES or TABLE (or is BEGIN,
+ * COMMIT or ROLLBACK, which orch.db.transaction sends), and none of its words outside
+ * string literals writes (INSERT, UPDATE, DELETE, MERGE, INTO) or is one of the functions
+ * that reach the server's files, programs, large objects, other databases or settings.
+ * (One statement only: the extended protocol refuses several.)
+ * Dollar quoting and U& identifiers, which could hide words, are refused. This is a
+ * guard in depth; the boundary is the database role the host connects as (README). */
+
+static const char *const product_sql_first[] = {"select", "with", "values", "table", NULL};
+static const char *const product_sql_alone[] = {"begin", "commit", "rollback", NULL};
+/* writes inside a read-shaped statement: WITH x AS (INSERT ...), SELECT ... INTO */
+static const char *const product_sql_denied_keywords[] = {"insert", "update", "delete",
+                                                          "merge",  "into",   NULL};
+static const char *const product_sql_denied[] = {
+    /* functions that reach files, programs, large objects, other servers or settings, or
+       run SQL given as text */
+    "pg_read_file",
+    "pg_read_binary_file",
+    "pg_ls_dir",
+    "pg_ls_logdir",
+    "pg_ls_waldir",
+    "pg_ls_tmpdir",
+    "pg_ls_archive_statusdir",
+    "pg_stat_file",
+    "lo_import",
+    "lo_export",
+    "lo_get",
+    "lo_put",
+    "lo_from_bytea",
+    "lo_create",
+    "lo_creat",
+    "lo_open",
+    "lo_unlink",
+    "lo_truncate",
+    "dblink",
+    "dblink_exec",
+    "dblink_connect",
+    "query_to_xml",
+    "query_to_xmlschema",
+    "query_to_xml_and_xmlschema",
+    "cursor_to_xml",
+    "set_config",
+    "pg_terminate_backend",
+    "pg_cancel_backend",
+    "pg_reload_conf",
+    "pg_rotate_logfile",
+    "pg_promote",
+    "pg_file_write",
+    "pg_switch_wal",
+    "nextval",
+    "setval",
+    "pg_advisory_lock",
+    "pg_advisory_xact_lock",
+    "txid_current",
+    "pg_current_xact_id",
+    NULL};
+
+static int in_list(const char *const *list, const char *word) {
+  for (; *list; list++)
+    if (!strcmp(*list, word)) return 1;
+  return 0;
+}
+
+/* NULL if a product script may run sql, else why not (a static message; word receives the
+   offending word, if any). */
+static const char *product_sql_refusal(const char *sql, char *word, size_t wsize) {
+  const char *p = sql;
+  int words = 0, first_ok = 0;
+  word[0] = '\0';
+  while (*p) {
+    unsigned char c = (unsigned char)*p;
+    if (c == '-' && p[1] == '-') {
+      while (*p && *p != '\n')
+        p++;
+    } else if (c == '/' && p[1] == '*') {
+      const char *end = strstr(p + 2, "*/");
+      if (!end) return "an unterminated comment";
+      p = end + 2;
+    } else if (c == '\'') {
+      int backslashes = p > sql && (p[-1] == 'e' || p[-1] == 'E');
+      for (p++; *p; p++) {
+        if (backslashes && *p == '\\' && p[1]) {
+          p++;
+        } else if (*p == '\'') {
+          if (p[1] != '\'') break;
+          p++;
+        }
+      }
+      if (!*p) return "an unterminated string literal";
+      p++;
+    } else if (c == '$' && !(p[1] >= '0' && p[1] <= '9')) {
+      return "dollar quoting";
+    } else if (c == '"' || c == '_' || isalpha(c)) {
+      size_t n = 0;
+      int quoted = c == '"';
+      if ((c == 'u' || c == 'U') && p[1] == '&') return "U& escapes";
+      if (c == '"') {
+        for (p++; *p && !(*p == '"' && p[1] != '"'); p++) {
+          if (*p == '"') p++;
+          if (n + 1 < wsize) word[n++] = (char)tolower((unsigned char)*p);
+        }
+        if (!*p) return "an unterminated quoted identifier";
+        p++;
+      } else {
+        for (; *p && (*p == '_' || *p == '$' || isalnum((unsigned char)*p)); p++)
+          if (n + 1 < wsize) word[n++] = (char)tolower((unsigned char)*p);
+      }
+      word[n] = '\0';
+      if (words++ == 0) {
+        if (in_list(product_sql_alone, word)) {
+          first_ok = 2;
+          continue;
+        }
+        if (!in_list(product_sql_first, word)) return "a statement that is not a read query";
+        first_ok = 1;
+      } else if (first_ok == 2) {
+        return "a statement that is not a read query";
+      }
+      if (in_list(product_sql_denied, word) ||
+          (!quoted && in_list(product_sql_denied_keywords, word)))
+        return "a word that is not allowed";
+      continue;
+    } else {
+      p++;
+    }
+  }
+  word[0] = '\0';
+  return first_ok ? NULL : "a statement that is not a read query";
 }
 
 /* [-0, +1] One value of the result, typed by its column's OID. */
@@ -80,8 +215,19 @@ static int push_error(lua_State *L, orch_db *db, orch_dbstatus st, const orch_er
  * json/jsonb columns (returned as text) or is nil.
  */
 static int l_db_query(lua_State *L) {
-  orch_db *db = checked_db(L);
+  orch_lapi_check_context(L, ORCH_CTX_REQUEST | ORCH_CTX_STEP | ORCH_CTX_PERSIST | ORCH_CTX_HOST,
+                          "orch.db");
   const char *sql = luaL_checkstring(L, 1);
+  if (orch_lapi_caller_is_product(L, "orch.db")) {
+    char word[64];
+    const char *why = product_sql_refusal(sql, word, sizeof word);
+    if (why)
+      return orch_lapi_error(L,
+                             "orch.db: product scripts may only run read queries (SELECT, WITH, "
+                             "VALUES, TABLE); this one has %s%s%s%s",
+                             why, word[0] ? " ('" : "", word, word[0] ? "')" : "");
+  }
+  orch_db *db = checked_db(L);
   int n = lua_gettop(L) - 1;
   luaL_argcheck(L, n <= 64, 66, "too many parameters (at most 64)");
   const char *params[64];
@@ -91,7 +237,14 @@ static int l_db_query(lua_State *L) {
     case LUA_TNIL: params[i] = NULL; break;
     case LUA_TBOOLEAN: params[i] = lua_toboolean(L, idx) ? "true" : "false"; break;
     case LUA_TNUMBER:
-    case LUA_TSTRING: params[i] = lua_tostring(L, idx); break; /* converts in place */
+    case LUA_TSTRING: {
+      size_t len;
+      params[i] = lua_tolstring(L, idx, &len); /* converts numbers in place */
+      /* libpq takes text parameters as C strings: a NUL would silently cut the value. */
+      if (memchr(params[i], '\0', len))
+        return orch_lapi_error(L, "orch.db: parameter $%d contains a NUL character", i + 1);
+      break;
+    }
     default:
       return luaL_argerror(L, idx,
                            "expected nil, boolean, number or string (encode tables as JSON)");
@@ -102,7 +255,13 @@ static int l_db_query(lua_State *L) {
   *box = NULL;
   luaL_setmetatable(L, RESULT_BOX);
   orch_error err = ORCH_ERROR_INIT;
+  /* A statement may run longer than the call's budget (pg_sleep, a slow plan): past the
+     deadline the watchdog cancels it. */
+  PGconn *conn = orch_db_ensure(db, &err) == ORCH_OK ? orch_db_conn(db) : NULL;
+  orch_error_clear(&err);
+  orch_lapi_watch_statement(L, conn);
   orch_dbstatus st = orch_db_exec(db, sql, n, params, box, &err);
+  orch_lapi_watch_statement(L, NULL);
   PGresult *res = *box;
   if (st < 0) {
     int r = push_error(L, db, st, &err);

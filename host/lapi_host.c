@@ -11,6 +11,7 @@
 
 #include <lauxlib.h>
 #include <stdlib.h>
+#include <string.h>
 
 /* [-0, +1] Push a malloc'd text and free it. */
 static void push_owned(lua_State *L, char *text) {
@@ -18,9 +19,16 @@ static void push_owned(lua_State *L, char *text) {
   free(text);
 }
 
-/* orch._host.reload() -> report JSON text (see reload.h). Not while loading scripts. */
+/* The route whose handler may reload (POST /api/settings/reload). */
+#define RELOAD_ROUTE "settings.reload"
+
+/* orch._host.reload() -> report JSON text (see reload.h). Only in a request of the admin
+   reload route: never from a step, a load, or another handler. */
 static int l_host_reload(lua_State *L) {
-  if (orch_lapi_ctx(L)->loading) return orch_lapi_error(L, "cannot reload while scripts load");
+  orch_lapi_check_context(L, ORCH_CTX_REQUEST, "orch._host.reload");
+  const char *route = orch_lapi_ctx(L)->route;
+  if (!route || strcmp(route, RELOAD_ROUTE) != 0)
+    return orch_lapi_error(L, "orch._host.reload is only available to the %s route", RELOAD_ROUTE);
   char *report = NULL;
   orch_reload(&report);
   push_owned(L, report);

@@ -24,9 +24,10 @@ static int response_box_gc(lua_State *L) {
   return 0;
 }
 
-static void check_not_loading(lua_State *L) {
-  if (orch_lapi_ctx(L)->loading)
-    orch_lapi_error(L, "orch.client is not available while scripts are being loaded");
+/* Not at load time (no side effects), and not while a step's result is persisted: that
+   runs inside the engine's fenced transaction, which must not wait on the network. */
+static void check_context(lua_State *L) {
+  orch_lapi_check_context(L, ORCH_CTX_REQUEST | ORCH_CTX_STEP | ORCH_CTX_HOST, "orch.client");
 }
 
 /* [-0, +1] The response's header lines as a table keyed by lowercase name
@@ -63,7 +64,7 @@ static void push_headers(lua_State *L, const orch_buf *b) {
  * config invalid dns connect timeout too_large io.
  */
 static int l_perform(lua_State *L) {
-  check_not_loading(L);
+  check_context(L);
   orch_outbound_request req = {0};
   req.service = luaL_checkstring(L, 1);
   req.method = luaL_checkstring(L, 2);
@@ -74,10 +75,11 @@ static int l_perform(lua_State *L) {
     lua_Integer n = luaL_len(L, 4);
     luaL_argcheck(L, n <= MAX_HEADERS, 4, "too many headers");
     for (lua_Integer i = 1; i <= n; i++) {
-      lua_rawgeti(L, 4, i);
+      /* Only real strings: lua_tostring would convert a number into a new string
+         that nothing anchors once popped (the table still holds the number). */
+      luaL_argcheck(L, lua_rawgeti(L, 4, i) == LUA_TSTRING, 4, "headers must be strings");
       headers[i - 1] = lua_tostring(L, -1);
-      luaL_argcheck(L, headers[i - 1] != NULL, 4, "headers must be strings");
-      lua_pop(L, 1); /* the string stays alive in the table */
+      lua_pop(L, 1); /* the string stays alive in the table, anchored by argument 4 */
     }
     req.headers = headers;
     req.nheaders = (size_t)n;

@@ -2,7 +2,10 @@
  * lapi_json.c - the C half of orch.json (the Lua half, lua/orch/json.lua,
  * wraps lua-cjson). cjson decodes "[]" and "{}" to the same empty table; this
  * scanner rewrites every empty array outside strings into a sentinel string
- * so that the Lua side can turn it into a table marked as an array.
+ * so that the Lua side can turn it into a table marked as an array. The
+ * sentinel starts with a NUL; the scanner also reports NUL characters (\u0000)
+ * in the input's strings, which the Lua side refuses, so no input string can
+ * pass for a sentinel.
  */
 #include "orch.h"
 
@@ -13,19 +16,27 @@
 
 #define EMPTY_ARRAY_SENTINEL "\"\\u0000[]\""
 
-/* orch._json.mark_empty_arrays(text) -> text', found (boolean) */
+/* Whether s[i..] (just after a backslash) is u0000: an escaped NUL. */
+static int is_nul_escape(const char *s, size_t i, size_t len) {
+  return i + 5 <= len && s[i] == 'u' && s[i + 1] == '0' && s[i + 2] == '0' && s[i + 3] == '0' &&
+         s[i + 4] == '0';
+}
+
+/* orch._json.mark_empty_arrays(text) -> text', found (boolean), has_nul (boolean) */
 static int l_mark_empty_arrays(lua_State *L) {
   size_t len;
   const char *s = luaL_checklstring(L, 1, &len);
   orch_buf out = ORCH_BUF_INIT;
-  int found = 0, in_string = 0;
+  int found = 0, in_string = 0, has_nul = 0;
   size_t copied = 0;
   for (size_t i = 0; i < len; i++) {
     char c = s[i];
+    if (c == '\0') has_nul = 1; /* raw (invalid JSON anyway) */
     if (in_string) {
-      if (c == '\\')
+      if (c == '\\') {
+        if (is_nul_escape(s, i + 1, len)) has_nul = 1;
         i++;
-      else if (c == '"')
+      } else if (c == '"')
         in_string = 0;
       continue;
     }
@@ -53,7 +64,8 @@ static int l_mark_empty_arrays(lua_State *L) {
   }
   orch_buf_free(&out);
   lua_pushboolean(L, found);
-  return 2;
+  lua_pushboolean(L, has_nul);
+  return 3;
 }
 
 static const luaL_Reg json_funcs[] = {

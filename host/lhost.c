@@ -12,8 +12,10 @@
 #include <lauxlib.h>
 #include <lua.h>
 #include <lualib.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 struct orch_lua {
   lua_State *L;
@@ -28,6 +30,11 @@ struct orch_lua {
   long timeout_ms;
   long long deadline_ns;
   const char *kill_reason; /* set once the budget is gone; sticky until the call ends */
+  /* the watchdog's view (under watch_mu): the running call's deadline and statement */
+  long long watch_deadline_ns;
+  PGcancel *cancel; /* the database statement in progress, if any (owned) */
+  int watch_fired;
+  orch_lua *watch_next;
 };
 
 /* ---- error lists ---- */
@@ -79,6 +86,17 @@ orch_lua_ctx *orch_lapi_ctx(lua_State *L) {
   return &from_state(L)->ctx;
 }
 
+void orch_lapi_check_context(lua_State *L, unsigned allowed, const char *what) {
+  unsigned phase = from_state(L)->ctx.phase;
+  if (phase & allowed) return;
+  const char *where = phase == ORCH_CTX_LOAD      ? "while scripts are being loaded"
+                      : phase == ORCH_CTX_REQUEST ? "in a request handler"
+                      : phase == ORCH_CTX_STEP    ? "in a workflow step"
+                      : phase == ORCH_CTX_PERSIST ? "while a step's result is persisted"
+                                                  : "here";
+  orch_lapi_error(L, "%s is not available %s", what, where);
+}
+
 long orch_lapi_generation(lua_State *L) {
   return from_state(L)->gen->number;
 }
@@ -87,6 +105,18 @@ static int is_product_source(const orch_gen *g, const char *source) {
   if (source[0] != '@') return 0;
   for (size_t i = 0; i < g->count; i++)
     if (g->scripts[i].is_product && !strcmp(g->scripts[i].path, source + 1)) return 1;
+  return 0;
+}
+
+int orch_lapi_caller_is_product(lua_State *L, const char *module) {
+  orch_lua *lh = from_state(L);
+  const orch_script *skip = orch_gen_find_module(lh->gen, module);
+  lua_Debug ar;
+  for (int level = 1; lua_getstack(L, level, &ar); level++) {
+    if (!lua_getinfo(L, "S", &ar) || ar.source[0] != '@') continue; /* C functions */
+    if (skip && !strcmp(ar.source + 1, skip->path)) continue;
+    return is_product_source(lh->gen, ar.source);
+  }
   return 0;
 }
 
@@ -134,40 +164,155 @@ int orch_lapi_error(lua_State *L, const char *fmt, ...) {
 
 /* ---- time budget ---- */
 
+static void budget_hook(lua_State *L, lua_Debug *ar);
+
+/* ---- the watchdog ----
+ * The budget is enforced inside the calling thread (the count hook, the pattern matcher's
+ * checks), which needs the thread to come back to Lua. The watchdog covers what keeps it
+ * away: once a call is past its deadline (plus a grace period) it cancels the database
+ * statement the call is waiting on and arms the budget hook of the state from outside
+ * (lua_sethook is the one Lua API call that may be made from another thread). */
+
+#define WATCH_PERIOD_MS 100
+#define WATCH_GRACE_MS  200
+
+static pthread_mutex_t watch_mu = PTHREAD_MUTEX_INITIALIZER;
+static orch_lua *watch_list; /* every live state */
+static pthread_once_t watch_once = PTHREAD_ONCE_INIT;
+
+static void *watchdog(void *arg) {
+  ORCH_UNUSED(arg);
+  struct timespec period = {0, WATCH_PERIOD_MS * 1000000L};
+  for (;;) {
+    nanosleep(&period, NULL);
+    long long now = orch_now_ns();
+    pthread_mutex_lock(&watch_mu);
+    for (orch_lua *lh = watch_list; lh; lh = lh->watch_next) {
+      if (!lh->watch_deadline_ns || lh->watch_fired ||
+          now < lh->watch_deadline_ns + WATCH_GRACE_MS * 1000000LL)
+        continue;
+      lh->watch_fired = 1;
+      if (lh->cancel) {
+        char msg[256];
+        PQcancel(lh->cancel, msg, sizeof msg);
+      }
+      lua_sethook(lh->L, budget_hook, LUA_MASKCOUNT | LUA_MASKLINE | LUA_MASKCALL, 1);
+    }
+    pthread_mutex_unlock(&watch_mu);
+  }
+  return NULL;
+}
+
+static void watch_start(void) {
+  pthread_t t;
+  if (pthread_create(&t, NULL, watchdog, NULL) == 0)
+    pthread_detach(t);
+  else
+    LOG_WARN("lua", "cannot start the Lua watchdog thread; budgets rely on hooks alone");
+}
+
+static void watch_add(orch_lua *lh) {
+  pthread_once(&watch_once, watch_start);
+  pthread_mutex_lock(&watch_mu);
+  lh->watch_next = watch_list;
+  watch_list = lh;
+  pthread_mutex_unlock(&watch_mu);
+}
+
+static void watch_remove(orch_lua *lh) {
+  pthread_mutex_lock(&watch_mu);
+  for (orch_lua **p = &watch_list; *p; p = &(*p)->watch_next)
+    if (*p == lh) {
+      *p = lh->watch_next;
+      break;
+    }
+  if (lh->cancel) PQfreeCancel(lh->cancel);
+  lh->cancel = NULL;
+  pthread_mutex_unlock(&watch_mu);
+}
+
+/* The running call's deadline as the watchdog sees it (0: no call, or no budget). */
+static void watch_set_deadline(orch_lua *lh, long long deadline_ns) {
+  pthread_mutex_lock(&watch_mu);
+  lh->watch_deadline_ns = deadline_ns;
+  lh->watch_fired = 0;
+  pthread_mutex_unlock(&watch_mu);
+}
+
+void orch_lapi_watch_statement(lua_State *L, PGconn *conn) {
+  orch_lua *lh = from_state(L);
+  PGcancel *next = conn && lh->deadline_ns ? PQgetCancel(conn) : NULL;
+  pthread_mutex_lock(&watch_mu);
+  PGcancel *old = lh->cancel;
+  lh->cancel = next;
+  pthread_mutex_unlock(&watch_mu);
+  if (old) PQfreeCancel(old);
+}
+
 void orch_lapi_budget_extend(lua_State *L, long long ns) {
   orch_lua *lh = from_state(L);
-  if (lh->deadline_ns && ns > 0) lh->deadline_ns += ns;
+  if (lh->deadline_ns && ns > 0) {
+    lh->deadline_ns += ns;
+    watch_set_deadline(lh, lh->deadline_ns);
+  }
 }
 
 #define HOOK_COUNT 1000
 
-static void budget_hook(lua_State *L, lua_Debug *ar) {
-  ORCH_UNUSED(ar);
-  orch_lua *lh = from_state(L);
-  if (!lh->kill_reason) {
-    if (lh->mem_over)
-      lh->kill_reason = "memory limit exceeded";
-    else if (lh->deadline_ns && orch_now_ns() > lh->deadline_ns)
-      lh->kill_reason = "time limit exceeded";
-    else
-      return;
-  }
+/* Whether the running call's budget is gone; names the reason once it is. */
+static int budget_gone(orch_lua *lh) {
+  if (lh->kill_reason) return 1;
+  if (lh->mem_over)
+    lh->kill_reason = "memory limit exceeded";
+  else if (lh->deadline_ns && orch_now_ns() > lh->deadline_ns)
+    lh->kill_reason = "time limit exceeded";
+  return lh->kill_reason != NULL;
+}
+
+/* [-0, +0, v] Raise the budget error positioned at the given stack level. */
+static int raise_budget(lua_State *L, orch_lua *lh, int level) {
   /* From now on every line raises again, so pcall in the script can't swallow it. */
   lua_sethook(L, budget_hook, LUA_MASKCOUNT | LUA_MASKLINE, 1);
-  orch_lapi_where(L, 0); /* in a hook, level 0 is the running function */
+  orch_lapi_where(L, level);
   if (lh->mem_over)
     lua_pushfstring(L, "%s (%d MiB)", lh->kill_reason, (int)(lh->mem_limit >> 20));
   else
     lua_pushfstring(L, "%s (%d ms)", lh->kill_reason, (int)lh->timeout_ms);
   lua_concat(L, 2);
-  lua_error(L);
+  return lua_error(L);
+}
+
+static void budget_hook(lua_State *L, lua_Debug *ar) {
+  ORCH_UNUSED(ar);
+  orch_lua *lh = from_state(L);
+  if (budget_gone(lh)) raise_budget(L, lh, 0); /* in a hook, level 0 is the running function */
+  /* The watchdog armed a hook on every instruction, but the deadline had moved (time spent
+     waiting on the network is given back): back to the normal count hook. */
+  if (lua_gethookcount(L) != HOOK_COUNT) lua_sethook(L, budget_hook, LUA_MASKCOUNT, HOOK_COUNT);
+}
+
+void orch_lapi_budget_check(lua_State *L) {
+  orch_lua *lh = from_state(L);
+  if (budget_gone(lh)) raise_budget(L, lh, 1); /* level 1: the script calling the C function */
+}
+
+int orch_lapi_budget_killed(lua_State *L) {
+  return from_state(L)->kill_reason != NULL;
 }
 
 /* ---- message handler: structured error {message, file, line, traceback} ---- */
 
+/* [-0, +1, m] t[k] without metamethods: error objects may come from scripts, and reading
+   them must not run script code (the hook is off by then, or it is the hook's own error). */
+static int rawfield(lua_State *L, int idx, const char *k) {
+  idx = lua_absindex(L, idx);
+  lua_pushstring(L, k);
+  return lua_rawget(L, idx);
+}
+
 static int msgh(lua_State *L) {
   if (lua_type(L, 1) == LUA_TTABLE) {
-    if (lua_getfield(L, 1, "__problem") != LUA_TNIL) {
+    if (rawfield(L, 1, "__problem") != LUA_TNIL) {
       lua_settop(L, 1);
       return 1; /* an HTTP problem raised on purpose: no traceback needed */
     }
@@ -213,34 +358,53 @@ static int split_position(const char *msg, orch_error *err) {
   return 0;
 }
 
-/* [-1, +0] Turn the error object on top of the stack into err. */
+typedef struct take_args {
+  orch_lua *lh;
+  int status;
+  const char *context_file;
+  orch_error *err;
+} take_args;
+
+/* Protected: 1 take_args, 2 the error object. */
+static int take_error_protected(lua_State *L) {
+  const take_args *a = lua_touserdata(L, 1);
+  orch_error *err = a->err;
+  if (a->status == LUA_ERRMEM) {
+    err->code = ORCH_ELIMIT;
+    err->message = orch_sprintf("memory limit exceeded (%d MiB)", (int)(a->lh->mem_limit >> 20));
+  } else if (lua_type(L, 2) == LUA_TTABLE) {
+    const char *msg = rawfield(L, 2, "message") == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+    if (!msg || !split_position(msg, err)) {
+      err->message = orch_strdup(msg ? msg : "error object is not a string");
+      if (rawfield(L, 2, "file") == LUA_TSTRING) err->file = orch_strdup(lua_tostring(L, -1));
+      if (rawfield(L, 2, "line") == LUA_TNUMBER) err->line = (int)lua_tointeger(L, -1);
+    }
+    if (rawfield(L, 2, "traceback") == LUA_TSTRING)
+      err->traceback = orch_strdup(lua_tostring(L, -1));
+  } else {
+    const char *msg =
+        lua_type(L, 2) == LUA_TSTRING || lua_type(L, 2) == LUA_TNUMBER ? lua_tostring(L, 2) : NULL;
+    if (!msg || !split_position(msg, err)) err->message = orch_strdup(msg ? msg : "unknown error");
+  }
+  return 0;
+}
+
+/* [-1, +0] Turn the error object on top of the stack into err (in protected mode: API calls
+   outside it would reach the panic function on a memory error). */
 static void take_error(orch_lua *lh, int status, const char *context_file, orch_error *err) {
   lua_State *L = lh->L;
   orch_error_clear(err);
-  err->code = lh->kill_reason ? ORCH_ELIMIT : ORCH_ELUA;
-  if (status == LUA_ERRMEM) {
-    err->code = ORCH_ELIMIT;
-    err->message = orch_sprintf("memory limit exceeded (%d MiB)", (int)(lh->mem_limit >> 20));
-    err->file = context_file ? orch_strdup(context_file) : NULL;
-  } else if (lua_type(L, -1) == LUA_TTABLE) {
-    const char *msg = (lua_getfield(L, -1, "message"), lua_tostring(L, -1));
-    if (!msg || !split_position(msg, err)) {
-      err->message = orch_strdup(msg ? msg : "error object is not a string");
-      if (lua_getfield(L, -2, "file") == LUA_TSTRING) err->file = orch_strdup(lua_tostring(L, -1));
-      lua_pop(L, 1);
-      if (lua_getfield(L, -2, "line") == LUA_TNUMBER) err->line = (int)lua_tointeger(L, -1);
-      lua_pop(L, 1);
-    }
+  take_args a = {lh, status, context_file, err};
+  lua_pushcfunction(L, take_error_protected);
+  lua_insert(L, -2);
+  lua_pushlightuserdata(L, &a);
+  lua_insert(L, -2);
+  if (lua_pcall(L, 2, 0, 0) != LUA_OK) {
     lua_pop(L, 1);
-    if (lua_getfield(L, -1, "traceback") == LUA_TSTRING)
-      err->traceback = orch_strdup(lua_tostring(L, -1));
-    lua_pop(L, 1);
-  } else {
-    const char *msg = lua_tostring(L, -1);
-    if (!msg || !split_position(msg, err)) err->message = orch_strdup(msg ? msg : "unknown error");
+    if (!err->message) err->message = orch_strdup("the error object could not be read");
   }
+  err->code = lh->kill_reason || status == LUA_ERRMEM ? ORCH_ELIMIT : ORCH_ELUA;
   if (!err->file && context_file) err->file = orch_strdup(context_file);
-  lua_pop(L, 1);
 }
 
 /*
@@ -257,21 +421,24 @@ static int lcall(orch_lua *lh, int nargs, int nres, const char *context_file, in
   lh->kill_reason = NULL;
   lh->deadline_ns = lh->timeout_ms ? orch_now_ns() + lh->timeout_ms * 1000000LL : 0;
   lua_sethook(L, budget_hook, LUA_MASKCOUNT, HOOK_COUNT);
+  watch_set_deadline(lh, lh->deadline_ns);
   int status = lua_pcall(L, nargs, nres, base);
+  watch_set_deadline(lh, 0); /* first: the watchdog must not arm the hook again */
   lua_sethook(L, NULL, 0, 0);
+  int rc = ORCH_OK;
   if (status == LUA_OK && lh->kill_reason) {
     /* The budget ran out inside a coroutine whose error the script caught and then
-       finished before the hook fired again: the call still failed. */
+       finished before the hook fired again: the call still failed. (Described in C:
+       the Lua API is not used outside protected mode.) */
     lua_settop(L, base);
-    lua_pushfstring(L, "%s (%d ms)", lh->kill_reason, (int)lh->timeout_ms);
-    if (lh->mem_over) {
-      lua_pop(L, 1);
-      lua_pushfstring(L, "%s (%d MiB)", lh->kill_reason, (int)(lh->mem_limit >> 20));
-    }
-    status = LUA_ERRRUN;
-  }
-  int rc = ORCH_OK;
-  if (status != LUA_OK) {
+    orch_error_clear(err);
+    err->code = rc = ORCH_ELIMIT;
+    if (lh->mem_over)
+      err->message = orch_sprintf("%s (%d MiB)", lh->kill_reason, (int)(lh->mem_limit >> 20));
+    else
+      err->message = orch_sprintf("%s (%d ms)", lh->kill_reason, (int)lh->timeout_ms);
+    if (context_file) err->file = orch_strdup(context_file);
+  } else if (status != LUA_OK) {
     if (keep_error) {
       lua_pushvalue(L, -1);
       lua_insert(L, base); /* keep a copy under the handler */
@@ -291,6 +458,14 @@ static int lcall(orch_lua *lh, int nargs, int nres, const char *context_file, in
 
 /* ---- building a state ---- */
 
+/* Every API call is meant to run in protected mode; reaching this is a host bug. Say what
+   happened and abort (returning would let Lua abort without a word). */
+static int panic(lua_State *L) {
+  const char *msg = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "(not a string)";
+  LOG_ERROR("lua", "unprotected error in a call to the Lua API: %s", msg);
+  abort();
+}
+
 static int build_base(lua_State *L) {
   const orch_gen *g = lua_touserdata(L, 1);
   orch_lapi_push(L);
@@ -303,6 +478,11 @@ static int build_base(lua_State *L) {
 static int require_protected(lua_State *L) {
   orch_sandbox_require(L, lua_tostring(L, 1));
   return 1;
+}
+
+static int seal_protected(lua_State *L) {
+  orch_sandbox_seal(L);
+  return 0;
 }
 
 static int forget_failed_protected(lua_State *L) {
@@ -428,6 +608,8 @@ int orch_lua_new(orch_lua **out, orch_gen *g, const orch_lua_limits *lim, orch_e
     return ORCH_ENOMEM;
   }
   *(orch_lua **)lua_getextraspace(lh->L) = lh;
+  lua_atpanic(lh->L, panic);
+  watch_add(lh);
   lh->gen = orch_gen_ref(g);
   lua_State *L = lh->L;
 
@@ -442,7 +624,7 @@ int orch_lua_new(orch_lua **out, orch_gen *g, const orch_lua_limits *lim, orch_e
   }
 
   /* The core ruleset first: product scripts build on it. */
-  lh->ctx.loading = 1;
+  lh->ctx.phase = ORCH_CTX_LOAD;
   size_t before = errors->n;
   const orch_script *core = orch_gen_find_module(g, "orch");
   if (!core) {
@@ -450,13 +632,15 @@ int orch_lua_new(orch_lua **out, orch_gen *g, const orch_lua_limits *lim, orch_e
                    "the core ruleset is missing: no module 'orch' (lua/orch/init.lua)");
     orch_errlist_add(errors, &err);
   } else if (load_module(lh, "orch", core->path, errors) == ORCH_OK) {
+    lua_pushcfunction(L, seal_protected);
+    if (lcall(lh, 0, 0, NULL, 0, &err) != ORCH_OK) orch_errlist_add(errors, &err);
     for (size_t i = 0; i < g->count; i++)
       if (g->scripts[i].is_product)
         load_module(lh, g->scripts[i].module, g->scripts[i].path, errors);
     if (errors->n == before) finalize(lh, errors);
     if (errors->n == before) load_routes(lh, errors);
   }
-  lh->ctx.loading = 0;
+  lh->ctx.phase = 0;
   if (errors->n != before) {
     orch_lua_free(lh);
     return ORCH_ELUA;
@@ -467,6 +651,7 @@ int orch_lua_new(orch_lua **out, orch_gen *g, const orch_lua_limits *lim, orch_e
 
 void orch_lua_free(orch_lua *lh) {
   if (!lh) return;
+  if (lh->L) watch_remove(lh);
   if (lh->L) lua_close(lh->L);
   orch_route_table_unref(lh->routes);
   orch_gen_unref(lh->gen);
@@ -551,35 +736,46 @@ static int read_response(lua_State *L) {
   return 0;
 }
 
-/* A problem error raised on purpose: {__problem=true, status=, detail=}. */
-static int problem_from_error(lua_State *L, orch_http_response *resp) {
-  if (lua_type(L, -1) != LUA_TTABLE) return 0;
-  if (lua_getfield(L, -1, "__problem") == LUA_TNIL) {
-    lua_pop(L, 1);
-    return 0;
+/* Protected: 1 the response, 2 the error object. Returns whether it was a problem. */
+static int problem_protected(lua_State *L) {
+  orch_http_response *resp = lua_touserdata(L, 1);
+  if (lua_type(L, 2) != LUA_TTABLE || rawfield(L, 2, "__problem") == LUA_TNIL) {
+    lua_pushboolean(L, 0);
+    return 1;
   }
-  lua_pop(L, 1);
-  lua_getfield(L, -1, "status");
-  int status = lua_isinteger(L, -1) ? (int)lua_tointeger(L, -1) : 500;
-  lua_getfield(L, -2, "detail");
-  const char *detail = lua_tostring(L, -1);
+  int status = rawfield(L, 2, "status") == LUA_TNUMBER && lua_isinteger(L, -1)
+                   ? (int)lua_tointeger(L, -1)
+                   : 500;
+  const char *detail = rawfield(L, 2, "detail") == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
   orch_http_problem(resp, status, detail ? detail : orch_http_reason(status));
   /* A problem may carry its whole JSON body (the forms protocol's 510 and 400). */
-  if (lua_getfield(L, -3, "body_json") == LUA_TSTRING) {
+  if (rawfield(L, 2, "body_json") == LUA_TSTRING) {
     size_t len;
     const char *body = lua_tolstring(L, -1, &len);
     free(resp->body);
     resp->body = orch_strndup(body, len);
     resp->body_len = len;
   }
-  lua_pop(L, 3);
+  lua_pushboolean(L, 1);
   return 1;
+}
+
+/* A problem error raised on purpose: {__problem=true, status=, detail=} (on top; kept). */
+static int problem_from_error(lua_State *L, orch_http_response *resp) {
+  lua_pushcfunction(L, problem_protected);
+  lua_pushlightuserdata(L, resp);
+  lua_pushvalue(L, -3);
+  int is = lua_pcall(L, 2, 1, 0) == LUA_OK && lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  return is;
 }
 
 void orch_lua_handle(orch_lua *lh, const orch_http_request *req, orch_http_response *resp) {
   lua_State *L = lh->L;
   int top = lua_gettop(L);
   orch_error err = ORCH_ERROR_INIT;
+  lh->ctx.phase = ORCH_CTX_REQUEST;
+  lh->ctx.route = req->route->handler;
   /* Build the arguments in protected mode too: requiring orch.http may fail. */
   lua_pushcfunction(L, push_request);
   lua_pushlightuserdata(L, (void *)req);
@@ -603,6 +799,8 @@ void orch_lua_handle(orch_lua *lh, const orch_http_request *req, orch_http_respo
 done:
   orch_error_clear(&err);
   lua_settop(L, top);
+  lh->ctx.phase = 0;
+  lh->ctx.route = NULL;
 }
 
 /* ---- calls with JSON in and out ---- */
@@ -642,7 +840,9 @@ int orch_lua_invoke(orch_lua *lh, const char *module, const char *func, const ch
   invoke_args a = {module, func, arg_json};
   lua_pushcfunction(L, invoke_protected);
   lua_pushlightuserdata(L, &a);
+  lh->ctx.phase = ORCH_CTX_HOST;
   int rc = lcall(lh, 1, 1, NULL, 0, err);
+  lh->ctx.phase = 0;
   if (rc == ORCH_OK && result_json) *result_json = orch_strdup(lua_tostring(L, -1));
   lua_settop(L, top);
   return rc;
@@ -746,7 +946,8 @@ static int run_step_protected(lua_State *L) {
     lua_pop(L, 1);
   }
   lua_pushvalue(L, r);
-  return 1; /* the result table, kept for persist */
+  lua_pushinteger(L, luaL_ref(L, LUA_REGISTRYINDEX)); /* the result table, kept for persist */
+  return 1;
 }
 
 int orch_lua_run_step(orch_lua *lh, const orch_step_job *job, orch_step_result *res,
@@ -756,7 +957,9 @@ int orch_lua_run_step(orch_lua *lh, const orch_step_job *job, orch_step_result *
   lua_pushcfunction(L, run_step_protected);
   lua_pushlightuserdata(L, (void *)job);
   lua_pushlightuserdata(L, res);
+  lh->ctx.phase = ORCH_CTX_STEP;
   int rc = lcall(lh, 2, 1, NULL, 0, err);
+  lh->ctx.phase = 0;
   if (rc != ORCH_OK) {
     free(res->step_name);
     free(res->state);
@@ -771,7 +974,7 @@ int orch_lua_run_step(orch_lua *lh, const orch_step_job *job, orch_step_result *
   }
   step_box *box = orch_xcalloc(1, sizeof *box);
   box->lh = lh;
-  box->ref = luaL_ref(L, LUA_REGISTRYINDEX); /* pops the result table */
+  box->ref = (int)lua_tointeger(L, -1); /* referenced inside the protected call */
   res->opaque = box;
   res->generation = lh->gen->number;
   res->code_hash = orch_strdup(lh->gen->code_hash);
@@ -796,15 +999,25 @@ int orch_lua_persist_step(orch_step_result *res, orch_error *err) {
   int top = lua_gettop(L);
   lua_pushcfunction(L, persist_protected);
   lua_pushinteger(L, box->ref);
+  box->lh->ctx.phase = ORCH_CTX_PERSIST;
   int rc = lcall(box->lh, 1, 0, NULL, 0, err);
+  box->lh->ctx.phase = 0;
   lua_settop(L, top);
   return rc;
+}
+
+static int unref_protected(lua_State *L) {
+  luaL_unref(L, LUA_REGISTRYINDEX, (int)lua_tointeger(L, 1));
+  return 0;
 }
 
 void orch_lua_step_done(orch_step_result *res) {
   step_box *box = res->opaque;
   if (!box) return;
-  luaL_unref(box->lh->L, LUA_REGISTRYINDEX, box->ref);
+  lua_State *L = box->lh->L;
+  lua_pushcfunction(L, unref_protected);
+  lua_pushinteger(L, box->ref);
+  if (lua_pcall(L, 1, 0, 0) != LUA_OK) lua_pop(L, 1);
   box->lh->outstanding--;
   free(box);
   res->opaque = NULL;

@@ -5,7 +5,8 @@
  * an os with only clock/date/time/difftime, load() for text chunks only, a
  * require() that resolves modules only inside the generation's scripts (lua/
  * and the products folder), and per-chunk environments whose reads of
- * undefined globals raise.
+ * undefined globals raise. Shared tables are read-only, products' `orch` has
+ * no C halves, scripts cannot set __gc metamethods (docs/lua.md).
  */
 #pragma once
 
@@ -22,6 +23,13 @@
  * outlive the state).
  */
 void orch_sandbox_open(lua_State *L, const orch_gen *g);
+
+/*
+ * [-0, +0, e] Make `orch` and the tables below it (orch.uuid, orch.json, the standard
+ * steps, constants...) read-only. Call once the core ruleset has built them, before
+ * product scripts load.
+ */
+void orch_sandbox_seal(lua_State *L);
 
 /* [-0, +1, e] require(module) from C: the module's value. */
 void orch_sandbox_require(lua_State *L, const char *module);

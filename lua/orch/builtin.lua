@@ -102,7 +102,7 @@ standard.task({
         in_db[r.name] = true
       end
       local missing, unknown = {}, {}
-      for _, wf in ipairs(workflow.registry.ordered) do
+      for _, wf in ipairs(workflow.list()) do
         if not in_db[wf.name] then
           missing[#missing + 1] = wf.name
         end

@@ -11,8 +11,15 @@
 --  * Floats are written with the fewest digits that read back as the same
 --    double (as Python does; cjson alone keeps 14 significant digits, which
 --    cuts the microseconds off an epoch timestamp).
+--  * Text with a NUL character (\u0000) is refused by decode: NUL cannot be
+--    stored in PostgreSQL text or bound as a statement parameter.
 -- Limits: integers in input beyond 2^53 lose precision (cjson parses numbers
 -- as doubles).
+--
+-- Internally, what cjson cannot express travels through it as strings that start
+-- with a NUL (an empty array, a number's exact text, an ordered object's finished
+-- text). No data can pass for one: decode refuses input with NUL, and encode writes
+-- every string that contains a NUL (value or key) itself, outside cjson's output.
 
 local cjson = require("cjson")
 local C = orch._json
@@ -81,7 +88,10 @@ function json.try_decode(text)
   if type(text) ~= "string" then
     return nil, "expected a JSON string, got " .. type(text)
   end
-  local marked = C.mark_empty_arrays(text)
+  local marked, _, has_nul = C.mark_empty_arrays(text)
+  if has_nul then
+    return nil, "text with a NUL character (\\u0000) is not accepted"
+  end
   local ok, v = pcall(codec.decode, marked)
   if not ok then
     return nil, (tostring(v):gsub("^.-:%d+: ", ""))
@@ -153,7 +163,14 @@ end
 
 local function prepare(v, depth, frags)
   local tv = type(v)
-  if tv == "number" then
+  if tv == "string" then
+    if v:find("\0", 1, true) then
+      -- written here, so that no data in cjson's output looks like a sentinel
+      frags[#frags + 1] = codec.encode(v)
+      return FRAGMENT .. #frags
+    end
+    return v
+  elseif tv == "number" then
     if mtype(v) == "integer" then
       if v >= 1e14 or v <= -1e14 then
         return NUMBER .. tostring(v)
@@ -171,6 +188,12 @@ local function prepare(v, depth, frags)
   local mt = getmetatable(v)
   if mt and mt.__jsonorder then
     return ordered_fragment(v, mt.__jsonorder, depth, frags)
+  end
+  for k in pairs(v) do
+    if type(k) == "string" and k:find("\0", 1, true) then
+      -- a key with a NUL: the object is written piece by piece (keys as strings above)
+      return ordered_fragment(v, {}, depth, frags)
+    end
   end
   if next(v) == nil then
     return mt == array_mt and EMPTY_ARRAY or v

@@ -266,7 +266,6 @@ workflow.abort = new_step("abort", "Abort", {}, 1)
 -- ---- the registry of defined workflows ----
 
 local registry = { by_name = {}, ordered = {} }
-workflow.registry = registry
 
 -- define{name, target, description, is_task, form, steps, run_predicate, products,
 -- authorize}: register a workflow whose step list is used as given (it should start
@@ -416,6 +415,11 @@ function workflow.step_occurrence(wf, name, occurrence)
     end
   end
   return nil
+end
+
+-- The defined workflows in definition order (a new list: the registry itself is not shared).
+function workflow.list()
+  return { table.unpack(registry.ordered) }
 end
 
 -- Index of the step named `name` in wf.steps (first match), or nil.

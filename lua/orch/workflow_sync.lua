@@ -62,7 +62,7 @@ function sync.apply()
       existing[r.name] = r
     end
     local defined = {}
-    for _, wf in ipairs(workflow.registry.ordered) do
+    for _, wf in ipairs(workflow.list()) do
       defined[wf.name] = true
       local row = existing[wf.name]
       if not row then

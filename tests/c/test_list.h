@@ -22,6 +22,16 @@
   X(lua_finalize_reports_each_message)                                                             \
   X(lua_invoke_json_in_and_out)                                                                    \
   X(lua_routes_table_is_the_documented_one)                                                        \
+  X(sandbox_http_client_headers_must_be_strings)                                                   \
+  X(sandbox_budget_stops_pattern_backtracking)                                                     \
+  X(sandbox_no_gc_metamethods)                                                                     \
+  X(sandbox_budget_stops_xpcall_handlers)                                                          \
+  X(sandbox_error_objects_are_read_raw)                                                            \
+  X(sandbox_shared_tables_are_read_only)                                                           \
+  X(sandbox_products_cannot_change_each_other)                                                     \
+  X(sandbox_context_gates_persist_and_reload)                                                      \
+  X(sandbox_json_markers_cannot_be_forged)                                                         \
+  X(sandbox_product_sql_is_read_only)                                                              \
   X(ws_accept_key)                                                                                 \
   X(ws_parse_masked_frame)                                                                         \
   X(ws_parse_extended_lengths)                                                                     \

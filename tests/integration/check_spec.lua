@@ -17,14 +17,24 @@ end
 describe("orchestrator check", function()
   local code, out
 
+  local elapsed
+
   setup(function()
+    local t0 = os.time()
     code, out = check(fixtures)
+    elapsed = os.time() - t0
   end)
 
   it("exits non-zero without crashing", function()
     assert.are.equal(1, code, out)
     H.assert_clean_log(out, "check output")
-    assert.matches("check failed: 7 errors", out)
+    assert.matches("check failed: 12 errors", out)
+  end)
+
+  it("finishes although scripts try to run past their budget", function()
+    -- four scripts hit the 2 s budget (a loop, pcall, pattern backtracking, an xpcall
+    -- handler); generous for ASan on a busy machine, far below "never"
+    assert.is_true(elapsed < 90, "check took " .. elapsed .. " s")
   end)
 
   local cases = {
@@ -35,6 +45,11 @@ describe("orchestrator check", function()
     { "io_open.lua", 2, "undefined global 'io'" },
     { "endless_loop.lua", nil, "time limit exceeded %(2000 ms%)" },
     { "pcall_swallow.lua", nil, "time limit exceeded" },
+    { "pattern_backtracking.lua", 3, "time limit exceeded %(2000 ms%)" },
+    { "xpcall_handler.lua", nil, "time limit exceeded %(2000 ms%)" },
+    { "gc_finalizer.lua", 2, "setmetatable: __gc metamethods are not allowed in scripts" },
+    { "tamper_string.lua", 2, "string.upper: the table is read%-only" },
+    { "c_halves.lua", 2, "orch._db is not available to product scripts" },
   }
   for _, case in ipairs(cases) do
     local file, line, message = case[1], case[2], case[3]
