@@ -53,7 +53,7 @@ end
 -- Every customer: the provider's list, or core's default customer.
 function M.list()
   if not provider then
-    return { M.DEFAULT }
+    return { normalise(M.DEFAULT) } -- a copy: the resolvers annotate what they get (orch.* is read-only)
   end
   local out = {}
   for i, c in ipairs(provider.list() or {}) do

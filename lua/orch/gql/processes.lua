@@ -180,7 +180,8 @@ function M.types(T)
         resolve = function(parent, _, ctx, info)
           local s = first_linked(parent, info)
           if not s then
-            return common.DEFAULT_CUSTOMER
+            local d = common.DEFAULT_CUSTOMER -- a copy: what resolvers return gets annotated
+            return { customer_id = d.customer_id, fullname = d.fullname, shortcode = d.shortcode }
           end
           return require("orch.gql.customers").of(ctx, s.customer_id, function()
             local ids = {}
