@@ -88,6 +88,18 @@ describe("schedules", function()
       assert.are.same({ 1824939000, 1824946200, 1824949800, 1824953400 }, H.integers(times))
     end)
 
+    it("names the script line of a time zone PostgreSQL does not know, and syncs nothing", function()
+      local cmd = string.format("%s --database %s --lua-dir %s --products %s orch.schedules sync '{}' 2>&1",
+        H.shell_quote(invoke_bin), H.shell_quote(uri), H.shell_quote(H.source .. "/lua"),
+        H.shell_quote("tests/fixtures/schedule_bad_zone"))
+      local p = io.popen(cmd)
+      local out = p:read("a")
+      assert.is_nil(p:close(), out)
+      H.assert_clean_log(out, "orch_invoke")
+      assert.truthy(out:find("zones.lua:4: schedule 'on mars': unknown time zone 'Mars/Olympus'", 1, true), out)
+      assert.are.equal("0", sql("SELECT count(*) FROM orch_schedules"))
+    end)
+
     it("counts intervals from their anchor and ends one-off dates", function()
       assert.are.same({ 1796407690, 1796412190 }, H.integers(invoke("preview", { trigger = "interval",
         trigger_kwargs = { hours = 1, minutes = 15 }, after = 1796406790, anchor = 1796403190, count = 2 })))

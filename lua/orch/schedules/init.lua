@@ -352,9 +352,29 @@ local function same(a, b)
   return json.encode(a) == json.encode(b)
 end
 
+-- Every time zone the definitions use must be one PostgreSQL knows. `orchestrator check` cannot
+-- tell (it runs without a database), and an unknown zone would otherwise fail deep in SQL
+-- without the script's position: raise "file:line: schedule 'x': unknown time zone 'y'".
+local function check_zones()
+  local known = {}
+  for _, def in ipairs(registry.ordered) do
+    local zone = zone_of(def.trigger_kwargs, def.timezone)
+    if not is_utc(zone) then
+      if known[zone] == nil then
+        known[zone] = store.zone_exists(zone)
+      end
+      if not known[zone] then
+        error(string.format("%sschedule '%s': unknown time zone '%s' (see PostgreSQL's pg_timezone_names)",
+          def.where, def.name, zone), 0)
+      end
+    end
+  end
+end
+
 -- Bring the 'script' rows in line with the definitions: create, change, remove. One transaction.
 function schedules.sync()
   local db = require("orch.db")
+  check_zones()
   local changes = { created = json.array(), updated = json.array(), deleted = json.array() }
   db.transaction(function()
     local now = store.now()
