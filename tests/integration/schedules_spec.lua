@@ -194,6 +194,18 @@ describe("schedules", function()
       status = post({ workflow_name = "task_tick", workflow_id = tick_id, trigger = "cron",
         trigger_kwargs = { hour = 1, timezone = "Mars/Olympus" } })
       assert.are.equal(422, status)
+      -- dates are checked before anything is computed from them (a 500 before)
+      for _, kwargs in ipairs({ { run_date = "garbage" }, { run_date = "2027-02-30T00:00:00Z" }, { run_date = 5 } }) do
+        status, body = post({ workflow_name = "task_tick", workflow_id = tick_id, trigger = "date",
+          trigger_kwargs = kwargs })
+        assert.are.equal(422, status, cjson.encode(kwargs))
+        assert.are.same({ "body", "trigger_kwargs" }, body.detail[1].loc)
+        assert.truthy(body.detail[1].msg:find("run_date", 1, true), body.detail[1].msg)
+      end
+      status, body = post({ workflow_name = "task_tick", workflow_id = tick_id, trigger = "interval",
+        trigger_kwargs = { hours = 1, start_date = "soon" } })
+      assert.are.equal(422, status)
+      assert.truthy(body.detail[1].msg:find("start_date", 1, true), body.detail[1].msg)
       status, body = post({ workflow_name = "no_such_task", workflow_id = tick_id, trigger = "interval",
         trigger_kwargs = { hours = 1 } })
       assert.are.equal(404, status)

@@ -62,8 +62,10 @@ local function from_local(f, zone)
   return store.from_local(f, zone)
 end
 
--- "2027-01-01T00:00:00Z", "2027-01-01 02:30:00+01:00" or a civil time in the zone -> epoch.
-local function parse_time(text, zone, what)
+-- "2027-01-01T00:00:00Z", "2027-01-01 02:30:00+01:00" or a civil time -> civil fields and the
+-- offset in seconds (nil: a wall-clock time in the schedule's zone). Needs no database, so
+-- check_trigger uses it when the scripts load; raises {schedule_error}.
+local function parse_fields(text, what)
   if type(text) ~= "string" then
     fail(what .. " must be a date and time such as '2027-01-01T00:00:00Z'")
   end
@@ -97,6 +99,12 @@ local function parse_time(text, zone, what)
     or mi > 59 or s > 59 then
     fail(what .. ": '" .. text .. "' is not a valid date and time")
   end
+  return f, offset
+end
+
+-- The same text -> epoch seconds (a wall-clock time through the zone's rules).
+local function parse_time(text, zone, what)
+  local f, offset = parse_fields(text, what)
   if offset then
     return cron.utc_epoch(f) - offset
   end
@@ -150,6 +158,9 @@ function schedules.check_trigger(trigger, kwargs, timezone)
     cron_spec(kwargs)
   elseif trigger == "interval" then
     interval_seconds(kwargs)
+    if kwargs.start_date ~= nil then
+      parse_fields(kwargs.start_date, "start_date")
+    end
   else
     for k in pairs(kwargs) do
       if k ~= "run_date" and k ~= "timezone" then
@@ -159,6 +170,7 @@ function schedules.check_trigger(trigger, kwargs, timezone)
     if kwargs.run_date == nil then
       fail("a date trigger needs run_date")
     end
+    parse_fields(kwargs.run_date, "run_date")
   end
   return zone
 end
