@@ -202,6 +202,11 @@ describe("schedules", function()
         assert.are.same({ "body", "trigger_kwargs" }, body.detail[1].loc)
         assert.truthy(body.detail[1].msg:find("run_date", 1, true), body.detail[1].msg)
       end
+      -- a period whose next time PostgreSQL cannot store (a 500 before)
+      status, body = post({ workflow_name = "task_tick", workflow_id = tick_id, trigger = "interval",
+        trigger_kwargs = { days = 1e9 } })
+      assert.are.equal(422, status)
+      assert.truthy(body.detail[1].msg:find("at most", 1, true), body.detail[1].msg)
       status, body = post({ workflow_name = "task_tick", workflow_id = tick_id, trigger = "interval",
         trigger_kwargs = { hours = 1, start_date = "soon" } })
       assert.are.equal(422, status)

@@ -20,6 +20,8 @@ local schedules = {}
 local TRIGGERS = { cron = true, interval = true, date = true }
 local MISFIRE = { skip = true, run_once = true }
 local INTERVAL_UNITS = { weeks = 604800, days = 86400, hours = 3600, minutes = 60, seconds = 1 }
+-- The longest period: its next time must stay within what PostgreSQL's timestamptz holds.
+local MAX_INTERVAL = 1000 * 366 * 86400
 
 -- A problem with a trigger or a definition: raised as {schedule_error = message}.
 local function fail(message)
@@ -129,6 +131,8 @@ local function interval_seconds(kw)
   end
   if total < 1 then
     fail("an interval trigger needs a period of at least one second (weeks, days, hours, minutes, seconds)")
+  elseif total > MAX_INTERVAL then
+    fail("an interval trigger takes a period of at most 1000 years")
   end
   return total
 end
