@@ -88,6 +88,18 @@ describe("schedules", function()
       assert.are.same({ 1824939000, 1824946200, 1824949800, 1824953400 }, H.integers(times))
     end)
 
+    it("names the script line of a time zone PostgreSQL does not know, and syncs nothing", function()
+      local cmd = string.format("%s --database %s --lua-dir %s --products %s orch.schedules sync '{}' 2>&1",
+        H.shell_quote(invoke_bin), H.shell_quote(uri), H.shell_quote(H.source .. "/lua"),
+        H.shell_quote("tests/fixtures/schedule_bad_zone"))
+      local p = io.popen(cmd)
+      local out = p:read("a")
+      assert.is_nil(p:close(), out)
+      H.assert_clean_log(out, "orch_invoke")
+      assert.truthy(out:find("zones.lua:4: schedule 'on mars': unknown time zone 'Mars/Olympus'", 1, true), out)
+      assert.are.equal("0", sql("SELECT count(*) FROM orch_schedules"))
+    end)
+
     it("counts intervals from their anchor and ends one-off dates", function()
       assert.are.same({ 1796407690, 1796412190 }, H.integers(invoke("preview", { trigger = "interval",
         trigger_kwargs = { hours = 1, minutes = 15 }, after = 1796406790, anchor = 1796403190, count = 2 })))
@@ -182,6 +194,23 @@ describe("schedules", function()
       status = post({ workflow_name = "task_tick", workflow_id = tick_id, trigger = "cron",
         trigger_kwargs = { hour = 1, timezone = "Mars/Olympus" } })
       assert.are.equal(422, status)
+      -- dates are checked before anything is computed from them (a 500 before)
+      for _, kwargs in ipairs({ { run_date = "garbage" }, { run_date = "2027-02-30T00:00:00Z" }, { run_date = 5 } }) do
+        status, body = post({ workflow_name = "task_tick", workflow_id = tick_id, trigger = "date",
+          trigger_kwargs = kwargs })
+        assert.are.equal(422, status, cjson.encode(kwargs))
+        assert.are.same({ "body", "trigger_kwargs" }, body.detail[1].loc)
+        assert.truthy(body.detail[1].msg:find("run_date", 1, true), body.detail[1].msg)
+      end
+      -- a period whose next time PostgreSQL cannot store (a 500 before)
+      status, body = post({ workflow_name = "task_tick", workflow_id = tick_id, trigger = "interval",
+        trigger_kwargs = { days = 1e9 } })
+      assert.are.equal(422, status)
+      assert.truthy(body.detail[1].msg:find("at most", 1, true), body.detail[1].msg)
+      status, body = post({ workflow_name = "task_tick", workflow_id = tick_id, trigger = "interval",
+        trigger_kwargs = { hours = 1, start_date = "soon" } })
+      assert.are.equal(422, status)
+      assert.truthy(body.detail[1].msg:find("start_date", 1, true), body.detail[1].msg)
       status, body = post({ workflow_name = "no_such_task", workflow_id = tick_id, trigger = "interval",
         trigger_kwargs = { hours = 1 } })
       assert.are.equal(404, status)

@@ -5,7 +5,7 @@
 --  * the API (POST/PUT/DELETE /api/schedules, core's bodies and answers);
 --  * core's default schedules, loaded at start (ORCH_SCHEDULE_DEFAULTS) or by
 --    `orchestrator schedule load-defaults`.
--- Every host runs tick() about once a second (host/ticker.c): due schedules are locked
+-- Every host runs tick() about once a second (host/schedule.c): due schedules are locked
 -- with SKIP LOCKED, their run recorded under the key (schedule, due time) and their next
 -- time moved on, in one transaction; then recorded runs are claimed and started like a user
 -- would start them, with an idempotency key made of the run's key. So each due time runs
@@ -20,6 +20,8 @@ local schedules = {}
 local TRIGGERS = { cron = true, interval = true, date = true }
 local MISFIRE = { skip = true, run_once = true }
 local INTERVAL_UNITS = { weeks = 604800, days = 86400, hours = 3600, minutes = 60, seconds = 1 }
+-- The longest period: its next time must stay within what PostgreSQL's timestamptz holds.
+local MAX_INTERVAL = 1000 * 366 * 86400
 
 -- A problem with a trigger or a definition: raised as {schedule_error = message}.
 local function fail(message)
@@ -62,8 +64,10 @@ local function from_local(f, zone)
   return store.from_local(f, zone)
 end
 
--- "2027-01-01T00:00:00Z", "2027-01-01 02:30:00+01:00" or a civil time in the zone -> epoch.
-local function parse_time(text, zone, what)
+-- "2027-01-01T00:00:00Z", "2027-01-01 02:30:00+01:00" or a civil time -> civil fields and the
+-- offset in seconds (nil: a wall-clock time in the schedule's zone). Needs no database, so
+-- check_trigger uses it when the scripts load; raises {schedule_error}.
+local function parse_fields(text, what)
   if type(text) ~= "string" then
     fail(what .. " must be a date and time such as '2027-01-01T00:00:00Z'")
   end
@@ -97,6 +101,12 @@ local function parse_time(text, zone, what)
     or mi > 59 or s > 59 then
     fail(what .. ": '" .. text .. "' is not a valid date and time")
   end
+  return f, offset
+end
+
+-- The same text -> epoch seconds (a wall-clock time through the zone's rules).
+local function parse_time(text, zone, what)
+  local f, offset = parse_fields(text, what)
   if offset then
     return cron.utc_epoch(f) - offset
   end
@@ -121,6 +131,8 @@ local function interval_seconds(kw)
   end
   if total < 1 then
     fail("an interval trigger needs a period of at least one second (weeks, days, hours, minutes, seconds)")
+  elseif total > MAX_INTERVAL then
+    fail("an interval trigger takes a period of at most 1000 years")
   end
   return total
 end
@@ -150,6 +162,9 @@ function schedules.check_trigger(trigger, kwargs, timezone)
     cron_spec(kwargs)
   elseif trigger == "interval" then
     interval_seconds(kwargs)
+    if kwargs.start_date ~= nil then
+      parse_fields(kwargs.start_date, "start_date")
+    end
   else
     for k in pairs(kwargs) do
       if k ~= "run_date" and k ~= "timezone" then
@@ -159,6 +174,7 @@ function schedules.check_trigger(trigger, kwargs, timezone)
     if kwargs.run_date == nil then
       fail("a date trigger needs run_date")
     end
+    parse_fields(kwargs.run_date, "run_date")
   end
   return zone
 end
@@ -352,9 +368,29 @@ local function same(a, b)
   return json.encode(a) == json.encode(b)
 end
 
+-- Every time zone the definitions use must be one PostgreSQL knows. `orchestrator check` cannot
+-- tell (it runs without a database), and an unknown zone would otherwise fail deep in SQL
+-- without the script's position: raise "file:line: schedule 'x': unknown time zone 'y'".
+local function check_zones()
+  local known = {}
+  for _, def in ipairs(registry.ordered) do
+    local zone = zone_of(def.trigger_kwargs, def.timezone)
+    if not is_utc(zone) then
+      if known[zone] == nil then
+        known[zone] = store.zone_exists(zone)
+      end
+      if not known[zone] then
+        error(string.format("%sschedule '%s': unknown time zone '%s' (see PostgreSQL's pg_timezone_names)",
+          def.where, def.name, zone), 0)
+      end
+    end
+  end
+end
+
 -- Bring the 'script' rows in line with the definitions: create, change, remove. One transaction.
 function schedules.sync()
   local db = require("orch.db")
+  check_zones()
   local changes = { created = json.array(), updated = json.array(), deleted = json.array() }
   db.transaction(function()
     local now = store.now()
