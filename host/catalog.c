@@ -3,7 +3,6 @@
 
 #include "buf.h"
 #include "catalog.h"
-#include "gen.h"
 #include "lhost.h"
 #include "log.h"
 #include "threadctx.h"
@@ -47,20 +46,9 @@ int orch_catalog_command(const orch_config *cfg, const char *sub, int allow_dest
     fprintf(stderr, "usage: orchestrator catalog plan|apply [--allow-destructive] [flags]\n");
     return 2;
   }
-  if (!cfg->database_uri || !*cfg->database_uri) {
-    fprintf(stderr, "orchestrator: DATABASE_URI is not set (or pass --database URI)\n");
-    return 2;
-  }
+  int begin = orch_threadctx_begin_command(cfg);
+  if (begin != 0) return begin;
   orch_error err = ORCH_ERROR_INIT;
-  orch_gen *g = NULL;
-  if (orch_gen_load(&g, cfg->lua_dir, cfg->products_dir, &err) != ORCH_OK) {
-    fprintf(stderr, "orchestrator: %s\n", err.message);
-    orch_error_clear(&err);
-    return 1;
-  }
-  orch_gen_publish(g);
-  orch_gen_unref(g);
-  orch_threadctx_setup(cfg);
   int refused = 0;
   int rc = orch_catalog_run(sub, allow_destructive, stdout, &refused, &err);
   if (rc != ORCH_OK && !refused) {
@@ -71,8 +59,7 @@ int orch_catalog_command(const orch_config *cfg, const char *sub, int allow_dest
     free(msg);
   }
   orch_error_clear(&err);
-  orch_threadctx_shutdown();
-  orch_gen_shutdown();
+  orch_threadctx_end_command();
   return rc == ORCH_OK ? 0 : 1;
 }
 

@@ -2,7 +2,6 @@
 #include "orch.h"
 
 #include "buf.h"
-#include "gen.h"
 #include "lhost.h"
 #include "log.h"
 #include "schedule.h"
@@ -146,20 +145,9 @@ int orch_schedule_command(const orch_config *cfg, const char *sub, const char *a
                     "[--recreate] [flags]\n");
     return 2;
   }
-  if (!cfg->database_uri || !*cfg->database_uri) {
-    fprintf(stderr, "orchestrator: DATABASE_URI is not set (or pass --database URI)\n");
-    return 2;
-  }
+  int begin = orch_threadctx_begin_command(cfg);
+  if (begin != 0) return begin;
   orch_error err = ORCH_ERROR_INIT;
-  orch_gen *g = NULL;
-  if (orch_gen_load(&g, cfg->lua_dir, cfg->products_dir, &err) != ORCH_OK) {
-    fprintf(stderr, "orchestrator: %s\n", err.message);
-    orch_error_clear(&err);
-    return 1;
-  }
-  orch_gen_publish(g);
-  orch_gen_unref(g);
-  orch_threadctx_setup(cfg);
   orch_buf a = ORCH_BUF_INIT;
   orch_buf_puts(&a, "{\"command\":");
   orch_buf_json_string(&a, sub, strlen(sub));
@@ -188,7 +176,6 @@ int orch_schedule_command(const orch_config *cfg, const char *sub, const char *a
   free(text);
   free(result);
   orch_error_clear(&err);
-  orch_threadctx_shutdown();
-  orch_gen_shutdown();
+  orch_threadctx_end_command();
   return status;
 }

@@ -1,10 +1,12 @@
 /* threadctx.c - per-thread database connection and Lua state, freed together at shutdown. */
 #include "orch.h"
 
+#include "gen.h"
 #include "log.h"
 #include "threadctx.h"
 
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 struct orch_threadctx {
@@ -83,4 +85,27 @@ void orch_threadctx_shutdown(void) {
     tc = next;
   }
   mine = NULL;
+}
+
+int orch_threadctx_begin_command(const orch_config *cfg) {
+  if (!cfg->database_uri || !*cfg->database_uri) {
+    fprintf(stderr, "orchestrator: DATABASE_URI is not set (or pass --database URI)\n");
+    return 2;
+  }
+  orch_error err = ORCH_ERROR_INIT;
+  orch_gen *g = NULL;
+  if (orch_gen_load(&g, cfg->lua_dir, cfg->products_dir, &err) != ORCH_OK) {
+    fprintf(stderr, "orchestrator: %s\n", err.message);
+    orch_error_clear(&err);
+    return 1;
+  }
+  orch_gen_publish(g);
+  orch_gen_unref(g);
+  orch_threadctx_setup(cfg);
+  return 0;
+}
+
+void orch_threadctx_end_command(void) {
+  orch_threadctx_shutdown();
+  orch_gen_shutdown();
 }

@@ -29,3 +29,11 @@ orch_db *orch_threadctx_db(orch_threadctx *tc);
 orch_lua *orch_threadctx_lua(orch_threadctx *tc, orch_error *err);
 /* Free every context (call after all threads that used one have stopped). */
 void orch_threadctx_shutdown(void);
+
+/*
+ * For one-shot commands (catalog, schedule): check DATABASE_URI, load and publish a
+ * generation of the scripts and set up the calling thread's context. Returns 0, or the exit
+ * status to end with (the reason printed on stderr). End with orch_threadctx_end_command().
+ */
+int orch_threadctx_begin_command(const orch_config *cfg);
+void orch_threadctx_end_command(void);
