@@ -389,12 +389,15 @@ test('a node is created through the form pages ("Next", "Start workflow") and co
 test('the subscription page shows the customer the example provides', async () => {
   assert.ok(run.formSubscription, 'the create_node form test made no subscription');
   assert.ok(['SURF', 'ESnet', 'GÉANT'].includes(run.formCustomer), `unexpected customer ${run.formCustomer}`);
-  await checkPage('subscription-detail-customer', `/subscriptions/${run.formSubscription}`,
-    ['node ui-node-1 (active)', run.formCustomer]);
-  const page = await newPage('subscription-detail-customer-text');
+  const page = await newPage('subscription-detail-customer');
   try {
+    const fail = (e) => new Error(`${e.message}${explain(page)}`);
     await page.goto(`${run.uiBase}/subscriptions/${run.formSubscription}`, { waitUntil: 'domcontentloaded' });
+    await waitFor('the subscription page', async () => (await bodyText(page)).includes('node ui-node-1 (active)'), 30000);
+    // The customer is on the "General" tab of the subscription page.
+    await page.getByText('General', { exact: true }).first().click({ timeout: 30000 }).catch((e) => { throw fail(e); });
     await waitFor('the customer on the subscription page', async () => (await bodyText(page)).includes(run.formCustomer), 30000);
+    await screenshot(page, 'subscription-detail-customer');
     assert.ok(!(await bodyText(page)).includes('Default::Orchestrator-Core Customer'),
       'the subscription page shows core\'s default customer');
   } finally {
