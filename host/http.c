@@ -3,6 +3,7 @@
 
 #include "buf.h"
 #include "events.h"
+#include "guard.h"
 #include "http.h"
 #include "log.h"
 #include "ws.h"
@@ -111,32 +112,17 @@ void orch_http_response_clear(orch_http_response *resp) {
   *resp = (orch_http_response){0};
 }
 
-/* ---- CORS ---- */
+/* ---- CORS (guard.h) ---- */
 
-static const char *allowed_origin(const orch_http *h, const char *origin) {
-  const char *list = h->cfg->cors_origins;
-  if (!strcmp(list, "*")) return "*";
-  if (!origin) return NULL;
-  size_t olen = strlen(origin);
-  for (const char *p = list; *p;) {
-    while (*p == ' ' || *p == ',')
-      p++;
-    const char *end = p;
-    while (*end && *end != ',')
-      end++;
-    const char *t = end;
-    while (t > p && t[-1] == ' ')
-      t--;
-    if ((size_t)(t - p) == olen && !strncmp(p, origin, olen)) return origin;
-    p = end;
-  }
-  return NULL;
+static const char *request_origin(const orch_http *h, struct MHD_Connection *conn) {
+  const char *origin = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Origin");
+  const char *host = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Host");
+  return orch_guard_origin(h->cfg, origin, host);
 }
 
 static void add_cors_headers(const orch_http *h, struct MHD_Connection *conn,
                              struct MHD_Response *r) {
-  const char *origin = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Origin");
-  const char *allow = allowed_origin(h, origin);
+  const char *allow = request_origin(h, conn);
   if (!allow) return;
   MHD_add_response_header(r, "Access-Control-Allow-Origin", allow);
   if (strcmp(allow, "*")) {
@@ -144,6 +130,12 @@ static void add_cors_headers(const orch_http *h, struct MHD_Connection *conn,
     MHD_add_response_header(r, "Access-Control-Allow-Credentials", "true");
   }
   MHD_add_response_header(r, "Access-Control-Expose-Headers", "Content-Range, ETag");
+}
+
+/* 1 when a browser on a foreign origin sends a request that may change state. */
+static int foreign_write(const orch_http *h, struct MHD_Connection *conn, const char *method) {
+  if (!strcmp(method, "GET") || !strcmp(method, "HEAD")) return 0;
+  return MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Origin") && !request_origin(h, conn);
 }
 
 /* ---- sending ---- */
@@ -189,8 +181,7 @@ static enum MHD_Result send_problem(orch_http *h, struct MHD_Connection *conn, r
 
 /* Answer a CORS preflight (OPTIONS with Access-Control-Request-Method). */
 static enum MHD_Result preflight(orch_http *h, struct MHD_Connection *conn, req_state *rs) {
-  const char *origin = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Origin");
-  if (!allowed_origin(h, origin)) return send_problem(h, conn, rs, 400, "Disallowed CORS origin");
+  if (!request_origin(h, conn)) return send_problem(h, conn, rs, 400, "Disallowed CORS origin");
   orch_http_response resp = {.status = 200};
   resp.body = orch_strdup("OK");
   resp.body_len = 2;
@@ -281,6 +272,9 @@ static enum MHD_Result websocket_upgrade(orch_http *h, struct MHD_Connection *co
   } else if (!version || strcmp(version, "13")) {
     orch_http_problem(&resp, 426, "Unsupported WebSocket version (13 is supported)");
     orch_kvlist_add(&resp.headers, "Sec-WebSocket-Version", "13");
+  } else if (MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Origin") &&
+             !request_origin(h, conn)) {
+    orch_http_problem(&resp, 403, "WebSocket origin not allowed");
   } else if (orch_ws_accept_key(key, accept) != ORCH_OK) {
     orch_http_problem(&resp, 400, "Invalid Sec-WebSocket-Key");
   } else {
@@ -325,6 +319,11 @@ static enum MHD_Result handle(orch_http *h, struct MHD_Connection *conn, const c
     return ret;
   }
 
+  if (foreign_write(h, conn, method)) return send_problem(h, conn, rs, 403, "Origin not allowed");
+  if ((route->flags & ORCH_ROUTE_JSON_BODY) && rs->body.len &&
+      !orch_guard_is_json(MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Type")))
+    return send_problem(h, conn, rs, 415, "The request body must be application/json");
+
   orch_http_request req = {.method = method, .path = url, .route = route};
   memcpy(req.request_id, rs->request_id, sizeof req.request_id);
   for (size_t i = 0; i < nparams; i++) {
@@ -362,7 +361,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     rs = orch_xcalloc(1, sizeof *rs);
     rs->started_ns = orch_now_ns();
     rs->method = orch_strdup(method);
-    rs->url = orch_strdup(url);
+    rs->url = orch_guard_mask_url(url); /* for the access log: no callback tokens */
     unsigned char id[8];
     orch_random_bytes(id, sizeof id);
     for (int i = 0; i < 8; i++)

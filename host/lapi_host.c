@@ -6,6 +6,7 @@
 #include "orch.h"
 
 #include "events.h"
+#include "gen.h"
 #include "lapi.h"
 #include "reload.h"
 
@@ -51,12 +52,23 @@ static int l_host_emit(lua_State *L) {
   return 0;
 }
 
+/* orch._host.folders() -> lua_dir, products_dir as script paths (chunk names) show them. */
+static int l_host_folders(lua_State *L) {
+  const char *dirs[2] = {orch_reload_lua_dir(), orch_reload_products_dir()};
+  for (int i = 0; i < 2; i++) {
+    char cwd[4096];
+    if (dirs[i])
+      lua_pushstring(L, orch_gen_display_dir(dirs[i], cwd, sizeof cwd));
+    else
+      lua_pushnil(L);
+  }
+  return 2;
+}
+
 static const luaL_Reg host_funcs[] = {
-    {"emit", l_host_emit},
-    {"reload", l_host_reload},
-    {"status", l_host_status},
-    {"generation", l_host_generation},
-    {NULL, NULL},
+    {"folders", l_host_folders},       {"emit", l_host_emit},
+    {"reload", l_host_reload},         {"status", l_host_status},
+    {"generation", l_host_generation}, {NULL, NULL},
 };
 
 void orch_lapi_host_inject(lua_State *L) {

@@ -19,6 +19,14 @@ static pthread_mutex_t reload_lock = PTHREAD_MUTEX_INITIALIZER;
 static char
     *last_error; /* JSON array of the last failed reload's errors, or NULL; under the lock */
 
+const char *orch_reload_lua_dir(void) {
+  return config ? config->lua_dir : NULL;
+}
+
+const char *orch_reload_products_dir(void) {
+  return config ? config->products_dir : NULL;
+}
+
 void orch_reload_setup(const orch_config *cfg) {
   config = cfg;
 }
@@ -170,9 +178,11 @@ char *orch_reload_status_json(void) {
     orch_buf_printf(&b, "{\"generation\":%ld,\"code_hash\":\"%s\",\"loaded_at\":\"%s\",\"files\":[",
                     g->number, g->code_hash, when);
     for (size_t i = 0; i < g->count; i++) {
+      /* no server paths: the file inside its folder (products or lua) */
       orch_buf_puts(&b, i ? ",{\"path\":" : "{\"path\":");
-      json_str(&b, g->scripts[i].path);
-      orch_buf_printf(&b, ",\"sha256\":\"%s\"}", g->scripts[i].sha256);
+      json_str(&b, g->scripts[i].path + g->scripts[i].rel_off);
+      orch_buf_printf(&b, ",\"folder\":\"%s\",\"sha256\":\"%s\"}",
+                      g->scripts[i].is_product ? "products" : "lua", g->scripts[i].sha256);
     }
     orch_buf_puts(&b, "]");
   }

@@ -30,3 +30,7 @@ int orch_reload(char **report);
  * files [{path, sha256}] and the last reload error (or null). Malloc'd.
  */
 char *orch_reload_status_json(void);
+
+/* The configured lua/ and products folders (NULL before orch_reload_setup). */
+const char *orch_reload_lua_dir(void);
+const char *orch_reload_products_dir(void);

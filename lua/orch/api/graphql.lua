@@ -6,8 +6,25 @@ local schema = require("orch.gql")
 
 local api = {}
 
+local redact = require("orch.redact")
+
+-- Errors for the client: no server paths, no database messages (those go to the
+-- log with the request id, which the client gets instead).
+local function clean_errors(result, req)
+  for _, e in ipairs(type(result) == "table" and result.errors or {}) do
+    local msg = tostring(e.message)
+    if msg:find("^database: ") or msg:find("^Unexpected error: ") then
+      orch.log.error("graphql error (request id " .. tostring(req.request_id) .. "):", msg)
+      e.message = "Internal error (request id " .. tostring(req.request_id) .. ")"
+    else
+      e.message = redact.paths(msg)
+    end
+  end
+  return result
+end
+
 function api.post(req)
-  return 200, graphql.execute(schema(), req.json, { request = req })
+  return 200, clean_errors(graphql.execute(schema(), req.json, { request = req }), req)
 end
 
 return api

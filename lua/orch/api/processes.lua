@@ -336,7 +336,7 @@ function api.get(req)
   end
   out.steps = list
   out.current_state = current
-  return 200, out
+  return 200, require("orch.redact").value(out) -- no callback tokens in answers
 end
 
 -- ---- mutations ----
