@@ -1,7 +1,12 @@
 # Debian 12, two stages. The package lists are the same files the README's
 # commands use (scripts/packages/*.txt).
 #   docker build -t orchestrator .
-#   docker run -e DATABASE_URI=postgresql://user:pass@db/orchestrator -p 8080:8080 orchestrator
+#   docker run -e DATABASE_URI=postgresql://user:pass@db/orchestrator \
+#     -e OAUTH2_ACTIVE=true -e OIDC_CONF_URL=https://idp/.well-known/openid-configuration \
+#     -e OAUTH2_RESOURCE_SERVER_ID=orchestrator -p 8080:8080 orchestrator
+# It listens on 0.0.0.0, which `serve` refuses with authentication off unless
+# ORCH_INSECURE_PUBLIC=true (docs/security.md). JWTs are checked with libcjose
+# (scripts/packages/*.txt).
 FROM debian:12 AS build
 COPY scripts/packages/build.txt /tmp/build.txt
 RUN apt-get update \

@@ -57,6 +57,8 @@ static const struct setting settings[] = {
     {"OAUTH2_RESOURCE_SERVER_SECRET", "--resource-server-secret", K_STR,
      OFF(resource_server_secret), "introspection client secret (opaque tokens)"},
     {"ORCH_JWT_LEEWAY", "--jwt-leeway", K_INT, OFF(jwt_leeway), "seconds of clock skew (30)"},
+    {"ORCH_JWKS_REFETCH_SECONDS", "--jwks-refetch-seconds", K_INT, OFF(jwks_refetch),
+     "least seconds between two JWKS fetches for unknown key ids (10)"},
     {"ORCH_AUTH_WRITE_GROUP", "--auth-write-group", K_STR, OFF(auth_write_group),
      "group that writes when there is no policy.lua"},
     {"ORCH_INSECURE_PUBLIC", "--insecure-public", K_BOOL, OFF(insecure_public),
@@ -149,6 +151,7 @@ int orch_config_init(orch_config *cfg, orch_error *err) {
   cfg->cors_origins = orch_strdup("");
   cfg->ui_origin = orch_strdup("");
   cfg->jwt_leeway = 30;
+  cfg->jwks_refetch = 10;
   cfg->products_dir = default_dir("products");
   cfg->lua_dir = default_dir("lua");
   cfg->migrations_dir = default_dir("migrations");

@@ -34,6 +34,7 @@ typedef struct orch_config {
   char *resource_server_id;     /* OAUTH2_RESOURCE_SERVER_ID: the expected audience */
   char *resource_server_secret; /* OAUTH2_RESOURCE_SERVER_SECRET: introspection client secret */
   int jwt_leeway;               /* ORCH_JWT_LEEWAY / --jwt-leeway (30) seconds for exp/nbf */
+  int jwks_refetch;             /* ORCH_JWKS_REFETCH_SECONDS (10): least time between fetches */
   char *auth_write_group;       /* ORCH_AUTH_WRITE_GROUP: who writes without a policy.lua */
   int insecure_public;          /* ORCH_INSECURE_PUBLIC / --insecure-public: no auth off loopback */
 } orch_config;

@@ -2,6 +2,7 @@
 #include "orch.h"
 
 #include "buf.h"
+#include "auth.h"
 #include "events.h"
 #include "guard.h"
 #include "http.h"
@@ -214,6 +215,37 @@ static enum MHD_Result collect_arg(void *cls, enum MHD_ValueKind kind, const cha
   return MHD_YES;
 }
 
+/* ---- authentication (auth.h): the one hook of the request pipeline ---- */
+
+/*
+ * ORCH_OK when the request may go on: auth off, a public action, or a token
+ * that verifies (then *user_json is the user, malloc'd). The token is the bearer
+ * of the Authorization header, else `token` (the WebSocket's subprotocol or query).
+ */
+static int authenticate(struct MHD_Connection *conn, const char *action, const char *token,
+                        char **user_json) {
+  *user_json = NULL;
+  if (!orch_auth_active() || orch_auth_public_action(action)) return ORCH_OK;
+  const char *bearer =
+      orch_auth_bearer(MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization"));
+  if (!bearer) bearer = token;
+  if (!bearer) return ORCH_EINVAL;
+  orch_error err = ORCH_ERROR_INIT;
+  int rc = orch_auth_verify(bearer, user_json, &err);
+  if (rc != ORCH_OK) LOG_INFO("auth", "token refused: %s", err.message);
+  orch_error_clear(&err);
+  return rc;
+}
+
+static enum MHD_Result send_unauthorized(orch_http *h, struct MHD_Connection *conn, req_state *rs) {
+  orch_http_response resp = {0};
+  orch_http_problem(&resp, 401, "Not authenticated");
+  orch_kvlist_add(&resp.headers, "WWW-Authenticate", "Bearer");
+  enum MHD_Result ret = send_response(h, conn, rs, &resp);
+  orch_http_response_clear(&resp);
+  return ret;
+}
+
 /* ---- WebSocket: the UI's invalidation stream (ws.h, events.h) ---- */
 
 #define WS_EVENTS_PATH "/api/ws/events"
@@ -229,6 +261,60 @@ static void ws_upgraded(void *cls, struct MHD_Connection *conn, void *req_cls, c
   ORCH_UNUSED(req_cls);
   orch_http *h = cls;
   orch_ws_adopt(h->ws, sock, extra_in, extra_in_size, urh);
+}
+
+/* After the handshake of a refused client: close 1008 (policy violation), as core does. */
+static void ws_refused(void *cls, struct MHD_Connection *conn, void *req_cls, const char *extra_in,
+                       size_t extra_in_size, MHD_socket sock,
+                       struct MHD_UpgradeResponseHandle *urh) {
+  ORCH_UNUSED(cls);
+  ORCH_UNUSED(conn);
+  ORCH_UNUSED(req_cls);
+  ORCH_UNUSED(extra_in);
+  ORCH_UNUSED(extra_in_size);
+  orch_buf frame = ORCH_BUF_INIT;
+  const char payload[] = "\x03\xf0Not authorized"; /* 1008 = 0x03f0 */
+  orch_ws_encode_frame(&frame, ORCH_WS_OP_CLOSE, payload, sizeof payload - 1);
+  ssize_t n = send(sock, frame.data, frame.len, MSG_NOSIGNAL);
+  ORCH_UNUSED(n);
+  orch_buf_free(&frame);
+  MHD_upgrade_action(urh, MHD_UPGRADE_ACTION_CLOSE);
+}
+
+/* The token the UI offers after "base64.bearer.token" in Sec-WebSocket-Protocol (malloc'd). */
+static char *ws_protocol_token(const char *proto) {
+  const char *p = proto ? strstr(proto, "base64.bearer.token") : NULL;
+  if (!p || !(p = strchr(p, ','))) return NULL;
+  p++;
+  while (*p == ' ')
+    p++;
+  size_t n = strcspn(p, ", ");
+  return n ? orch_strndup(p, n) : NULL;
+}
+
+/* The route the WebSocket upgrade is authorized as (the policy sees its action). */
+static const orch_route ws_route = {"GET", WS_EVENTS_PATH, "events.read", "ws.authorize", 0};
+
+/* Authenticated and allowed by the policy (a dispatch of ws_route). */
+static int ws_allowed(orch_http *h, struct MHD_Connection *conn, req_state *rs, const char *proto) {
+  char *token = ws_protocol_token(proto);
+  const char *query = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "token");
+  char *user_json = NULL;
+  int ok = authenticate(conn, ws_route.action, token ? token : query, &user_json) == ORCH_OK;
+  free(token);
+  if (ok) {
+    orch_http_request req = {
+        .method = "GET", .path = WS_EVENTS_PATH, .route = &ws_route, .user_json = user_json};
+    memcpy(req.request_id, rs->request_id, sizeof req.request_id);
+    MHD_get_connection_values(conn, MHD_HEADER_KIND, collect_header, &req.headers);
+    orch_http_response resp = {0};
+    h->dispatch(&req, &resp, h->arg);
+    ok = resp.status >= 200 && resp.status < 300;
+    orch_http_response_clear(&resp);
+    orch_kvlist_free(&req.headers);
+  }
+  free(user_json);
+  return ok;
 }
 
 static void ws_sink(void *arg, const char *text, size_t len) {
@@ -278,7 +364,8 @@ static enum MHD_Result websocket_upgrade(orch_http *h, struct MHD_Connection *co
   } else if (orch_ws_accept_key(key, accept) != ORCH_OK) {
     orch_http_problem(&resp, 400, "Invalid Sec-WebSocket-Key");
   } else {
-    struct MHD_Response *r = MHD_create_response_for_upgrade(ws_upgraded, h);
+    int allowed = ws_allowed(h, conn, rs, proto);
+    struct MHD_Response *r = MHD_create_response_for_upgrade(allowed ? ws_upgraded : ws_refused, h);
     if (!r) return MHD_NO;
     MHD_add_response_header(r, "Upgrade", "websocket");
     MHD_add_response_header(r, "Sec-WebSocket-Accept", accept);
@@ -324,7 +411,11 @@ static enum MHD_Result handle(orch_http *h, struct MHD_Connection *conn, const c
       !orch_guard_is_json(MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Type")))
     return send_problem(h, conn, rs, 415, "The request body must be application/json");
 
-  orch_http_request req = {.method = method, .path = url, .route = route};
+  char *user_json = NULL;
+  if (authenticate(conn, route->action, NULL, &user_json) != ORCH_OK)
+    return send_unauthorized(h, conn, rs);
+
+  orch_http_request req = {.method = method, .path = url, .route = route, .user_json = user_json};
   memcpy(req.request_id, rs->request_id, sizeof req.request_id);
   for (size_t i = 0; i < nparams; i++) {
     char *k = orch_strndup(params[i].name, params[i].name_len);
@@ -348,6 +439,7 @@ static enum MHD_Result handle(orch_http *h, struct MHD_Connection *conn, const c
   orch_kvlist_free(&req.params);
   orch_kvlist_free(&req.headers);
   orch_kvlist_free(&req.query);
+  free(user_json);
   return ret;
 }
 

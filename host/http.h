@@ -41,7 +41,8 @@ typedef struct orch_http_request {
   orch_kvlist headers;     /* request headers, names lowercased */
   const char *body;        /* request body (NUL-terminated) or NULL */
   size_t body_len;
-  char request_id[17]; /* random hex id, also in the access log */
+  char request_id[17];   /* random hex id, also in the access log */
+  const char *user_json; /* the authenticated user (auth.h), or NULL (auth off) */
 } orch_http_request;
 
 typedef struct orch_http_response {

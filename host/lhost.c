@@ -450,6 +450,10 @@ static int push_request(lua_State *L) {
   lua_setfield(L, -2, "json_body");
   lua_pushstring(L, req->request_id);
   lua_setfield(L, -2, "request_id");
+  if (req->user_json) {
+    lua_pushstring(L, req->user_json);
+    lua_setfield(L, -2, "user_json");
+  }
   push_kvlist(L, &req->params);
   lua_setfield(L, -2, "params");
   push_kvlist(L, &req->query);

@@ -19,12 +19,8 @@ static pthread_mutex_t reload_lock = PTHREAD_MUTEX_INITIALIZER;
 static char
     *last_error; /* JSON array of the last failed reload's errors, or NULL; under the lock */
 
-const char *orch_reload_lua_dir(void) {
-  return config ? config->lua_dir : NULL;
-}
-
-const char *orch_reload_products_dir(void) {
-  return config ? config->products_dir : NULL;
+const orch_config *orch_reload_config(void) {
+  return config;
 }
 
 void orch_reload_setup(const orch_config *cfg) {

@@ -31,6 +31,5 @@ int orch_reload(char **report);
  */
 char *orch_reload_status_json(void);
 
-/* The configured lua/ and products folders (NULL before orch_reload_setup). */
-const char *orch_reload_lua_dir(void);
-const char *orch_reload_products_dir(void);
+/* The configuration given to orch_reload_setup (NULL before). */
+const orch_config *orch_reload_config(void);

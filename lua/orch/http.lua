@@ -1,7 +1,9 @@
 -- The Lua side of the HTTP API: the host matches the route (host/routes.c)
 -- and calls dispatch(req) with
 --   req = {method, path, handler, action, request_id, params, query, headers,
---          body, json_body}
+--          body, json_body, user_json}
+-- and the policy (orch.policy, docs/security.md) decides before the handler runs;
+-- req.user is the authenticated user (nil with auth off).
 -- Handlers live in lua/orch/api/<module>.lua and return
 --   status, body [, headers [, content_type]]
 -- where a table body (or any non-string) is sent as JSON and http.raw(s, ctype)
@@ -67,6 +69,14 @@ function http.dispatch(req)
       http.raise(400, "Malformed JSON in request body: " .. err)
     end
     req.json = value
+  end
+  if req.user_json then
+    req.user = json.decode(req.user_json)
+    req.user_json = nil
+  end
+  local ok, reason = require("orch.policy").check(require("orch.policy").context(req))
+  if not ok then
+    http.raise(reason == "Not authenticated" and 401 or 403, reason)
   end
   local status, body, headers, content_type = handler(req)
   if body == nil then

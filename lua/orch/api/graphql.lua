@@ -24,7 +24,19 @@ local function clean_errors(result, req)
 end
 
 function api.post(req)
-  return 200, clean_errors(graphql.execute(schema(), req.json, { request = req }), req)
+  local policy = require("orch.policy")
+  local ctx = { request = req }
+  -- each root field is an action of its own: graphql.query.<field> / graphql.mutation.<field>
+  function ctx.authorize_root(field, operation, args)
+    local c = policy.context(req)
+    c.action = "graphql." .. operation .. "." .. field
+    c.field, c.operation, c.body = field, operation, args
+    local ok, reason = policy.check(c)
+    if not ok then
+      return reason
+    end
+  end
+  return 200, clean_errors(graphql.execute(schema(), req.json, ctx), req)
 end
 
 return api

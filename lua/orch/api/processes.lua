@@ -9,7 +9,12 @@ local processes = require("orch.processes")
 
 local api = {}
 
+-- Who acts: the authenticated user's name (auth on), else the reporter query
+-- argument, else SYSTEM (core's resolve_user_name).
 local function user_of(req)
+  if req.user then
+    return tostring(req.user.name or req.user.sub or "SYSTEM"):sub(1, 100)
+  end
   local reporter = req.query and req.query.reporter
   if reporter and #reporter > 100 then
     http.raise(422, "reporter: at most 100 characters")
