@@ -36,31 +36,46 @@ local function new_step(kind, name, fields, level)
   return s
 end
 
--- step(name, fn): runs fn(state, ctx) and merges what it returns; an error fails the process.
-function workflow.step(name, fn)
+-- Workflow RBAC of a step (docs/security.md): opts.retry_auth_callback and
+-- opts.resume_auth_callback, functions(user) -> boolean.
+local function auth_fields(fields, opts, name, level)
+  for _, k in ipairs({ "retry_auth_callback", "resume_auth_callback" }) do
+    local cb = opts and opts[k]
+    if cb ~= nil and type(cb) ~= "function" then
+      error("step '" .. tostring(name) .. "': " .. k .. " must be a function", level + 1)
+    end
+    fields[k] = cb
+  end
+  return fields
+end
+
+-- step(name, fn [, opts]): runs fn(state, ctx) and merges what it returns; an error
+-- fails the process. opts: retry_auth_callback, resume_auth_callback.
+function workflow.step(name, fn, opts)
   if type(fn) ~= "function" then
     error("step '" .. tostring(name) .. "' needs a function", 2)
   end
-  return new_step("step", name, { fn = fn }, 2)
+  return new_step("step", name, auth_fields({ fn = fn }, opts, name, 2), 2)
 end
 
 -- retrystep(name, fn): like step, but an error puts the process in `waiting`;
 -- the engine retries it later with backoff.
-function workflow.retrystep(name, fn)
+function workflow.retrystep(name, fn, opts)
   if type(fn) ~= "function" then
     error("retrystep '" .. tostring(name) .. "' needs a function", 2)
   end
-  return new_step("retry", name, { fn = fn }, 2)
+  return new_step("retry", name, auth_fields({ fn = fn }, opts, name, 2), 2)
 end
 
--- inputstep(name, {form = f, assignee = "SYSTEM"}): suspends the process with a
--- form; resuming it with the form's answers merges them into the state.
+-- inputstep(name, {form = f, assignee = "SYSTEM", resume_auth_callback, retry_auth_callback}):
+-- suspends the process with a form; resuming it with the form's answers merges them into the state.
 function workflow.inputstep(name, opts)
   opts = opts or {}
   if opts.form == nil then
     error("inputstep '" .. tostring(name) .. "' needs a form", 2)
   end
-  return new_step("input", name, { form = opts.form, assignee = opts.assignee or "SYSTEM" }, 2)
+  return new_step("input", name,
+    auth_fields({ form = opts.form, assignee = opts.assignee or "SYSTEM" }, opts, name, 2), 2)
 end
 
 -- Flatten nested arrays of steps into one array, checking every element.
@@ -202,7 +217,7 @@ local registry = { by_name = {}, ordered = {} }
 workflow.registry = registry
 
 -- define{name, target, description, is_task, form, steps, run_predicate, products,
--- authorize}: register a workflow whose step list is used as given (it should start
+-- authorize_callback, retry_auth_callback}: register a workflow whose step list is used as given (it should start
 -- with workflow.init and end with workflow.done, as core's @workflow).
 function workflow.define(def, level)
   level = (level or 1) + 1
@@ -220,6 +235,11 @@ function workflow.define(def, level)
   if type(def.description) ~= "string" or def.description == "" then
     error("workflow '" .. name .. "' needs a description", level)
   end
+  for _, k in ipairs({ "authorize_callback", "retry_auth_callback" }) do
+    if def[k] ~= nil and type(def[k]) ~= "function" then
+      error("workflow '" .. name .. "': " .. k .. " must be a function", level)
+    end
+  end
   local steps = flatten(def.steps or {}, nil, level)
   local where = caller_position(level)
   if registry.by_name[name] then
@@ -236,7 +256,8 @@ function workflow.define(def, level)
     products = def.products or {},
     product_types = def.product_types,
     product_tags = def.product_tags,
-    authorize = def.authorize,
+    authorize_callback = def.authorize_callback,
+    retry_auth_callback = def.retry_auth_callback,
     where = where,
     kind = def.kind or "workflow",
     usable_while_out_of_sync = def.usable_while_out_of_sync == true,

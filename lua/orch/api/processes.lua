@@ -370,14 +370,15 @@ function api.start(req)
   if key and (#key == 0 or #key > 255) then
     http.raise(422, "Idempotency-Key must have 1 to 255 characters")
   end
-  local pid = processes.start(name, pages(req), { reporter = user_of(req), idempotency_key = key })
+  local pid = processes.start(name, pages(req),
+    { reporter = user_of(req), idempotency_key = key, user_info = req.user })
   return 201, { id = pid }
 end
 
 function api.resume(req)
   local pid = req.params.process_id
   check_uuid(pid, "process_id")
-  processes.resume(pid, pages(req), { user = user_of(req) })
+  processes.resume(pid, pages(req), { user = user_of(req), user_info = req.user })
   return 204
 end
 
