@@ -45,6 +45,22 @@ function http.raw(text, content_type)
 end
 
 local handlers = {}
+local policy -- orch.policy, required on first use
+
+-- The decoded user of a user JSON text: the same token comes again and again, so a
+-- few recent ones are kept (treat req.user as read-only).
+local users, nusers = {}, 0
+local function user_of(text)
+  local u = users[text]
+  if not u then
+    if nusers >= 64 then
+      users, nusers = {}, 0
+    end
+    u = json.decode(text)
+    users[text], nusers = u, nusers + 1
+  end
+  return u
+end
 
 local function resolve(name)
   local fn = handlers[name]
@@ -71,10 +87,11 @@ function http.dispatch(req)
     req.json = value
   end
   if req.user_json then
-    req.user = json.decode(req.user_json)
+    req.user = user_of(req.user_json)
     req.user_json = nil
   end
-  local ok, reason = require("orch.policy").check(require("orch.policy").context(req))
+  policy = policy or require("orch.policy")
+  local ok, reason = policy.check(policy.context(req))
   if not ok then
     http.raise(reason == "Not authenticated" and 401 or 403, reason)
   end

@@ -31,9 +31,18 @@ local function in_group(user, group)
   return false
 end
 
+-- The host's settings do not change while it runs: read them once per Lua state.
+local auth_settings
+local function settings()
+  if not auth_settings then
+    local host = orch and orch._host
+    auth_settings = host and host.auth and host.auth() or {} -- no host (unit tests): auth off
+  end
+  return auth_settings
+end
+
 function policy.default(ctx)
-  local host = orch and orch._host
-  local auth = host and host.auth and host.auth() or {} -- no host (unit tests): auth off
+  local auth = settings()
   if not auth.active or PUBLIC_ACTIONS[ctx.action] then
     return true
   end
