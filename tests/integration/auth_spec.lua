@@ -167,6 +167,35 @@ describe("authentication", function()
     end
   end)
 
+  it("works with the test provider's login: authorize, token, refresh", function()
+    local http = require("socket.http")
+    local ltn12 = require("ltn12")
+    local _, code, headers = http.request({ url = op.url .. "/authorize?response_type=code&client_id=orchestrator-ui"
+      .. "&redirect_uri=http%3A%2F%2Fui.test%2Fcb&state=s1&nonce=n1&code_challenge=x&code_challenge_method=S256",
+      redirect = false })
+    assert.are.equal(302, code)
+    local loc = headers.location
+    assert.matches("^http://ui.test/cb%?code=", loc)
+    assert.matches("state=s1", loc)
+    local function token(form)
+      local out = {}
+      http.request({ url = op.url .. "/token", method = "POST", source = ltn12.source.string(form),
+        headers = { ["content-type"] = "application/x-www-form-urlencoded", ["content-length"] = tostring(#form) },
+        sink = ltn12.sink.table(out) })
+      return H.json.decode(table.concat(out))
+    end
+    local t = token("grant_type=authorization_code&code=" .. loc:match("code=([^&]+)") .. "&code_verifier=x")
+    assert.are.equal("Bearer", t.token_type)
+    assert.are.equal(200, (get("/api/processes", t.access_token)))
+    local part = t.id_token:match("^[^.]+%.([^.]+)"):gsub("-", "+"):gsub("_", "/")
+    part = part .. string.rep("=", (4 - #part % 4) % 4)
+    local id = H.json.decode((require("mime").unb64(part)))
+    assert.are.equal("n1", id.nonce)
+    assert.are.equal("orchestrator-ui", id.aud)
+    local r = token("grant_type=refresh_token&refresh_token=" .. t.refresh_token)
+    assert.are.equal(200, (get("/api/processes", r.access_token)))
+  end)
+
   it("records who started a process", function()
     local status, _, _, json = host:request("POST", "/api/processes/test_ten_steps", "[{}]",
       { authorization = "Bearer " .. op:token({ sub = "carol", name = "Carol", groups = { "orchestrator-write" } }) })
@@ -180,6 +209,40 @@ describe("authentication", function()
       H.sleep(0.05)
     end
     assert.are.equal("Carol", d.created_by)
+  end)
+end)
+
+describe("callbacks with auth on", function()
+  it("need the single-use token and a bearer token the policy allows", function()
+    local op = O.start()
+    local name, uri = H.new_database()
+    H.migrate(uri)
+    local host = H.start_host({ database = uri, products = H.source .. "/tests/fixtures/engine_products",
+      args = { "--workers", "1" },
+      env = { OAUTH2_ACTIVE = "true", OIDC_CONF_URL = op.conf_url, OAUTH2_RESOURCE_SERVER_ID = "orchestrator",
+        ORCH_AUTH_WRITE_GROUP = "orchestrator-write" } })
+    local writer = { authorization = "Bearer " .. op:token() }
+    local _, _, _, json = host:request("POST", "/api/processes/test_callback", "[{}]", writer)
+    local pid = json.id
+    local d
+    for _ = 1, 100 do
+      _, _, _, d = host:request("GET", "/api/processes/" .. pid, nil, { authorization = writer.authorization })
+      if d.last_status == "awaiting_callback" then
+        break
+      end
+      H.sleep(0.05)
+    end
+    assert.are.equal("awaiting_callback", d.last_status)
+    local route = H.psql(H.pg_dir(), name, "SELECT state->>'route_seen' FROM process_steps WHERE pid = '"
+      .. pid .. "' AND state ? 'route_seen' ORDER BY completed_at DESC LIMIT 1")
+    assert.are.equal(401, (host:request("POST", route, { ok = true })))
+    local reader = { authorization = "Bearer " .. op:token({ sub = "lso", groups = { "systems" } }) }
+    assert.are.equal(403, (host:request("POST", route, { ok = true }, reader)))
+    assert.are.equal(404, (host:request("POST", "/api/processes/" .. pid .. "/callback/wrong", { ok = true },
+      { authorization = writer.authorization })))
+    assert.are.equal(200, (host:request("POST", route, { ok = true }, { authorization = writer.authorization })))
+    host:stop()
+    op:stop()
   end)
 end)
 

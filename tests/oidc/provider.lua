@@ -71,7 +71,7 @@ local function new_id()
   return jose.b64url(tostring(os.time()) .. ":" .. counter .. ":" .. math.random(1, 1 << 30))
 end
 
-local function tokens(client_id, claims)
+local function tokens(client_id, claims, nonce)
   local rt = new_id()
   refresh[rt] = { client_id = client_id, claims = claims }
   local id_claims = {}
@@ -79,6 +79,7 @@ local function tokens(client_id, claims)
     id_claims[k] = v
   end
   id_claims.aud = client_id
+  id_claims.nonce = nonce
   return { access_token = mint(claims), id_token = mint(id_claims), refresh_token = rt, token_type = "Bearer",
     expires_in = 300, scope = "openid profile email" }
 end
@@ -102,7 +103,8 @@ local function handle(req)
     return 200, load_json("keys.json").jwks
   elseif p == "/authorize" then -- automatic consent
     local code = new_id()
-    codes[code] = { client_id = req.query.client_id and req.query.client_id[1], claims = user_claims() }
+    codes[code] = { client_id = req.query.client_id and req.query.client_id[1], claims = user_claims(),
+      nonce = req.query.nonce and req.query.nonce[1] }
     local redirect = req.query.redirect_uri and req.query.redirect_uri[1] or "/"
     local state = req.query.state and req.query.state[1]
     local loc = redirect .. (redirect:find("?", 1, true) and "&" or "?") .. "code=" .. code
@@ -117,7 +119,7 @@ local function handle(req)
       if not c then
         return 400, { error = "invalid_grant" }
       end
-      return 200, tokens(c.client_id or (form.client_id and form.client_id[1]), c.claims)
+      return 200, tokens(c.client_id or (form.client_id and form.client_id[1]), c.claims, c.nonce)
     elseif grant == "refresh_token" then
       local r = refresh[form.refresh_token and form.refresh_token[1] or ""]
       if not r then
