@@ -35,13 +35,15 @@ static struct {
   pthread_rwlock_t keys_lock; /* keys, nkeys */
   key *keys;
   size_t nkeys;
-  pthread_mutex_t fetch_lock; /* the discovery fields and the fetch times */
+  pthread_mutex_t fetch_lock; /* one fetch at a time; last_fetch */
+  pthread_mutex_t meta_lock;  /* issuer, jwks_uri, introspection (held briefly) */
   char *issuer, *jwks_uri, *introspection;
   time_t last_fetch;
   pthread_mutex_t cache_lock;
   cached cache[CACHE_SLOTS];
 } A = {.keys_lock = PTHREAD_RWLOCK_INITIALIZER,
        .fetch_lock = PTHREAD_MUTEX_INITIALIZER,
+       .meta_lock = PTHREAD_MUTEX_INITIALIZER,
        .cache_lock = PTHREAD_MUTEX_INITIALIZER};
 
 /* ---- fetching ---- */
@@ -125,11 +127,13 @@ static int refresh_locked(orch_error *err) {
       free(intro);
       return ORCH_EIO;
     }
+    pthread_mutex_lock(&A.meta_lock);
     free(A.issuer);
     free(A.introspection);
     A.issuer = issuer;
     A.jwks_uri = jwks;
     A.introspection = intro;
+    pthread_mutex_unlock(&A.meta_lock);
   }
   json_t *set = fetch_json(A.jwks_uri, NULL, NULL, NULL, err);
   if (!set) return ORCH_EIO;
@@ -203,12 +207,12 @@ void orch_auth_shutdown(void) {
   A.keys = NULL;
   A.nkeys = 0;
   pthread_rwlock_unlock(&A.keys_lock);
-  pthread_mutex_lock(&A.fetch_lock);
+  pthread_mutex_lock(&A.meta_lock);
   free(A.issuer);
   free(A.jwks_uri);
   free(A.introspection);
   A.issuer = A.jwks_uri = A.introspection = NULL;
-  pthread_mutex_unlock(&A.fetch_lock);
+  pthread_mutex_unlock(&A.meta_lock);
   pthread_mutex_lock(&A.cache_lock);
   for (size_t i = 0; i < CACHE_SLOTS; i++) {
     free(A.cache[i].user_json);
@@ -319,10 +323,10 @@ static int check_claims(json_t *claims, time_t *exp_out, orch_error *err) {
     orch_error_set(err, ORCH_EINVAL, "token not valid yet");
     return ORCH_EINVAL;
   }
-  pthread_mutex_lock(&A.fetch_lock);
+  pthread_mutex_lock(&A.meta_lock);
   const char *iss = json_string_value(json_object_get(claims, "iss"));
   int iss_ok = A.issuer && iss && !strcmp(iss, A.issuer);
-  pthread_mutex_unlock(&A.fetch_lock);
+  pthread_mutex_unlock(&A.meta_lock);
   if (!iss_ok) {
     orch_error_set(err, ORCH_EINVAL, "token from another issuer");
     return ORCH_EINVAL;
@@ -409,9 +413,9 @@ done:
 /* ---- opaque tokens ---- */
 
 static int introspect(const char *token, char **user_json, time_t *exp, orch_error *err) {
-  pthread_mutex_lock(&A.fetch_lock);
+  pthread_mutex_lock(&A.meta_lock);
   char *url = A.introspection ? orch_strdup(A.introspection) : NULL;
-  pthread_mutex_unlock(&A.fetch_lock);
+  pthread_mutex_unlock(&A.meta_lock);
   const char *id = A.cfg->resource_server_id, *secret = A.cfg->resource_server_secret;
   if (!url || !id || !*id || !secret || !*secret) {
     free(url);
