@@ -89,12 +89,22 @@ function Provider:stop()
   os.execute("rm -rf " .. H.shell_quote(self.dir))
 end
 
--- The routes of the host's table (method, pattern, action), read from its source.
+-- The routes of the host's table (method, pattern, action): host/routes.c while the
+-- table is C data, else a Lua module lua/orch/routes.lua returning a list of
+-- {method, pattern|path, action} (or positional {method, pattern, action, ...}).
 function O.routes()
-  local text = assert(H.read_file(H.source .. "/host/routes.c"), "host/routes.c not found")
   local out = {}
+  local text = H.read_file(H.source .. "/host/routes.c") or ""
   for method, pattern, action in text:gmatch('{"(%u+)",%s*"([^"]+)",%s*"([^"]+)"') do
     out[#out + 1] = { method = method, pattern = pattern, action = action }
+  end
+  if #out == 0 then
+    local chunk = assert(loadfile(H.source .. "/lua/orch/routes.lua", "t", setmetatable({}, { __index = _G })),
+      "no route table in host/routes.c or lua/orch/routes.lua")
+    local list = chunk()
+    for _, r in ipairs(list.routes or list) do
+      out[#out + 1] = { method = r.method or r[1], pattern = r.pattern or r.path or r[2], action = r.action or r[3] }
+    end
   end
   return out
 end
