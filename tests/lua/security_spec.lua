@@ -40,6 +40,32 @@ describe("orch.redact", function()
   end)
 end)
 
+describe("GraphQL errors for the client", function()
+  it("hide database messages behind the request id and make paths relative", function()
+    fake.install()
+    local logged = {}
+    _G.orch.log = setmetatable({}, { __index = function()
+      return function(...)
+        logged[#logged + 1] = table.concat({ ... }, " ")
+      end
+    end })
+    _G.orch._host = { folders = function()
+      return "/srv/lua", "/srv/products"
+    end }
+    local api = require("orch.api.graphql")
+    local result = api._clean_errors({ errors = {
+      { message = 'database: relation "secret_table" does not exist' },
+      { message = "/srv/products/node.lua:3: attempt to index a nil value" },
+      { message = 'Cannot query field "x" on type "Query".' },
+    } }, { request_id = "abc123" })
+    assert.are.equal("Internal error (request id abc123)", result.errors[1].message)
+    assert.are.equal("node.lua:3: attempt to index a nil value", result.errors[2].message)
+    assert.are.equal('Cannot query field "x" on type "Query".', result.errors[3].message)
+    assert.matches("abc123", logged[1])
+    assert.matches("secret_table", logged[1])
+  end)
+end)
+
 describe("orch.policy", function()
   local policy
 

@@ -23,6 +23,8 @@ local function clean_errors(result, req)
   return result
 end
 
+api._clean_errors = clean_errors -- for the unit tests
+
 function api.post(req)
   local policy = require("orch.policy")
   local ctx = { request = req }
