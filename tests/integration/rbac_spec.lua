@@ -5,14 +5,20 @@ local H = require("harness")
 local O = require("oidc")
 
 describe("workflow RBAC", function()
-  local op, host, dbname
+  local op, host, dbname, products
 
   setup(function()
     op = O.start()
     local name, uri = H.new_database()
     dbname = name
     H.migrate(uri)
-    host = H.start_host({ database = uri, products = H.source .. "/tests/fixtures/rbac_products",
+    -- the RBAC workflows next to the engine fixture's widget products
+    products = os.tmpname()
+    os.remove(products)
+    assert(os.execute("mkdir -p " .. H.shell_quote(products) .. " && cp "
+      .. H.shell_quote(H.source .. "/tests/fixtures/engine_products") .. "/*.lua "
+      .. H.shell_quote(H.source .. "/tests/fixtures/rbac_products") .. "/*.lua " .. H.shell_quote(products)))
+    host = H.start_host({ database = uri, products = products,
       args = { "--workers", "1" },
       env = { OAUTH2_ACTIVE = "true", OIDC_CONF_URL = op.conf_url, OAUTH2_RESOURCE_SERVER_ID = "orchestrator",
         ORCH_AUTH_WRITE_GROUP = "staff" } })
@@ -25,6 +31,7 @@ describe("workflow RBAC", function()
     if op then
       op:stop()
     end
+    os.execute("rm -rf " .. H.shell_quote(products))
   end)
 
   local function as(name, groups)
@@ -127,6 +134,25 @@ describe("workflow RBAC", function()
     end
     assert.is_false(perms(as("sam", { "starters" })).resumeAllowed)
     assert.is_true(perms(as("ann", { "approvers" })).resumeAllowed)
+  end)
+
+  it("marks workflows the caller may not start: subscription.insufficient_workflow_permissions", function()
+    local widget = H.psql(H.pg_dir(), dbname, "SELECT product_id FROM products WHERE name = 'widget S'")
+    local status, _, _, json = req(as("sam"), "POST", "/api/processes/create_widget",
+      { { product = widget }, { widget_name = "w1", size = 5 } })
+    assert.are.equal(201, status)
+    local sub = wait_for(json.id, "completed").current_state.subscription_id
+    local function reason(token)
+      local _, _, _, j = req(token, "GET", "/api/subscriptions/workflows/" .. sub)
+      for _, w in ipairs(j.modify) do
+        if w.name == "modify_widget_admins" then
+          return w.reason
+        end
+      end
+      error("modify_widget_admins is not listed")
+    end
+    assert.are.equal("subscription.insufficient_workflow_permissions", reason(as("eve")))
+    assert.is_nil(reason(as("ada", { "admins" })))
   end)
 
   it("records the starter in processes.created_by and the reporter", function()
