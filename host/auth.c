@@ -18,6 +18,7 @@
 typedef struct key {
   cjose_jwk_t *jwk;
   char *kid; /* owned; NULL when the JWK has none */
+  char *alg; /* owned; the JWK's "alg" (tokens must use it), NULL when it has none */
   cjose_jwk_kty_t kty;
 } key;
 
@@ -103,6 +104,7 @@ static void free_keys(key *keys, size_t n) {
   for (size_t i = 0; i < n; i++) {
     cjose_jwk_release(keys[i].jwk);
     free(keys[i].kid);
+    free(keys[i].alg);
   }
   free(keys);
 }
@@ -154,6 +156,7 @@ static int refresh_locked(orch_error *err) {
     if (!jwk) continue;
     keys[used].jwk = jwk;
     keys[used].kid = json_strdup(k, "kid");
+    keys[used].alg = json_strdup(k, "alg");
     keys[used].kty = cjose_jwk_get_kty(jwk, &cerr);
     used++;
   }
@@ -351,13 +354,15 @@ static const struct {
     {"ES256", CJOSE_JWK_KTY_EC},  {"ES384", CJOSE_JWK_KTY_EC},  {"ES512", CJOSE_JWK_KTY_EC},
 };
 
-/* 1 verified, 0 no key verifies it, -1 no key with that kid (and type). */
-static int verify_with_keys(cjose_jws_t *jws, const char *kid, cjose_jwk_kty_t kty) {
+/* 1 verified, 0 no key verifies it, -1 no key with that kid (and type and alg). */
+static int verify_with_keys(cjose_jws_t *jws, const char *kid, const char *alg,
+                            cjose_jwk_kty_t kty) {
   int found = 0, ok = 0;
   pthread_rwlock_rdlock(&A.keys_lock);
   for (size_t i = 0; i < A.nkeys && !ok; i++) {
     if (A.keys[i].kty != kty) continue;
     if (kid && (!A.keys[i].kid || strcmp(kid, A.keys[i].kid))) continue;
+    if (A.keys[i].alg && strcmp(alg, A.keys[i].alg)) continue; /* the key says how it signs */
     found = 1;
     cjose_err cerr;
     ok = cjose_jws_verify(jws, A.keys[i].jwk, &cerr);
@@ -384,10 +389,10 @@ static int verify_jwt(const char *token, char **user_json, time_t *exp, orch_err
     orch_error_set(err, ORCH_EINVAL, "token algorithm %s is not accepted", alg ? alg : "(none)");
     goto done;
   }
-  int v = verify_with_keys(jws, kid, algs[a].kty);
-  if (v < 0) { /* an unknown key: the provider may have rotated its keys */
+  int v = verify_with_keys(jws, kid, alg, algs[a].kty);
+  if (v < 0 || (v == 0 && !kid)) { /* an unknown key: the provider may have rotated its keys */
     maybe_refresh();
-    v = verify_with_keys(jws, kid, algs[a].kty);
+    v = verify_with_keys(jws, kid, alg, algs[a].kty);
   }
   if (v != 1) {
     orch_error_set(err, ORCH_EINVAL, v < 0 ? "token signed by an unknown key" : "bad signature");

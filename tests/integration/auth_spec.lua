@@ -46,13 +46,17 @@ describe("authentication", function()
     local status, _, _, json = get("/api/processes", op:token())
     assert.are.equal(200, status)
     assert.is_table(json)
-    local key = op:keys().current
-    status = get("/api/processes", op:token(nil, { alg = "PS256", kid = key.kid, file = key.file }))
-    assert.are.equal(200, status)
+    local ps = op:add_key("RSA", "ps1", "PS256", true)
     local ec = op:add_key("EC", "ec1", nil, true)
-    H.sleep(1.1) -- a new kid: one refetch, at most one a second here
+    H.sleep(1.1) -- new kids: one refetch, at most one a second here
+    status = get("/api/processes", op:token(nil, { alg = "PS256", kid = "ps1", file = ps.file }))
+    assert.are.equal(200, status)
     status = get("/api/processes", op:token(nil, { alg = "ES256", kid = "ec1", file = ec.file }))
     assert.are.equal(200, status)
+    -- a key published for RS256 does not take PS256 tokens (the JWK's alg is binding)
+    local key = op:keys().current
+    status = get("/api/processes", op:token(nil, { alg = "PS256", kid = key.kid, file = key.file }))
+    assert.are.equal(401, status)
   end)
 
   it("keeps health and translations public", function()
