@@ -476,7 +476,8 @@ static int setup_auth(const orch_config *cfg) {
              "controls the orchestrator",
              cfg->http_host);
   } else {
-    LOG_INFO("serve", "authentication off: listening on loopback only");
+    LOG_INFO("serve", "authentication off: %s is a loopback address (no other is allowed)",
+             cfg->http_host);
   }
   return 0;
 }
