@@ -8,9 +8,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 
-enum kind { K_STR, K_INT, K_SIZE, K_LONG, K_LEVEL, K_MB };
+enum kind { K_STR, K_INT, K_SIZE, K_LONG, K_LEVEL, K_MB, K_BOOL };
 
 /* One row per setting: the table is the documentation of the names. */
 struct setting {
@@ -28,7 +29,9 @@ static const struct setting settings[] = {
     {"ORCH_HTTP_PORT", "--port", K_INT, OFF(http_port), "port to listen on (8080; 0 = any)"},
     {"ORCH_HTTP_THREADS", "--http-threads", K_INT, OFF(http_threads), "HTTP threads (2)"},
     {"ORCH_MAX_BODY_BYTES", "--max-body", K_SIZE, OFF(max_body), "request body limit (1048576)"},
-    {"ORCH_CORS_ORIGINS", "--cors-origins", K_STR, OFF(cors_origins), "allowed origins (*)"},
+    {"ORCH_CORS_ORIGINS", "--cors-origins", K_STR, OFF(cors_origins),
+     "other allowed origins, comma separated (none: same origin only)"},
+    {"ORCH_UI_ORIGIN", "--ui-origin", K_STR, OFF(ui_origin), "the UI's origin (allowed)"},
     {"ORCH_PRODUCTS_DIR", "--products", K_STR, OFF(products_dir), "product scripts (products/)"},
     {"ORCH_LUA_DIR", "--lua-dir", K_STR, OFF(lua_dir), "core Lua ruleset (lua/)"},
     {"ORCH_MIGRATIONS_DIR", "--migrations", K_STR, OFF(migrations_dir), "SQL migrations"},
@@ -63,6 +66,21 @@ static const struct setting settings[] = {
      "1 = create core's default schedules for tasks that have none (1)"},
     {"ORCH_SCHEDULE_MISFIRE_GRACE_S", "--schedule-misfire-grace", K_INT,
      OFF(schedule_misfire_grace), "seconds late a run may still start (60)"},
+    {"OAUTH2_ACTIVE", "--oauth2-active", K_BOOL, OFF(oauth2_active),
+     "true = every API route needs a bearer token (false)"},
+    {"OIDC_CONF_URL", "--oidc-conf-url", K_STR, OFF(oidc_conf_url),
+     "URL of the provider's openid-configuration"},
+    {"OAUTH2_RESOURCE_SERVER_ID", "--resource-server-id", K_STR, OFF(resource_server_id),
+     "expected token audience (and introspection client id)"},
+    {"OAUTH2_RESOURCE_SERVER_SECRET", "--resource-server-secret", K_STR,
+     OFF(resource_server_secret), "introspection client secret (opaque tokens)"},
+    {"ORCH_JWT_LEEWAY", "--jwt-leeway", K_INT, OFF(jwt_leeway), "seconds of clock skew (30)"},
+    {"ORCH_JWKS_REFETCH_SECONDS", "--jwks-refetch-seconds", K_INT, OFF(jwks_refetch),
+     "least seconds between two JWKS fetches for unknown key ids (10)"},
+    {"ORCH_AUTH_WRITE_GROUP", "--auth-write-group", K_STR, OFF(auth_write_group),
+     "group that writes when there is no policy.lua"},
+    {"ORCH_INSECURE_PUBLIC", "--insecure-public", K_BOOL, OFF(insecure_public),
+     "allow a non-loopback address with auth off"},
 };
 
 static int set_value(orch_config *cfg, const struct setting *s, const char *value,
@@ -75,6 +93,15 @@ static int set_value(orch_config *cfg, const struct setting *s, const char *valu
     char **dst = (char **)base;
     free(*dst);
     *dst = orch_strdup(value);
+    return ORCH_OK;
+  }
+  case K_BOOL: {
+    if (!strcasecmp(value, "true") || !strcmp(value, "1") || !strcasecmp(value, "yes"))
+      *(int *)base = 1;
+    else if (!strcasecmp(value, "false") || !strcmp(value, "0") || !strcasecmp(value, "no"))
+      *(int *)base = 0;
+    else
+      break;
     return ORCH_OK;
   }
   case K_LEVEL: {
@@ -114,13 +141,35 @@ static char *default_dir(const char *name) {
   return orch_sprintf("%s/%s", ORCH_DATA_DIR, name);
 }
 
+/* NAME_FILE: the value is the content of that file (secrets), trailing newlines dropped. */
+static int read_file_setting(orch_config *cfg, const struct setting *s, orch_error *err) {
+  char name[96];
+  snprintf(name, sizeof name, "%s_FILE", s->env);
+  const char *path = getenv(name);
+  if (!path || !*path) return ORCH_OK;
+  char *text = NULL;
+  size_t len = 0;
+  if (orch_read_file(path, &text, &len, err) != ORCH_OK) {
+    orch_error_prefix(err, "%s", name);
+    return ORCH_ECONFIG;
+  }
+  while (len && (text[len - 1] == '\n' || text[len - 1] == '\r'))
+    text[--len] = '\0';
+  int rc = set_value(cfg, s, text, name, err);
+  free(text);
+  return rc;
+}
+
 int orch_config_init(orch_config *cfg, orch_error *err) {
   memset(cfg, 0, sizeof *cfg);
   cfg->http_host = orch_strdup("127.0.0.1");
   cfg->http_port = 8080;
   cfg->http_threads = 2;
   cfg->max_body = 1024 * 1024;
-  cfg->cors_origins = orch_strdup("*");
+  cfg->cors_origins = orch_strdup("");
+  cfg->ui_origin = orch_strdup("");
+  cfg->jwt_leeway = 30;
+  cfg->jwks_refetch = 10;
   cfg->products_dir = default_dir("products");
   cfg->lua_dir = default_dir("lua");
   cfg->migrations_dir = default_dir("migrations");
@@ -144,6 +193,8 @@ int orch_config_init(orch_config *cfg, orch_error *err) {
     const char *v = getenv(settings[i].env);
     if (v && *v && set_value(cfg, &settings[i], v, settings[i].env, err) != ORCH_OK)
       return ORCH_ECONFIG;
+    if (settings[i].kind == K_STR && read_file_setting(cfg, &settings[i], err) != ORCH_OK)
+      return ORCH_ECONFIG;
   }
   return ORCH_OK;
 }
@@ -159,6 +210,7 @@ int orch_config_parse_flags(orch_config *cfg, int argc, char **argv, int *i, orc
         s = &settings[k];
     if (!s) return ORCH_OK; /* not ours: the subcommand may know it */
     const char *value = eq ? eq + 1 : NULL;
+    if (!value && s->kind == K_BOOL) value = "true"; /* a bare switch */
     if (!value) {
       if (*i + 1 >= argc) {
         orch_error_set(err, ORCH_ECONFIG, "flag %s needs a value", s->flag);

@@ -15,7 +15,8 @@ typedef struct orch_config {
   int http_port;        /* ORCH_HTTP_PORT / --port (8080; 0 = any free port) */
   int http_threads;     /* ORCH_HTTP_THREADS / --http-threads (2) */
   size_t max_body;      /* ORCH_MAX_BODY_BYTES / --max-body (1 MiB) */
-  char *cors_origins;   /* ORCH_CORS_ORIGINS / --cors-origins ("*" or comma list) */
+  char *cors_origins;   /* ORCH_CORS_ORIGINS / --cors-origins (comma list; "" = same origin) */
+  char *ui_origin;      /* ORCH_UI_ORIGIN / --ui-origin: the UI's origin, also allowed */
   char *products_dir;   /* ORCH_PRODUCTS_DIR / --products (products/) */
   char *lua_dir;        /* ORCH_LUA_DIR / --lua-dir (lua/) */
   char *migrations_dir; /* ORCH_MIGRATIONS_DIR / --migrations (migrations/) */
@@ -40,6 +41,15 @@ typedef struct orch_config {
   int schedule_tick_ms;       /* ORCH_SCHEDULE_TICK_MS / --schedule-tick-ms (1000) */
   int schedule_defaults; /* ORCH_SCHEDULE_DEFAULTS / --schedule-defaults (1): core's defaults */
   int schedule_misfire_grace; /* ORCH_SCHEDULE_MISFIRE_GRACE_S (60): late runs still start */
+  /* authentication (docs/security.md); string settings may come from NAME_FILE */
+  int oauth2_active;            /* OAUTH2_ACTIVE / --oauth2-active (false) */
+  char *oidc_conf_url;          /* OIDC_CONF_URL: the provider's openid-configuration */
+  char *resource_server_id;     /* OAUTH2_RESOURCE_SERVER_ID: the expected audience */
+  char *resource_server_secret; /* OAUTH2_RESOURCE_SERVER_SECRET: introspection client secret */
+  int jwt_leeway;               /* ORCH_JWT_LEEWAY / --jwt-leeway (30) seconds for exp/nbf */
+  int jwks_refetch;             /* ORCH_JWKS_REFETCH_SECONDS (10): least time between fetches */
+  char *auth_write_group;       /* ORCH_AUTH_WRITE_GROUP: who writes without a policy.lua */
+  int insecure_public;          /* ORCH_INSECURE_PUBLIC / --insecure-public: no auth off loopback */
 } orch_config;
 
 /* Fill defaults, then the environment. */

@@ -63,6 +63,7 @@ static int scan(list *l, const char *root, const char *rel, int is_product, orch
       rc = orch_read_file(full, &s.source, &s.len, err);
       if (rc == ORCH_OK) {
         s.path = orch_strdup(full);
+        s.rel_off = strlen(root) + 1;
         s.module = module_name(child_rel);
         s.is_product = is_product;
         orch_sha256_hex(s.source, s.len, s.sha256);
@@ -95,7 +96,7 @@ static void free_scripts(orch_script *s, size_t n) {
 }
 
 /* Paths inside the working directory are shown relative to it: shorter messages. */
-static const char *display_dir(const char *dir, char *cwd, size_t cwd_size) {
+const char *orch_gen_display_dir(const char *dir, char *cwd, size_t cwd_size) {
   if (dir[0] != '/' || !getcwd(cwd, cwd_size)) return dir;
   size_t n = strlen(cwd);
   if (n > 1 && !strncmp(dir, cwd, n) && dir[n] == '/' && dir[n + 1]) return dir + n + 1;
@@ -105,8 +106,8 @@ static const char *display_dir(const char *dir, char *cwd, size_t cwd_size) {
 int orch_gen_load(orch_gen **out, const char *lua_dir, const char *products_dir, orch_error *err) {
   list l = {0};
   char cwd[4096];
-  int rc = scan(&l, display_dir(lua_dir, cwd, sizeof cwd), "", 0, err);
-  if (rc == ORCH_OK) rc = scan(&l, display_dir(products_dir, cwd, sizeof cwd), "", 1, err);
+  int rc = scan(&l, orch_gen_display_dir(lua_dir, cwd, sizeof cwd), "", 0, err);
+  if (rc == ORCH_OK) rc = scan(&l, orch_gen_display_dir(products_dir, cwd, sizeof cwd), "", 1, err);
   if (rc != ORCH_OK) {
     free_scripts(l.items, l.n);
     return rc;

@@ -15,9 +15,10 @@
 #include <time.h>
 
 typedef struct orch_script {
-  char *path;   /* display path, e.g. "products/node.lua" (owned) */
-  char *module; /* module name, e.g. "node" or "orch.json" (owned) */
-  char *source; /* file content, NUL-terminated (owned) */
+  char *path;     /* display path, e.g. "products/node.lua" (owned) */
+  size_t rel_off; /* path + rel_off: the path inside its folder, e.g. "node.lua" */
+  char *module;   /* module name, e.g. "node" or "orch.json" (owned) */
+  char *source;   /* file content, NUL-terminated (owned) */
   size_t len;
   char sha256[65];
   int is_product; /* 1 for files of the products folder (loaded at start), 0 for lua/ */
@@ -48,3 +49,6 @@ orch_gen *orch_gen_current(void);
 long orch_gen_current_number(void);
 /* Drop the current generation (at shutdown). */
 void orch_gen_shutdown(void);
+
+/* dir as script paths show it: relative to cwd when inside it (cwd: scratch buffer). */
+const char *orch_gen_display_dir(const char *dir, char *cwd, size_t cwd_size);

@@ -2,7 +2,9 @@
 #include "orch.h"
 
 #include "buf.h"
+#include "auth.h"
 #include "events.h"
+#include "guard.h"
 #include "http.h"
 #include "log.h"
 #include "ws.h"
@@ -112,32 +114,17 @@ void orch_http_response_clear(orch_http_response *resp) {
   *resp = (orch_http_response){0};
 }
 
-/* ---- CORS ---- */
+/* ---- CORS (guard.h) ---- */
 
-static const char *allowed_origin(const orch_http *h, const char *origin) {
-  const char *list = h->cfg->cors_origins;
-  if (!strcmp(list, "*")) return "*";
-  if (!origin) return NULL;
-  size_t olen = strlen(origin);
-  for (const char *p = list; *p;) {
-    while (*p == ' ' || *p == ',')
-      p++;
-    const char *end = p;
-    while (*end && *end != ',')
-      end++;
-    const char *t = end;
-    while (t > p && t[-1] == ' ')
-      t--;
-    if ((size_t)(t - p) == olen && !strncmp(p, origin, olen)) return origin;
-    p = end;
-  }
-  return NULL;
+static const char *request_origin(const orch_http *h, struct MHD_Connection *conn) {
+  const char *origin = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Origin");
+  const char *host = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Host");
+  return orch_guard_origin(h->cfg, origin, host);
 }
 
 static void add_cors_headers(const orch_http *h, struct MHD_Connection *conn,
                              struct MHD_Response *r) {
-  const char *origin = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Origin");
-  const char *allow = allowed_origin(h, origin);
+  const char *allow = request_origin(h, conn);
   if (!allow) return;
   MHD_add_response_header(r, "Access-Control-Allow-Origin", allow);
   if (strcmp(allow, "*")) {
@@ -145,6 +132,12 @@ static void add_cors_headers(const orch_http *h, struct MHD_Connection *conn,
     MHD_add_response_header(r, "Access-Control-Allow-Credentials", "true");
   }
   MHD_add_response_header(r, "Access-Control-Expose-Headers", "Content-Range, ETag");
+}
+
+/* 1 when a browser on a foreign origin sends a request that may change state. */
+static int foreign_write(const orch_http *h, struct MHD_Connection *conn, const char *method) {
+  if (!strcmp(method, "GET") || !strcmp(method, "HEAD")) return 0;
+  return MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Origin") && !request_origin(h, conn);
 }
 
 /* ---- sending ---- */
@@ -190,8 +183,7 @@ static enum MHD_Result send_problem(orch_http *h, struct MHD_Connection *conn, r
 
 /* Answer a CORS preflight (OPTIONS with Access-Control-Request-Method). */
 static enum MHD_Result preflight(orch_http *h, struct MHD_Connection *conn, req_state *rs) {
-  const char *origin = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Origin");
-  if (!allowed_origin(h, origin)) return send_problem(h, conn, rs, 400, "Disallowed CORS origin");
+  if (!request_origin(h, conn)) return send_problem(h, conn, rs, 400, "Disallowed CORS origin");
   orch_http_response resp = {.status = 200};
   resp.body = orch_strdup("OK");
   resp.body_len = 2;
@@ -224,6 +216,37 @@ static enum MHD_Result collect_arg(void *cls, enum MHD_ValueKind kind, const cha
   return MHD_YES;
 }
 
+/* ---- authentication (auth.h): the one hook of the request pipeline ---- */
+
+/*
+ * ORCH_OK when the request may go on: auth off, a public action, or a token
+ * that verifies (then *user_json is the user, malloc'd). The token is the bearer
+ * of the Authorization header, else `token` (the WebSocket's subprotocol or query).
+ */
+static int authenticate(struct MHD_Connection *conn, const char *action, const char *token,
+                        char **user_json) {
+  *user_json = NULL;
+  if (!orch_auth_active() || orch_auth_public_action(action)) return ORCH_OK;
+  const char *bearer =
+      orch_auth_bearer(MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization"));
+  if (!bearer) bearer = token;
+  if (!bearer) return ORCH_EINVAL;
+  orch_error err = ORCH_ERROR_INIT;
+  int rc = orch_auth_verify(bearer, user_json, &err);
+  if (rc != ORCH_OK) LOG_INFO("auth", "token refused: %s", err.message);
+  orch_error_clear(&err);
+  return rc;
+}
+
+static enum MHD_Result send_unauthorized(orch_http *h, struct MHD_Connection *conn, req_state *rs) {
+  orch_http_response resp = {0};
+  orch_http_problem(&resp, 401, "Not authenticated");
+  orch_kvlist_add(&resp.headers, "WWW-Authenticate", "Bearer");
+  enum MHD_Result ret = send_response(h, conn, rs, &resp);
+  orch_http_response_clear(&resp);
+  return ret;
+}
+
 /* ---- WebSocket: the UI's invalidation stream (ws.h, events.h) ---- */
 
 #define WS_EVENTS_PATH "/api/ws/events"
@@ -239,6 +262,75 @@ static void ws_upgraded(void *cls, struct MHD_Connection *conn, void *req_cls, c
   ORCH_UNUSED(req_cls);
   orch_http *h = cls;
   orch_ws_adopt(h->ws, sock, extra_in, extra_in_size, urh);
+}
+
+/* After the handshake of a refused client: close 1008 (policy violation), as core does. */
+static void ws_refused(void *cls, struct MHD_Connection *conn, void *req_cls, const char *extra_in,
+                       size_t extra_in_size, MHD_socket sock,
+                       struct MHD_UpgradeResponseHandle *urh) {
+  ORCH_UNUSED(cls);
+  ORCH_UNUSED(conn);
+  ORCH_UNUSED(req_cls);
+  ORCH_UNUSED(extra_in);
+  ORCH_UNUSED(extra_in_size);
+  orch_buf frame = ORCH_BUF_INIT;
+  const char payload[] = "\x03\xf0Not authorized"; /* 1008 = 0x03f0 */
+  orch_ws_encode_frame(&frame, ORCH_WS_OP_CLOSE, payload, sizeof payload - 1);
+  ssize_t n = send(sock, frame.data, frame.len, MSG_NOSIGNAL);
+  ORCH_UNUSED(n);
+  orch_buf_free(&frame);
+  MHD_upgrade_action(urh, MHD_UPGRADE_ACTION_CLOSE);
+}
+
+/* The token the UI offers after "base64.bearer.token" in Sec-WebSocket-Protocol (malloc'd). */
+static char *ws_protocol_token(const char *proto) {
+  const char *p = proto ? strstr(proto, "base64.bearer.token") : NULL;
+  if (!p || !(p = strchr(p, ','))) return NULL;
+  p++;
+  while (*p == ' ')
+    p++;
+  size_t n = strcspn(p, ", ");
+  return n ? orch_strndup(p, n) : NULL;
+}
+
+/*
+ * The table's row of the WebSocket route (declared with host = "websocket"), or NULL.
+ * Its action is what the token check and the policy see for the upgrade.
+ */
+static const orch_route *ws_row(const orch_route_table *table) {
+  size_t n = 0;
+  const orch_route *r = table ? orch_route_table_list(table, &n) : NULL;
+  for (size_t i = 0; i < n; i++)
+    if (r[i].host && !strcmp(r[i].host, "websocket") && !strcmp(r[i].method, "GET") &&
+        !strcmp(r[i].pattern, WS_EVENTS_PATH))
+      return &r[i];
+  return NULL;
+}
+
+/* Authenticated and allowed by the policy (a dispatch of the row's action to ws.authorize). */
+static int ws_allowed(orch_http *h, struct MHD_Connection *conn, req_state *rs, const char *proto,
+                      const orch_route *row) {
+  char *token = ws_protocol_token(proto);
+  const char *query = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "token");
+  char *user_json = NULL;
+  int ok = authenticate(conn, row->action, token ? token : query, &user_json) == ORCH_OK;
+  free(token);
+  if (ok) {
+    orch_route route = *row;
+    route.handler = "ws.authorize"; /* lua/orch/api/ws.lua: 204 lets the upgrade through */
+    route.host = NULL;
+    orch_http_request req = {
+        .method = "GET", .path = WS_EVENTS_PATH, .route = &route, .user_json = user_json};
+    memcpy(req.request_id, rs->request_id, sizeof req.request_id);
+    MHD_get_connection_values(conn, MHD_HEADER_KIND, collect_header, &req.headers);
+    orch_http_response resp = {0};
+    h->dispatch(&req, &resp, h->arg);
+    ok = resp.status >= 200 && resp.status < 300;
+    orch_http_response_clear(&resp);
+    orch_kvlist_free(&req.headers);
+  }
+  free(user_json);
+  return ok;
 }
 
 static void ws_sink(void *arg, const char *text, size_t len) {
@@ -265,7 +357,7 @@ static int has_token(const char *value, const char *token) {
 
 /* RFC 6455 handshake; the socket then belongs to the WebSocket thread. */
 static enum MHD_Result websocket_upgrade(orch_http *h, struct MHD_Connection *conn,
-                                         const char *method, req_state *rs) {
+                                         const char *method, req_state *rs, const orch_route *row) {
   orch_http_response resp = {0};
   const char *upgrade = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Upgrade");
   const char *connection = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Connection");
@@ -282,10 +374,14 @@ static enum MHD_Result websocket_upgrade(orch_http *h, struct MHD_Connection *co
   } else if (!version || strcmp(version, "13")) {
     orch_http_problem(&resp, 426, "Unsupported WebSocket version (13 is supported)");
     orch_kvlist_add(&resp.headers, "Sec-WebSocket-Version", "13");
+  } else if (MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Origin") &&
+             !request_origin(h, conn)) {
+    orch_http_problem(&resp, 403, "WebSocket origin not allowed");
   } else if (orch_ws_accept_key(key, accept) != ORCH_OK) {
     orch_http_problem(&resp, 400, "Invalid Sec-WebSocket-Key");
   } else {
-    struct MHD_Response *r = MHD_create_response_for_upgrade(ws_upgraded, h);
+    int allowed = ws_allowed(h, conn, rs, proto, row);
+    struct MHD_Response *r = MHD_create_response_for_upgrade(allowed ? ws_upgraded : ws_refused, h);
     if (!r) return MHD_NO;
     MHD_add_response_header(r, "Upgrade", "websocket");
     MHD_add_response_header(r, "Sec-WebSocket-Accept", accept);
@@ -317,13 +413,16 @@ static enum MHD_Result handle(orch_http *h, struct MHD_Connection *conn, const c
   if (!strcmp(method, "OPTIONS") &&
       MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Access-Control-Request-Method"))
     return preflight(h, conn, rs);
-  /* The host's own routes (declared in the table with `host`, answered here). */
-  if (!strcmp(url, WS_EVENTS_PATH) || !strcmp(url, WS_EVENTS_PATH "/"))
-    return websocket_upgrade(h, conn, method, rs);
   orch_route_table *table = h->routes(h->arg);
   if (!table)
     return send_problem(h, conn, rs, 500, "Internal Server Error: the scripts could not be loaded");
-  enum MHD_Result ret = route_and_dispatch(h, conn, url, method, rs, table);
+  /* The host's own routes (declared in the table with `host`, answered here). */
+  const orch_route *ws = NULL;
+  enum MHD_Result ret;
+  if ((!strcmp(url, WS_EVENTS_PATH) || !strcmp(url, WS_EVENTS_PATH "/")) && (ws = ws_row(table)))
+    ret = websocket_upgrade(h, conn, method, rs, ws);
+  else
+    ret = route_and_dispatch(h, conn, url, method, rs, table);
   orch_route_table_unref(table);
   return ret;
 }
@@ -346,7 +445,16 @@ static enum MHD_Result route_and_dispatch(orch_http *h, struct MHD_Connection *c
     return ret;
   }
 
-  orch_http_request req = {.method = method, .path = url, .route = route};
+  if (foreign_write(h, conn, method)) return send_problem(h, conn, rs, 403, "Origin not allowed");
+  if ((route->flags & ORCH_ROUTE_JSON_BODY) && rs->body.len &&
+      !orch_guard_is_json(MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Type")))
+    return send_problem(h, conn, rs, 415, "The request body must be application/json");
+
+  char *user_json = NULL;
+  if (authenticate(conn, route->action, NULL, &user_json) != ORCH_OK)
+    return send_unauthorized(h, conn, rs);
+
+  orch_http_request req = {.method = method, .path = url, .route = route, .user_json = user_json};
   memcpy(req.request_id, rs->request_id, sizeof req.request_id);
   for (size_t i = 0; i < nparams; i++) {
     char *k = orch_strndup(params[i].name, params[i].name_len);
@@ -370,6 +478,7 @@ static enum MHD_Result route_and_dispatch(orch_http *h, struct MHD_Connection *c
   orch_kvlist_free(&req.params);
   orch_kvlist_free(&req.headers);
   orch_kvlist_free(&req.query);
+  free(user_json);
   return ret;
 }
 
@@ -383,7 +492,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     rs = orch_xcalloc(1, sizeof *rs);
     rs->started_ns = orch_now_ns();
     rs->method = orch_strdup(method);
-    rs->url = orch_strdup(url);
+    rs->url = orch_guard_mask_url(url); /* for the access log: no callback tokens */
     unsigned char id[8];
     orch_random_bytes(id, sizeof id);
     for (int i = 0; i < 8; i++)

@@ -6,12 +6,18 @@
  *
  * Every error the server produces itself is a problem detail
  * {"detail", "status", "title"}: 404 unknown route, 405 wrong method (with
- * Allow), 413 body too large, 400 disallowed CORS preflight.
+ * Allow), 413 body too large, 400 disallowed CORS preflight, 403 a write from
+ * a foreign Origin, 415 a non-JSON body on a JSON route (guard.h), 401 no or a
+ * bad bearer token when authentication is on (auth.h; docs/security.md). The
+ * authenticated user is handed on as req.user_json; authorization is Lua's
+ * (lua/orch/policy.lua), for the route's action.
  *
  * GET /api/ws/events is answered before the route table (the table declares
  * it with host = "websocket", for the OpenAPI document and authorization):
- * the WebSocket handshake, after which the socket belongs to the thread of
- * ws.h, which carries the events of events.h (docs/events.md).
+ * the WebSocket handshake (Origin checked, token and policy as the row's
+ * action "events.read"; a refused client is closed with 1008), after which the
+ * socket belongs to the thread of ws.h, which carries the events of events.h
+ * (docs/events.md).
  */
 #pragma once
 
@@ -44,7 +50,8 @@ typedef struct orch_http_request {
   orch_kvlist headers;     /* request headers, names lowercased */
   const char *body;        /* request body (NUL-terminated) or NULL */
   size_t body_len;
-  char request_id[17]; /* random hex id, also in the access log */
+  char request_id[17];   /* random hex id, also in the access log */
+  const char *user_json; /* the authenticated user (auth.h), or NULL (auth off) */
 } orch_http_request;
 
 typedef struct orch_http_response {

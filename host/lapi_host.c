@@ -6,6 +6,7 @@
 #include "orch.h"
 
 #include "events.h"
+#include "gen.h"
 #include "lapi.h"
 #include "reload.h"
 
@@ -72,7 +73,36 @@ static int l_host_emit(lua_State *L) {
   return 0;
 }
 
+/* orch._host.folders() -> lua_dir, products_dir as script paths (chunk names) show them. */
+static int l_host_folders(lua_State *L) {
+  const orch_config *cfg = orch_reload_config();
+  const char *dirs[2] = {cfg ? cfg->lua_dir : NULL, cfg ? cfg->products_dir : NULL};
+  for (int i = 0; i < 2; i++) {
+    char cwd[4096];
+    if (dirs[i])
+      lua_pushstring(L, orch_gen_display_dir(dirs[i], cwd, sizeof cwd));
+    else
+      lua_pushnil(L);
+  }
+  return 2;
+}
+
+/* orch._host.auth() -> {active = bool, write_group = string|nil} (docs/security.md). */
+static int l_host_auth(lua_State *L) {
+  const orch_config *cfg = orch_reload_config();
+  lua_createtable(L, 0, 2);
+  lua_pushboolean(L, cfg && cfg->oauth2_active);
+  lua_setfield(L, -2, "active");
+  if (cfg && cfg->auth_write_group && *cfg->auth_write_group) {
+    lua_pushstring(L, cfg->auth_write_group);
+    lua_setfield(L, -2, "write_group");
+  }
+  return 1;
+}
+
 static const luaL_Reg host_funcs[] = {
+    {"auth", l_host_auth},
+    {"folders", l_host_folders},
     {"emit", l_host_emit},
     {"reload", l_host_reload},
     {"status", l_host_status},

@@ -5,6 +5,7 @@
 #include "orch.h"
 
 #include "lapi.h"
+#include "guard.h"
 #include "lhost.h"
 #include "log.h"
 #include "lsandbox.h"
@@ -700,6 +701,10 @@ static int push_request(lua_State *L) {
   lua_setfield(L, -2, "json_body");
   lua_pushstring(L, req->request_id);
   lua_setfield(L, -2, "request_id");
+  if (req->user_json) {
+    lua_pushstring(L, req->user_json);
+    lua_setfield(L, -2, "user_json");
+  }
   push_kvlist(L, &req->params);
   lua_setfield(L, -2, "params");
   push_kvlist(L, &req->query);
@@ -789,8 +794,10 @@ void orch_lua_handle(orch_lua *lh, const orch_http_request *req, orch_http_respo
     goto done;
   }
   char *where = orch_error_format(&err);
-  LOG_ERROR("lua", "request %s %s (id %s) failed: %s%s%s", req->method, req->path, req->request_id,
+  char *path = orch_guard_mask_url(req->path); /* no callback tokens in the log */
+  LOG_ERROR("lua", "request %s %s (id %s) failed: %s%s%s", req->method, path, req->request_id,
             where, err.traceback ? "\n" : "", err.traceback ? err.traceback : "");
+  free(path);
   free(where);
   orch_http_response_clear(resp);
   char *detail = orch_sprintf("Internal server error (request id %s)", req->request_id);

@@ -4,6 +4,7 @@
  */
 #include "orch.h"
 
+#include "auth.h"
 #include "catalog.h"
 #include "config.h"
 #include "db.h"
@@ -443,10 +444,53 @@ static orch_ticker *start_ticker(const orch_config *cfg) {
   return t;
 }
 
+/* 1 for an address only this machine reaches. */
+static int is_loopback(const char *host) {
+  return !strcmp(host, "localhost") || !strncmp(host, "127.", 4) || !strcmp(host, "::1") ||
+         !strcmp(host, "[::1]");
+}
+
+/*
+ * Secure by default (docs/security.md): tokens checked when OAUTH2_ACTIVE is on;
+ * with auth off, only a loopback address unless --insecure-public says otherwise.
+ */
+static int setup_auth(const orch_config *cfg) {
+  orch_error err = ORCH_ERROR_INIT;
+  if (orch_auth_setup(cfg, &err) != ORCH_OK) {
+    fprintf(stderr, "orchestrator: %s\n", err.message);
+    orch_error_clear(&err);
+    return 2;
+  }
+  if (cfg->oauth2_active) {
+    LOG_INFO("serve", "authentication on: bearer tokens from %s", cfg->oidc_conf_url);
+  } else if (!is_loopback(cfg->http_host) && !cfg->insecure_public) {
+    fprintf(
+        stderr,
+        "orchestrator: refusing to listen on %s with authentication off: set OAUTH2_ACTIVE=true "
+        "(docs/security.md), or --insecure-public to accept anyone who reaches the port\n",
+        cfg->http_host);
+    return 2;
+  } else if (!is_loopback(cfg->http_host)) {
+    LOG_WARN("serve",
+             "authentication OFF on %s (--insecure-public): anyone who reaches the port "
+             "controls the orchestrator",
+             cfg->http_host);
+  } else {
+    LOG_INFO("serve", "authentication off: %s is a loopback address (no other is allowed)",
+             cfg->http_host);
+  }
+  return 0;
+}
+
 static int cmd_serve(const orch_config *cfg) {
   sigset_t set;
-  int rc = start_host(cfg, &set, "serve");
+  int rc = setup_auth(cfg);
   if (rc != 0) return rc;
+  rc = start_host(cfg, &set, "serve");
+  if (rc != 0) {
+    orch_auth_shutdown();
+    return rc;
+  }
   /* Additive catalogue changes before the first request; a field type that stored values do not
      convert to refuses the start (catalog apply --allow-destructive first). */
   if (orch_catalog_serve_sync(cfg) != ORCH_OK) {
@@ -455,6 +499,7 @@ static int cmd_serve(const orch_config *cfg) {
             "first (see `orchestrator catalog plan`); not starting\n");
     orch_events_stop();
     orch_gen_shutdown();
+    orch_auth_shutdown();
     return 1;
   }
   sync_workflows(); /* then the workflows table and the product links */
@@ -465,6 +510,7 @@ static int cmd_serve(const orch_config *cfg) {
     orch_error_clear(&err);
     orch_events_stop();
     orch_gen_shutdown();
+    orch_auth_shutdown();
     return 1;
   }
   LOG_INFO("serve", "listening on http://%s:%d", cfg->http_host, orch_http_port(http));
@@ -497,6 +543,7 @@ static int cmd_serve(const orch_config *cfg) {
   orch_threadctx_shutdown();
   orch_gen_shutdown();
   guard_end(&guard);
+  orch_auth_shutdown();
   LOG_INFO("serve", "stopped");
   return rc;
 }

@@ -21,6 +21,10 @@ static char
 static char
     *last_error_info; /* JSON object {trigger, at, message, errors}, or NULL; under the lock */
 
+const orch_config *orch_reload_config(void) {
+  return config;
+}
+
 void orch_reload_setup(const orch_config *cfg) {
   config = cfg;
 }
@@ -200,9 +204,11 @@ char *orch_reload_status_json(void) {
     orch_buf_printf(&b, "{\"generation\":%ld,\"code_hash\":\"%s\",\"loaded_at\":%lld,\"files\":[",
                     g->number, g->code_hash, (long long)g->loaded_at);
     for (size_t i = 0; i < g->count; i++) {
+      /* no server paths: the file inside its folder (products or lua) */
       orch_buf_puts(&b, i ? ",{\"path\":" : "{\"path\":");
-      json_str(&b, g->scripts[i].path);
-      orch_buf_printf(&b, ",\"sha256\":\"%s\"}", g->scripts[i].sha256);
+      json_str(&b, g->scripts[i].path + g->scripts[i].rel_off);
+      orch_buf_printf(&b, ",\"folder\":\"%s\",\"sha256\":\"%s\"}",
+                      g->scripts[i].is_product ? "products" : "lua", g->scripts[i].sha256);
     }
     orch_buf_puts(&b, "]");
   }

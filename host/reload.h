@@ -34,3 +34,6 @@ int orch_reload_from(const char *trigger, char **report);
  * list) and last_error {trigger, at, message, errors} (or null). Malloc'd.
  */
 char *orch_reload_status_json(void);
+
+/* The configuration given to orch_reload_setup (NULL before). */
+const orch_config *orch_reload_config(void);

@@ -2,10 +2,12 @@
 -- the scripts declare (lua/orch/api/routes.lua, read into host/routes.c by lhost.c at each
 -- generation) and calls dispatch(req) with
 --   req = {method, path, route, handler, action, request_id, params, query,
---          headers, body, json_body}
+--          headers, body, json_body, user_json}
 -- where `route` is the matched pattern ("/api/products/{product_id}"), and
 -- `action` the matched route's action ("products.read"): what authorization
 -- checks (C reads the same value as req->route->action).
+-- The policy (orch.policy, docs/security.md) decides before the handler runs;
+-- req.user is the authenticated user (nil with auth off).
 -- Handlers live in lua/orch/api/<module>.lua and return
 --   status, body [, headers [, content_type]]
 -- where a table body (or any non-string) is sent as JSON and http.raw(s, ctype)
@@ -62,6 +64,22 @@ function http.raw(text, content_type)
 end
 
 local handlers = {}
+local policy -- orch.policy, required on first use
+
+-- The decoded user of a user JSON text: the same token comes again and again, so a
+-- few recent ones are kept (treat req.user as read-only).
+local users, nusers = {}, 0
+local function user_of(text)
+  local u = users[text]
+  if not u then
+    if nusers >= 64 then
+      users, nusers = {}, 0
+    end
+    u = json.decode(text)
+    users[text], nusers = u, nusers + 1
+  end
+  return u
+end
 
 local function resolve(name)
   local fn = handlers[name]
@@ -86,6 +104,15 @@ function http.dispatch(req)
       http.raise(400, "Malformed JSON in request body: " .. err)
     end
     req.json = value
+  end
+  if req.user_json then
+    req.user = user_of(req.user_json)
+    req.user_json = nil
+  end
+  policy = policy or require("orch.policy")
+  local ok, reason = policy.check(policy.context(req))
+  if not ok then
+    http.raise(reason == "Not authenticated" and 401 or 403, reason)
   end
   local status, body, headers, content_type = handler(req)
   if body == nil then

@@ -149,6 +149,46 @@ local function check_run_predicate(wf)
   end
 end
 
+-- ---- workflow RBAC (core's semantics; docs/security.md) ----
+
+-- The callback deciding `action` ("start", "resume", "retry") for a user:
+-- start: the workflow's authorize_callback. resume (a suspended process): the
+-- latest resume_auth_callback among the executed steps and the current one, else
+-- authorize_callback. retry: the latest step retry_auth_callback or
+-- resume_auth_callback, else the workflow's retry_auth_callback, else authorize_callback.
+local function auth_callback(wf, action, at)
+  if action ~= "start" and at then
+    for i = math.min(at.index + 1, #wf.steps), 1, -1 do
+      local s = wf.steps[i]
+      if action == "retry" and s.retry_auth_callback then
+        return s.retry_auth_callback
+      end
+      if s.resume_auth_callback then
+        return s.resume_auth_callback
+      end
+    end
+  end
+  if action == "retry" and wf.retry_auth_callback then
+    return wf.retry_auth_callback
+  end
+  return wf.authorize_callback
+end
+
+-- allowed(wf, action, user [, at]) -> boolean; user is the authenticated user table
+-- (nil with auth off). A callback that raises denies (logged).
+function processes.allowed(wf, action, user, at)
+  local cb = wf and auth_callback(wf, action, at)
+  if not cb then
+    return true
+  end
+  local ok, verdict = pcall(cb, user)
+  if not ok then
+    orch.log.error("auth callback of workflow " .. wf.name .. " failed (denied):", tostring(verdict))
+    return false
+  end
+  return verdict == true
+end
+
 -- start(name, inputs, {user, reporter, idempotency_key}) -> pid
 -- A workflow with a run predicate is checked before its form (412 comes first)
 -- and again inside the transaction that inserts the process, under an advisory
@@ -167,6 +207,9 @@ function processes.start(name, inputs, opts)
     if existing then
       return existing.pid, true
     end
+  end
+  if not processes.allowed(wf, "start", opts.user_info) then
+    http.raise(403, "User is not authorized to execute '" .. name .. "' workflow")
   end
   check_run_predicate(wf)
   local user = opts.reporter or opts.user or "SYSTEM"
@@ -360,6 +403,10 @@ function processes.resume(pid, inputs, opts)
     end
     local state = at.state
     local index = at.index
+    local action = p.last_status == "suspended" and "resume" or "retry"
+    if not processes.allowed(wf, action, opts.user_info, at) then
+      http.raise(403, "User is not authorized to " .. action .. " this workflow")
+    end
     if p.last_status == "suspended" then
       local step = wf.steps[index + 1]
       local answers = {}

@@ -85,26 +85,40 @@ local function new_step(kind, name, fields, level)
   return s
 end
 
--- step(name, fn): runs fn(state, ctx) and merges what it returns; an error fails the process.
-function workflow.step(name, fn)
+-- Workflow RBAC of a step (docs/security.md): opts.retry_auth_callback and
+-- opts.resume_auth_callback, functions(user) -> boolean.
+local function auth_fields(fields, opts, name, level)
+  for _, k in ipairs({ "retry_auth_callback", "resume_auth_callback" }) do
+    local cb = opts and opts[k]
+    if cb ~= nil and type(cb) ~= "function" then
+      error("step '" .. tostring(name) .. "': " .. k .. " must be a function", level + 1)
+    end
+    fields[k] = cb
+  end
+  return fields
+end
+
+-- step(name, fn [, opts]): runs fn(state, ctx) and merges what it returns; an error
+-- fails the process. opts: retry_auth_callback, resume_auth_callback.
+function workflow.step(name, fn, opts)
   if type(fn) ~= "function" then
     fail("step '" .. tostring(name) .. "' needs a function")
   end
-  return new_step("step", name, { fn = fn }, 2)
+  return new_step("step", name, auth_fields({ fn = fn }, opts, name, 2), 2)
 end
 
 -- retrystep(name, fn): like step, but an error puts the process in `waiting`;
 -- the engine retries it later with backoff.
-function workflow.retrystep(name, fn)
+function workflow.retrystep(name, fn, opts)
   if type(fn) ~= "function" then
     fail("retrystep '" .. tostring(name) .. "' needs a function")
   end
-  return new_step("retry", name, { fn = fn }, 2)
+  return new_step("retry", name, auth_fields({ fn = fn }, opts, name, 2), 2)
 end
 
--- inputstep(name, {form = f, assignee = "SYSTEM"}): suspends the process with a
--- form; resuming it with the form's answers merges them into the state.
-local INPUTSTEP_KEYS = keyset({ "form", "assignee" })
+-- inputstep(name, {form = f, assignee = "SYSTEM", resume_auth_callback, retry_auth_callback}):
+-- suspends the process with a form; resuming it with the form's answers merges them into the state.
+local INPUTSTEP_KEYS = keyset({ "form", "assignee", "resume_auth_callback", "retry_auth_callback" })
 
 function workflow.inputstep(name, opts)
   opts = opts or {}
@@ -115,7 +129,8 @@ function workflow.inputstep(name, opts)
   if opts.form == nil then
     fail("inputstep '" .. tostring(name) .. "' needs a form")
   end
-  return new_step("input", name, { form = opts.form, assignee = opts.assignee or "SYSTEM" }, 2)
+  return new_step("input", name,
+    auth_fields({ form = opts.form, assignee = opts.assignee or "SYSTEM" }, opts, name, 2), 2)
 end
 
 -- Flatten nested arrays of steps into one array, checking every element.
@@ -268,10 +283,11 @@ workflow.abort = new_step("abort", "Abort", {}, 1)
 local registry = { by_name = {}, ordered = {} }
 
 -- define{name, target, description, is_task, form, steps, run_predicate, products,
--- authorize}: register a workflow whose step list is used as given (it should start
+-- authorize_callback, retry_auth_callback}: register a workflow whose step list is used as given (it should start
 -- with workflow.init and end with workflow.done, as core's @workflow).
 local DEFINE_KEYS = keyset({ "name", "target", "description", "is_task", "form", "steps", "run_predicate",
-  "products", "product_types", "product_tags", "authorize", "kind", "usable_while_out_of_sync" })
+  "products", "product_types", "product_tags", "authorize", "authorize_callback", "retry_auth_callback", "kind",
+  "usable_while_out_of_sync" })
 workflow.DEFINE_KEYS = DEFINE_KEYS
 
 local function check_names(wf_name, key, v)
@@ -323,6 +339,11 @@ function workflow.define(def, level, extra_keys)
   for _, key in ipairs({ "products", "product_types", "product_tags" }) do
     check_names(name, key, def[key])
   end
+  for _, k in ipairs({ "authorize_callback", "retry_auth_callback" }) do
+    if def[k] ~= nil and type(def[k]) ~= "function" then
+      error("workflow '" .. name .. "': " .. k .. " must be a function", level)
+    end
+  end
   local steps = flatten(def.steps or {}, nil, level)
   local where = author_position(level)
   if registry.by_name[name] then
@@ -340,7 +361,8 @@ function workflow.define(def, level, extra_keys)
     products = def.products or {},
     product_types = def.product_types,
     product_tags = def.product_tags,
-    authorize = def.authorize,
+    authorize_callback = def.authorize_callback,
+    retry_auth_callback = def.retry_auth_callback,
     where = where,
     kind = def.kind or "workflow",
     usable_while_out_of_sync = def.usable_while_out_of_sync == true,

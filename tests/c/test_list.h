@@ -40,4 +40,8 @@
   X(ws_utf8_validation)                                                                            \
   X(ws_server_pong_broadcast_close)                                                                \
   X(events_validate)                                                                               \
-  X(events_batch_dedup_and_overflow)
+  X(events_batch_dedup_and_overflow)                                                               \
+  X(guard_origins)                                                                                 \
+  X(guard_json_media_types)                                                                        \
+  X(guard_masks_tokens)                                                                            \
+  X(auth_settings_and_files)

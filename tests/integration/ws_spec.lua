@@ -30,6 +30,15 @@ describe("WebSocket events", function()
     return c
   end
 
+  -- open, and wait until the host serves the socket (the upgrade's policy check and the
+  -- hand-over to the WebSocket thread take a moment on a loaded machine)
+  local function open_served(h)
+    local c = open(h)
+    c:send_text("__ping__")
+    assert.are.equal("__pong__", c:text(10))
+    return c
+  end
+
   local function start(name, pages, h)
     local status, _, _, json = (h or host):request("POST", "/api/processes/" .. name, pages or { {} })
     assert.are.equal(201, status)
@@ -266,7 +275,7 @@ describe("WebSocket events", function()
     seen = on_b:collect(5, function(s) return ws.has_all(s, { "engineStatus/-" }) end)
     assert.is_true(ws.has_all(seen, { "engineStatus/-" }), table.concat(seen, " "))
     -- And the other way round: B's API, A's socket.
-    local on_a = open(host)
+    local on_a = open_served(host)
     on_a:collect(0.3)
     set_lock(other, true)
     seen = on_a:collect(5, function(s) return ws.has_all(s, { "engineStatus/-" }) end)
@@ -275,7 +284,7 @@ describe("WebSocket events", function()
     on_a:close()
     on_b:close()
     -- Stopping with a socket open is clean (the harness checks the exit and the sanitizer log).
-    local idle = open(other)
+    local idle = open_served(other)
     other:stop()
     other = nil
     assert.are.equal(1001, idle:close_code(5))

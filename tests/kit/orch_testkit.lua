@@ -198,11 +198,22 @@ function Process:resume(pages)
   return self
 end
 
+-- The callback route the process is waiting on, with its single-use token. The API
+-- never shows the token (docs/security.md): it is read from the process log in the
+-- database, as the external system would have got it from the step.
+function Process:callback_route()
+  self:wait_for("awaiting_callback")
+  local token = H.psql(self.env.pg_dir, self.env.database, "SELECT state->>'__callback_token' FROM process_steps "
+    .. "WHERE pid = '" .. self.id .. "' AND state ? '__callback_token' ORDER BY completed_at DESC LIMIT 1")
+  if token == "" then
+    fail("process " .. self.id .. " waits for a callback but has no callback token", 3)
+  end
+  return "/api/processes/" .. self.id .. "/callback/" .. token
+end
+
 -- Post the external system's answer to the callback route the process is waiting on.
 function Process:callback(payload)
-  local d = self:wait_for("awaiting_callback")
-  local route = d.current_state.callback_route
-  local status, json = self.env:request("POST", route, payload or {})
+  local status, json = self.env:request("POST", self:callback_route(), payload or {})
   if status ~= 200 then
     fail("callback answered " .. tostring(status) .. ": " .. H.json.encode(json), 2)
   end

@@ -125,14 +125,14 @@ async function startFakeNetbox() {
   return `http://127.0.0.1:${port}`;
 }
 
-function startHost(productsDir, database, netbox) {
+function startHost(productsDir, database, netbox, uiOrigin) {
   const log = path.join(run.tmp, 'host.log');
   const out = fs.openSync(log, 'a');
   // ORCH_SCHEDULE_DEFAULTS=1 (the shipped default, set here whatever the caller's environment says):
   // the host creates core's default schedules at start, which the scheduled-tasks page lists.
   const env = { ...process.env, DATABASE_URI: database, ORCH_SERVICE_NETBOX_URL: netbox, ORCH_SERVICE_LSO_URL: netbox,
     ORCH_SERVICE_NETBOX_TOKEN: '0123456789abcdef0123456789abcdef01234567', ORCH_SCHEDULER: '1',
-    ORCH_SCHEDULE_DEFAULTS: '1' };
+    ORCH_SCHEDULE_DEFAULTS: '1', ORCH_UI_ORIGIN: uiOrigin };
   execFileSync(bin, ['db', 'upgrade', '--migrations', path.join(source, 'migrations')], { env, stdio: 'ignore' });
   const child = spawn(bin, ['serve', '--port', '0', '--lua-dir', path.join(source, 'lua'), '--products', productsDir,
     '--migrations', path.join(source, 'migrations'), '--workers', '2'], { env, stdio: ['ignore', out, out] });
@@ -145,8 +145,7 @@ function startHost(productsDir, database, netbox) {
   }, 60000, 100);
 }
 
-async function startUi(hostBase) {
-  const port = await freePort();
+async function startUi(hostBase, port) {
   const log = path.join(run.tmp, 'ui.log');
   const out = fs.openSync(log, 'a');
   const child = spawn(path.join(uiDir, 'run'), ['start'], {
@@ -266,9 +265,12 @@ before(async () => {
   fs.cpSync(path.join(source, 'products'), products, { recursive: true });
   fs.cpSync(path.join(here, 'products'), path.join(products, 'ui_test'), { recursive: true });
   const netbox = await startFakeNetbox();
-  const port = await startHost(products, `postgresql://postgres@/${run.db}?host=${run.pgDir}`, netbox);
+  // The UI's origin is the only foreign one the host allows (CORS, WebSocket): pick its port first.
+  const uiPort = await freePort();
+  const port = await startHost(products, `postgresql://postgres@/${run.db}?host=${run.pgDir}`, netbox,
+    `http://127.0.0.1:${uiPort}`);
   run.hostBase = `http://127.0.0.1:${port}`;
-  run.uiBase = await startUi(run.hostBase);
+  run.uiBase = await startUi(run.hostBase, uiPort);
   run.browser = await chromium.launch({
     executablePath: chromiumPath,
     headless: true,

@@ -41,7 +41,12 @@ api.routes = {
     action = "processes.callback", summary = "Report progress of a callback step", body = {}, status = 200 },
 }
 
+-- Who acts: the authenticated user's name (auth on), else the reporter query
+-- argument, else SYSTEM (core's resolve_user_name).
 local function user_of(req)
+  if req.user then
+    return tostring(req.user.name or req.user.sub or "SYSTEM"):sub(1, 100)
+  end
   local reporter = req.query and req.query.reporter
   if reporter and #reporter > 100 then
     http.raise(422, "reporter: at most 100 characters")
@@ -380,7 +385,7 @@ function api.get(req)
   end
   out.steps = list
   out.current_state = current
-  return 200, out
+  return 200, require("orch.redact").value(out) -- no callback tokens in answers
 end
 
 -- ---- mutations ----
@@ -419,14 +424,15 @@ function api.start(req)
   if key and (#key == 0 or #key > 255) then
     http.raise(422, "Idempotency-Key must have 1 to 255 characters")
   end
-  local pid = processes.start(name, pages(req), { reporter = user_of(req), idempotency_key = key })
+  local pid = processes.start(name, pages(req),
+    { reporter = user_of(req), idempotency_key = key, user_info = req.user })
   return 201, { id = pid }
 end
 
 function api.resume(req)
   local pid = req.params.process_id
   check_uuid(pid, "process_id")
-  processes.resume(pid, pages(req, true), { user = user_of(req) })
+  processes.resume(pid, pages(req, true), { user = user_of(req), user_info = req.user })
   return 204
 end
 

@@ -6,6 +6,7 @@
 
 local http = require("orch.http")
 local json = require("orch.json")
+local processes = require("orch.processes")
 local schedules = require("orch.schedules")
 local store = require("orch.schedules.store")
 local workflow = require("orch.workflow")
@@ -49,6 +50,15 @@ api.routes = {
 -- FastAPI's request validation answer: 422 {"detail": [{type, loc, msg, input}]}.
 local function invalid(field, msg, kind, input)
   http.raise_validation({ { type = kind or "value_error", loc = { "body", field }, msg = msg, input = input } })
+end
+
+-- Workflow RBAC (docs/security.md): who may not start a task may not schedule it either;
+-- the task's authorize_callback decides for the caller (req.user, nil with auth off), 403 as
+-- a refused start.
+local function check_allowed(wf, req)
+  if wf and not processes.allowed(wf, "start", req.user) then
+    http.raise(403, "User is not authorized to schedule '" .. wf.name .. "' task")
+  end
 end
 
 local function object_body(req)
@@ -169,6 +179,7 @@ function api.create(req)
     invalid("workflow_id", "Value error, workflow_id is not the id of workflow '" .. workflow_name .. "'",
       "value_error", workflow_id)
   end
+  check_allowed(wf, req)
   require("orch.db").transaction(function()
     local now = store.now()
     local new = {
@@ -195,9 +206,11 @@ function api.update(req)
   if not row then
     http.raise(404, "Schedule does not exist")
   end
-  if not workflow.get(row.workflow_name) then
+  local wf = workflow.get(row.workflow_name)
+  if not wf then
     http.raise(404, "Task does not exist")
   end
+  check_allowed(wf, req)
   owned_by_script(row)
   trigger = trigger or row.trigger
   kwargs = kwargs or row.trigger_kwargs
@@ -226,6 +239,7 @@ function api.delete(req)
   if not wf then
     http.raise(404, "Task does not exist")
   end
+  check_allowed(workflow.get(wf.name), req)
   if id then
     local row = store.get(id)
     if not row or row.workflow_name ~= wf.name then

@@ -122,7 +122,13 @@ end
 
 -- GET /api/settings/generation: the scripts in use (files and hashes) and the last reload error.
 function settings.generation()
-  return 200, require("orch.json").decode(orch._host.status())
+  local json = require("orch.json")
+  local status = json.decode(orch._host.status())
+  if status.last_reload_errors ~= nil and status.last_reload_errors ~= json.null then
+    -- file names relative to their folder, never the server's paths
+    status.last_reload_errors = json.decode(require("orch.redact").paths(json.encode(status.last_reload_errors)))
+  end
+  return 200, status
 end
 
 return settings

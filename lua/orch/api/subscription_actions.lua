@@ -71,7 +71,9 @@ local function ids(list)
 end
 
 -- The workflows subscription `id` may run now, with core's reasons (nil if it does not exist).
-function api.available(id)
+-- With `user` (the authenticated user), a workflow whose authorize_callback refuses them
+-- is marked "subscription.insufficient_workflow_permissions".
+function api.available(id, user)
   local sub = db.one("SELECT subscription_id::text, status, insync, product_id::text FROM subscriptions "
     .. "WHERE subscription_id = $1", id)
   if not sub then
@@ -120,6 +122,10 @@ function api.available(id)
         entry.action = action
       end
     end
+    if entry.reason == nil and user ~= nil
+      and not require("orch.processes").allowed(require("orch.workflow").get(w.name), "start", user) then
+      entry.reason = "subscription.insufficient_workflow_permissions"
+    end
     local list = out[w.target:lower()]
     list[#list + 1] = entry
   end
@@ -132,7 +138,7 @@ end
 function api.workflows(req)
   local id = req.params.subscription_id
   check_uuid(id)
-  local out = api.available(id)
+  local out = api.available(id, req.user)
   if not out then
     http.raise(404, "Subscription not found")
   end

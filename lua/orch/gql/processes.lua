@@ -195,8 +195,13 @@ function M.types(T)
       },
       userPermissions = {
         type = "FormUserPermissions!",
-        resolve = function()
-          return { retryAllowed = true, resumeAllowed = true }
+        resolve = function(parent, _, ctx)
+          local processes = require("orch.processes")
+          local user = type(ctx) == "table" and ctx.request and ctx.request.user or nil
+          local wf = require("orch.workflow").get(parent.workflow_name)
+          local at = wf and processes.recover(parent.process_id, wf)
+          return { retryAllowed = processes.allowed(wf, "retry", user, at),
+            resumeAllowed = processes.allowed(wf, "resume", user, at) }
         end,
       },
       steps = { type = "[ProcessStep!]!", resolve = steps },

@@ -62,8 +62,9 @@ function M.types(T)
       createdAt = { type = "String", from = "created_at" },
       isAllowed = {
         type = "Boolean!",
-        resolve = function()
-          return true -- no workflow authorisation callbacks yet: everything is allowed
+        resolve = function(parent, _, ctx)
+          local user = type(ctx) == "table" and ctx.request and ctx.request.user or nil
+          return require("orch.processes").allowed(require("orch.workflow").get(parent.name), "start", user)
         end,
       },
       products = {

@@ -429,6 +429,13 @@ local function resolve_field(ex, type_name, parent, nodes, path, is_root)
   if #node.arguments > 0 or fdef.args then
     args = coerce_args(ex, node.arguments, fdef.args, 'field "' .. desc .. '"')
   end
+  -- Authorization of each root field (ctx.authorize_root(field, operation, args) -> nil | reason).
+  if is_root and type(ex.ctx) == "table" and ex.ctx.authorize_root then
+    local why = ex.ctx.authorize_root(name, ex.operation and ex.operation.operation or "query", args)
+    if why then
+      error({ message = why, extensions = { error_type = "not_authorized" } }, 0)
+    end
+  end
   local value
   if fdef.resolve then
     args = args or {}
