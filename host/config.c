@@ -28,6 +28,18 @@ static const struct setting settings[] = {
     {"ORCH_HTTP_PORT", "--port", K_INT, OFF(http_port), "port to listen on (8080; 0 = any)"},
     {"ORCH_HTTP_THREADS", "--http-threads", K_INT, OFF(http_threads), "HTTP threads (2)"},
     {"ORCH_MAX_BODY_BYTES", "--max-body", K_SIZE, OFF(max_body), "request body limit (1048576)"},
+    {"ORCH_HTTP_TIMEOUT_S", "--http-timeout-s", K_INT, OFF(http_timeout_s),
+     "idle limit of an HTTP connection, and deadline of a request body (30)"},
+    {"ORCH_HTTP_MAX_CONNECTIONS", "--http-max-connections", K_INT, OFF(http_max_connections),
+     "open HTTP connections, WebSockets included (512)"},
+    {"ORCH_HTTP_MAX_PER_IP", "--http-max-per-ip", K_INT, OFF(http_max_per_ip),
+     "open HTTP connections per client address (128; 0 = no limit)"},
+    {"ORCH_HTTP_POOL_BYTES", "--http-pool-bytes", K_SIZE, OFF(http_pool_bytes),
+     "memory per HTTP connection for the request line and headers (131072)"},
+    {"ORCH_HTTP_MAX_QUERY_PARAMS", "--http-max-query-params", K_INT, OFF(http_max_query_params),
+     "query parameters per request (128; more: 431)"},
+    {"ORCH_WS_MAX_CONNECTIONS", "--ws-max-connections", K_INT, OFF(ws_max_connections),
+     "open WebSockets of /api/ws/events (128; more: 503)"},
     {"ORCH_CORS_ORIGINS", "--cors-origins", K_STR, OFF(cors_origins), "allowed origins (*)"},
     {"ORCH_PRODUCTS_DIR", "--products", K_STR, OFF(products_dir), "product scripts (products/)"},
     {"ORCH_LUA_DIR", "--lua-dir", K_STR, OFF(lua_dir), "core Lua ruleset (lua/)"},
@@ -120,6 +132,12 @@ int orch_config_init(orch_config *cfg, orch_error *err) {
   cfg->http_port = 8080;
   cfg->http_threads = 2;
   cfg->max_body = 1024 * 1024;
+  cfg->http_timeout_s = 30;
+  cfg->http_max_connections = 512;
+  cfg->http_max_per_ip = 128;
+  cfg->http_pool_bytes = 128 * 1024;
+  cfg->http_max_query_params = 128;
+  cfg->ws_max_connections = 128;
   cfg->cors_origins = orch_strdup("*");
   cfg->products_dir = default_dir("products");
   cfg->lua_dir = default_dir("lua");

@@ -114,9 +114,10 @@ function M.validation_body(page_name, errors)
   }, BODY_KEYS)
 end
 
--- 500 body of any other form error (overflow).
+-- 400 body of any other form error (overflow: more pages than the form asks is the
+-- client's mistake, not the server's).
 function M.error_body(etype, detail)
-  return O({ type = etype, detail = detail, title = "Internal Server Error", status = 500 }, BODY_KEYS)
+  return O({ type = etype, detail = detail, title = "Bad Request", status = 400 }, BODY_KEYS)
 end
 
 local function as_form_function(form)
@@ -170,7 +171,7 @@ end
 --   {complete = true, result = <state additions>, pages = n}
 --   {complete = false, status = 510, body = <FormNotCompleteError>, form = <schema>, meta = ...}
 --   {complete = false, status = 400, body = <FormValidationError>, errors = {...}, page = i}
---   {complete = false, status = 500, body = <FormOverflowError>}
+--   {complete = false, status = 400, body = <FormOverflowError>}
 -- Errors other than validation errors (bugs in the form) are raised.
 function M.post_form(form, state, user_inputs, ctx)
   if form == nil then
@@ -209,7 +210,7 @@ function M.post_form(form, state, user_inputs, ctx)
       local remaining = #inputs - index + 1
       if remaining > 0 then
         local detail = ("Did not process all user_inputs (%d remaining)"):format(remaining)
-        return { complete = false, status = 500, body = M.error_body("FormOverflowError", detail) }
+        return { complete = false, status = 400, body = M.error_body("FormOverflowError", detail) }
       end
       local result = yielded.result
       if result == nil then
