@@ -40,6 +40,8 @@ static const struct setting settings[] = {
      "query parameters per request (128; more: 431)"},
     {"ORCH_WS_MAX_CONNECTIONS", "--ws-max-connections", K_INT, OFF(ws_max_connections),
      "open WebSockets of /api/ws/events (128; more: 503)"},
+    {"ORCH_RELOAD_MIN_INTERVAL_MS", "--reload-min-interval-ms", K_LONG, OFF(reload_min_interval_ms),
+     "least time between two reloads through the API (1000; 0 = none)"},
     {"ORCH_CORS_ORIGINS", "--cors-origins", K_STR, OFF(cors_origins), "allowed origins (*)"},
     {"ORCH_PRODUCTS_DIR", "--products", K_STR, OFF(products_dir), "product scripts (products/)"},
     {"ORCH_LUA_DIR", "--lua-dir", K_STR, OFF(lua_dir), "core Lua ruleset (lua/)"},
@@ -138,6 +140,7 @@ int orch_config_init(orch_config *cfg, orch_error *err) {
   cfg->http_pool_bytes = 128 * 1024;
   cfg->http_max_query_params = 128;
   cfg->ws_max_connections = 128;
+  cfg->reload_min_interval_ms = 1000;
   cfg->cors_origins = orch_strdup("*");
   cfg->products_dir = default_dir("products");
   cfg->lua_dir = default_dir("lua");

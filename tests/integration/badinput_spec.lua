@@ -62,7 +62,8 @@ describe("bad input", function()
     local _, uri = H.new_database()
     db = uri
     H.migrate(db)
-    host = H.start_host({ database = db })
+    host = H.start_host({ database = db, args = { "--ws-max-connections", "2" },
+      env = { ORCH_RELOAD_MIN_INTERVAL_MS = "60000" } })
   end)
 
   teardown(function()
@@ -206,6 +207,65 @@ describe("bad input", function()
         assert.is_nil(line:match("^2030%-01%-01"), "forged line: " .. line)
         assert.is_nil(line:match("^FORGED%-LINE"), "forged line: " .. line)
         assert.is_nil(line:find("\1", 1, true), "raw control byte: " .. line)
+      end
+    end)
+  end)
+
+  describe("amplification", function()
+    it("caps the words of a search query", function()
+      local words = string.rep("a ", 3000)
+      local t0 = socket.gettime()
+      local status, body = req("POST", "/api/graphql",
+        { query = '{ subscriptions(query: "' .. words .. '") { page { subscriptionId } } }' })
+      assert.is_true(socket.gettime() - t0 < 3, "took " .. (socket.gettime() - t0) .. " s")
+      assert.is_true(status == 200 or status == 400, "status " .. tostring(status))
+      assert.matches("more than 64 words", body)
+    end)
+
+    it("caps the error list of a form page with 50,000 unknown keys", function()
+      local keys = {}
+      for i = 1, 50000 do
+        keys[i] = '"k' .. i .. '":1'
+      end
+      local page = "[{" .. table.concat(keys, ",") .. "}]"
+      local status, body = req("POST", "/api/processes/create_node", page)
+      assert.are.equal(400, status, body:sub(1, 600) .. host:log():sub(-1500))
+      -- no amplification: the answer is smaller than the question (it was 11.9 MB for 700 KB)
+      assert.is_true(#body < #page, #body .. " bytes for a page of " .. #page)
+      local json = cjson.decode(body)
+      assert.are.equal("FormValidationError", json.type)
+      assert.are.equal(100, #json.validation_errors)
+    end)
+
+    it("rate-limits reloads through the API", function()
+      local first = req("POST", "/api/settings/reload")
+      assert.are.equal(200, first)
+      local status, body, headers = req("POST", "/api/settings/reload")
+      assert.are.equal(429, status)
+      problem(429, body)
+      assert.is_truthy(tonumber(headers["retry-after"]))
+    end)
+
+    it("caps the WebSocket connections (ORCH_WS_MAX_CONNECTIONS)", function()
+      local key = "dGhlIHNhbXBsZSBub25jZQ=="
+      local upgrade = "GET /api/ws/events HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+        .. "Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: " .. key .. "\r\n\r\n"
+      local socks = {}
+      for i = 1, 2 do
+        local sock = socket.tcp()
+        sock:settimeout(5)
+        assert(sock:connect("127.0.0.1", host.port))
+        sock:send(upgrade)
+        local line = sock:receive("*l")
+        assert.matches("101", line)
+        socks[i] = sock
+      end
+      H.sleep(0.3)
+      local status, _, body = raw(host, upgrade, 5)
+      assert.are.equal(503, status)
+      problem(503, body)
+      for _, sock in ipairs(socks) do
+        sock:close()
       end
     end)
   end)

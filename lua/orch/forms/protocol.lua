@@ -103,11 +103,48 @@ function M.not_complete_body(form_schema, meta)
   }, BODY_KEYS)
 end
 
+-- Validation errors listed in one answer: a page with 50,000 unknown keys would
+-- otherwise be answered with megabytes (docs/limits.md).
+M.MAX_ERRORS = 100
+-- Largest input (values and keys, nested ones included) an error repeats.
+M.MAX_INPUT_VALUES = 256
+
+-- Whether v holds more than `left` values (a bounded walk).
+local function too_big(v, left)
+  local function walk(t)
+    for _, x in pairs(t) do
+      left = left - 1
+      if left < 0 or (type(x) == "table" and walk(x)) then
+        return true
+      end
+    end
+    return false
+  end
+  return walk(v)
+end
+
 -- 400 body.
 function M.validation_body(page_name, errors)
+  local more = ""
+  if #errors > M.MAX_ERRORS then
+    more = ("\n(the first %d of %d errors)"):format(M.MAX_ERRORS, #errors)
+    errors = table.move(errors, 1, M.MAX_ERRORS, 1, {})
+  end
+  -- An error about the whole page (a missing field) repeats the page as its input: a
+  -- large page is summarised instead, so that the answer stays smaller than the request.
+  for i, e in ipairs(errors) do
+    if type(e) == "table" and type(e.input) == "table" and too_big(e.input, M.MAX_INPUT_VALUES) then
+      local copy = setmetatable({}, getmetatable(e))
+      for k, v in pairs(e) do
+        copy[k] = v
+      end
+      copy.input = ("(more than %d values, not repeated)"):format(M.MAX_INPUT_VALUES)
+      errors[i] = copy
+    end
+  end
   return O({
     type = "FormValidationError",
-    detail = check.detail(page_name, errors),
+    detail = check.detail(page_name, errors) .. more,
     title = "Form not valid",
     status = 400,
     validation_errors = json.array(errors),
