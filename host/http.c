@@ -227,7 +227,7 @@ static enum MHD_Result collect_arg(void *cls, enum MHD_ValueKind kind, const cha
   return MHD_YES;
 }
 
-/* ---- request hygiene: what bad input is refused before routing (docs/limits.md) ----
+/* ---- request hygiene: what bad input is refused before routing (docs/input-limits.md) ----
  * libmicrohttpd hands the host decoded strings; these checks keep what it cannot express
  * (an embedded NUL, invalid UTF-8, ambiguous framing) from reaching Lua or the database. */
 

@@ -16,7 +16,7 @@ local sq = {}
 sq.MAX_LENGTH = 10000
 sq.MAX_DEPTH = 32
 -- Words in one query: each becomes a condition over the searched text, so thousands of
--- them make one statement run for seconds (docs/limits.md).
+-- them make one statement run for seconds (docs/input-limits.md).
 sq.MAX_TERMS = 64
 
 local SPECIAL = { ["|"] = "|", ["-"] = "-", ["*"] = "*", ["("] = "(", [")"] = ")", [":"] = ":", ['"'] = '"' }

@@ -1,4 +1,4 @@
--- Bad input and resource limits (docs/limits.md): each case here answered a 500, hung,
+-- Bad input and resource limits (docs/input-limits.md): each case here answered a 500, hung,
 -- or was accepted before it was fixed. Real host, real PostgreSQL, raw sockets where
 -- the HTTP client would normalise the request.
 local H = require("harness")

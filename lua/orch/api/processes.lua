@@ -169,7 +169,7 @@ local function column(key)
   return c
 end
 
--- Bounds of a list request (docs/limits.md): the alternatives of all filters together,
+-- Bounds of a list request (docs/input-limits.md): the alternatives of all filters together,
 -- and the end of a range.
 local MAX_FILTER_VALUES = 32
 local MAX_RANGE_END = 1000000000

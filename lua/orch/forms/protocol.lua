@@ -104,7 +104,7 @@ function M.not_complete_body(form_schema, meta)
 end
 
 -- Validation errors listed in one answer: a page with 50,000 unknown keys would
--- otherwise be answered with megabytes (docs/limits.md).
+-- otherwise be answered with megabytes (docs/input-limits.md).
 M.MAX_ERRORS = 100
 -- Largest input (values and keys, nested ones included) an error repeats.
 M.MAX_INPUT_VALUES = 256
