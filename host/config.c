@@ -32,6 +32,20 @@ static const struct setting settings[] = {
     {"ORCH_CORS_ORIGINS", "--cors-origins", K_STR, OFF(cors_origins),
      "other allowed origins, comma separated (none: same origin only)"},
     {"ORCH_UI_ORIGIN", "--ui-origin", K_STR, OFF(ui_origin), "the UI's origin (allowed)"},
+    {"ORCH_HTTP_TIMEOUT_S", "--http-timeout-s", K_INT, OFF(http_timeout_s),
+     "idle limit of an HTTP connection, and deadline of a request body (30)"},
+    {"ORCH_HTTP_MAX_CONNECTIONS", "--http-max-connections", K_INT, OFF(http_max_connections),
+     "open HTTP connections, WebSockets included (512)"},
+    {"ORCH_HTTP_MAX_PER_IP", "--http-max-per-ip", K_INT, OFF(http_max_per_ip),
+     "open HTTP connections per client address (128; 0 = no limit)"},
+    {"ORCH_HTTP_POOL_BYTES", "--http-pool-bytes", K_SIZE, OFF(http_pool_bytes),
+     "memory per HTTP connection for the request line and headers (131072)"},
+    {"ORCH_HTTP_MAX_QUERY_PARAMS", "--http-max-query-params", K_INT, OFF(http_max_query_params),
+     "query parameters per request (128; more: 431)"},
+    {"ORCH_WS_MAX_CONNECTIONS", "--ws-max-connections", K_INT, OFF(ws_max_connections),
+     "open WebSockets of /api/ws/events (128; more: 503)"},
+    {"ORCH_RELOAD_MIN_INTERVAL_MS", "--reload-min-interval-ms", K_LONG, OFF(reload_min_interval_ms),
+     "least time between two reloads through the API (1000; 0 = none)"},
     {"ORCH_PRODUCTS_DIR", "--products", K_STR, OFF(products_dir), "product scripts (products/)"},
     {"ORCH_LUA_DIR", "--lua-dir", K_STR, OFF(lua_dir), "core Lua ruleset (lua/)"},
     {"ORCH_MIGRATIONS_DIR", "--migrations", K_STR, OFF(migrations_dir), "SQL migrations"},
@@ -170,6 +184,13 @@ int orch_config_init(orch_config *cfg, orch_error *err) {
   cfg->ui_origin = orch_strdup("");
   cfg->jwt_leeway = 30;
   cfg->jwks_refetch = 10;
+  cfg->http_timeout_s = 30;
+  cfg->http_max_connections = 512;
+  cfg->http_max_per_ip = 128;
+  cfg->http_pool_bytes = 128 * 1024;
+  cfg->http_max_query_params = 128;
+  cfg->ws_max_connections = 128;
+  cfg->reload_min_interval_ms = 1000;
   cfg->products_dir = default_dir("products");
   cfg->lua_dir = default_dir("lua");
   cfg->migrations_dir = default_dir("migrations");

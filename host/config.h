@@ -10,21 +10,28 @@
 #include <stddef.h>
 
 typedef struct orch_config {
-  char *database_uri;   /* DATABASE_URI / --database; libpq URI or conninfo; NULL if unset */
-  char *http_host;      /* ORCH_HTTP_HOST / --host (127.0.0.1) */
-  int http_port;        /* ORCH_HTTP_PORT / --port (8080; 0 = any free port) */
-  int http_threads;     /* ORCH_HTTP_THREADS / --http-threads (2) */
-  size_t max_body;      /* ORCH_MAX_BODY_BYTES / --max-body (1 MiB) */
-  char *cors_origins;   /* ORCH_CORS_ORIGINS / --cors-origins (comma list; "" = same origin) */
-  char *ui_origin;      /* ORCH_UI_ORIGIN / --ui-origin: the UI's origin, also allowed */
-  char *products_dir;   /* ORCH_PRODUCTS_DIR / --products (products/) */
-  char *lua_dir;        /* ORCH_LUA_DIR / --lua-dir (lua/) */
-  char *migrations_dir; /* ORCH_MIGRATIONS_DIR / --migrations (migrations/) */
-  char *catalog_sync;   /* ORCH_CATALOG_SYNC / --catalog-sync (apply|off) at serve start */
-  int log_level;        /* ORCH_LOG_LEVEL / --log-level (info) */
-  size_t lua_memory;    /* ORCH_LUA_MEMORY_MB / --lua-memory-mb (256 MiB) per Lua state */
-  long lua_timeout_ms;  /* ORCH_LUA_TIMEOUT_MS / --lua-timeout-ms (10000) per call into Lua */
-  int workers;          /* ORCH_WORKERS / --workers (2) step worker threads; 0 = none */
+  char *database_uri;       /* DATABASE_URI / --database; libpq URI or conninfo; NULL if unset */
+  char *http_host;          /* ORCH_HTTP_HOST / --host (127.0.0.1) */
+  int http_port;            /* ORCH_HTTP_PORT / --port (8080; 0 = any free port) */
+  int http_threads;         /* ORCH_HTTP_THREADS / --http-threads (2) */
+  size_t max_body;          /* ORCH_MAX_BODY_BYTES / --max-body (1 MiB) */
+  char *cors_origins;       /* ORCH_CORS_ORIGINS / --cors-origins (comma list; "" = same origin) */
+  char *ui_origin;          /* ORCH_UI_ORIGIN / --ui-origin: the UI's origin, also allowed */
+  char *products_dir;       /* ORCH_PRODUCTS_DIR / --products (products/) */
+  char *lua_dir;            /* ORCH_LUA_DIR / --lua-dir (lua/) */
+  char *migrations_dir;     /* ORCH_MIGRATIONS_DIR / --migrations (migrations/) */
+  char *catalog_sync;       /* ORCH_CATALOG_SYNC / --catalog-sync (apply|off) at serve start */
+  int log_level;            /* ORCH_LOG_LEVEL / --log-level (info) */
+  size_t lua_memory;        /* ORCH_LUA_MEMORY_MB / --lua-memory-mb (256 MiB) per Lua state */
+  long lua_timeout_ms;      /* ORCH_LUA_TIMEOUT_MS / --lua-timeout-ms (10000) per call into Lua */
+  int workers;              /* ORCH_WORKERS / --workers (2) step worker threads; 0 = none */
+  int http_timeout_s;       /* ORCH_HTTP_TIMEOUT_S (30): idle limit and request body deadline */
+  int http_max_connections; /* ORCH_HTTP_MAX_CONNECTIONS (512): open connections in all */
+  int http_max_per_ip;      /* ORCH_HTTP_MAX_PER_IP (128; 0 = none): open connections per address */
+  size_t http_pool_bytes; /* ORCH_HTTP_POOL_BYTES (128 KiB): per-connection request line+headers */
+  int http_max_query_params;   /* ORCH_HTTP_MAX_QUERY_PARAMS (128): more is a 431 */
+  int ws_max_connections;      /* ORCH_WS_MAX_CONNECTIONS (128): more WebSockets is a 503 */
+  long reload_min_interval_ms; /* ORCH_RELOAD_MIN_INTERVAL_MS (1000): API reload rate limit */
   int watch;          /* ORCH_WATCH / --watch (0): 1 = reload when a script changes (development) */
   int lease_seconds;  /* ORCH_LEASE_SECONDS / --lease-seconds (10) process lease time */
   int worker_batch;   /* ORCH_WORKER_BATCH / --worker-batch (16) processes one worker holds */

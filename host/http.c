@@ -33,7 +33,8 @@ struct orch_http {
 typedef struct req_state {
   orch_buf body;
   int too_large;
-  int status; /* for the access log */
+  int refuse_close; /* an ambiguous framing (smuggling): answered 400 and closed */
+  int status;       /* for the access log */
   size_t sent;
   long long started_ns;
   char request_id[17];
@@ -83,6 +84,7 @@ const char *orch_http_reason(int status) {
   case 422: return "Unprocessable Entity";
   case 426: return "Upgrade Required";
   case 429: return "Too Many Requests";
+  case 431: return "Request Header Fields Too Large";
   case 500: return "Internal Server Error";
   case 501: return "Not Implemented";
   case 502: return "Bad Gateway";
@@ -164,6 +166,7 @@ static enum MHD_Result send_response(orch_http *h, struct MHD_Connection *conn, 
   for (size_t i = 0; i < resp->headers.n; i++)
     MHD_add_response_header(r, resp->headers.items[i].key, resp->headers.items[i].value);
   MHD_add_response_header(r, "X-Request-Id", rs->request_id);
+  if (rs->refuse_close) MHD_add_response_header(r, "Connection", "close");
   add_cors_headers(h, conn, r);
   rs->status = resp->status;
   rs->sent = len;
@@ -245,6 +248,100 @@ static enum MHD_Result send_unauthorized(orch_http *h, struct MHD_Connection *co
   enum MHD_Result ret = send_response(h, conn, rs, &resp);
   orch_http_response_clear(&resp);
   return ret;
+}
+
+/* ---- request hygiene: what bad input is refused before routing (docs/input-limits.md) ----
+ * libmicrohttpd hands the host decoded strings; these checks keep what it cannot express
+ * (an embedded NUL, invalid UTF-8, ambiguous framing) from reaching Lua or the database. */
+
+/* Percent-decoding in place for the path and query (MHD_OPTION_UNESCAPE_CALLBACK). A %00
+   becomes the overlong pair C0 80, which is not UTF-8, so that the UTF-8 check below refuses
+   it instead of the C string ending early ("/api/health%00/x" would route as /api/health). */
+static size_t unescape(void *cls, struct MHD_Connection *conn, char *s) {
+  ORCH_UNUSED(cls);
+  ORCH_UNUSED(conn);
+  char *out = s;
+  for (const char *in = s; *in;) {
+    if (in[0] == '%' && isxdigit((unsigned char)in[1]) && isxdigit((unsigned char)in[2])) {
+      char hex[3] = {in[1], in[2], 0};
+      unsigned char c = (unsigned char)strtoul(hex, NULL, 16);
+      if (c) {
+        *out++ = (char)c;
+      } else {
+        *out++ = (char)0xC0;
+        *out++ = (char)0x80;
+      }
+      in += 3;
+    } else {
+      *out++ = *in++;
+    }
+  }
+  *out = '\0';
+  return (size_t)(out - s);
+}
+
+typedef struct arg_check {
+  size_t n;
+  int bad;
+} arg_check;
+
+static enum MHD_Result check_arg(void *cls, enum MHD_ValueKind kind, const char *key,
+                                 const char *value) {
+  ORCH_UNUSED(kind);
+  arg_check *c = cls;
+  c->n++;
+  if (!orch_ws_utf8_valid((const unsigned char *)key, strlen(key)) ||
+      (value && !orch_ws_utf8_valid((const unsigned char *)value, strlen(value))))
+    c->bad = 1;
+  return MHD_YES;
+}
+
+static enum MHD_Result count_value(void *cls, enum MHD_ValueKind kind, const char *key,
+                                   const char *value) {
+  ORCH_UNUSED(kind);
+  ORCH_UNUSED(value);
+  if (!strcasecmp(key, "Content-Length")) ++*(int *)cls;
+  return MHD_YES;
+}
+
+/* A request whose body length is ambiguous (Content-Length with Transfer-Encoding, or two
+   Content-Length headers): a proxy in front may frame it differently (request smuggling). */
+static const char *ambiguous_framing(struct MHD_Connection *conn) {
+  int lengths = 0;
+  MHD_get_connection_values(conn, MHD_HEADER_KIND, count_value, &lengths);
+  if (lengths > 1) return "Bad Request: more than one Content-Length header";
+  if (lengths && MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Transfer-Encoding"))
+    return "Bad Request: Content-Length together with Transfer-Encoding";
+  return NULL;
+}
+
+/* Path, query and body checks; 0 to go on, else the status with *detail set. */
+static int request_hygiene(const orch_http *h, struct MHD_Connection *conn, const char *url,
+                           const req_state *rs, const char **detail) {
+  if (!orch_ws_utf8_valid((const unsigned char *)url, strlen(url))) {
+    *detail = "Bad Request: the path is not valid UTF-8 or contains a NUL (%00)";
+    return 400;
+  }
+  arg_check ac = {0};
+  MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, check_arg, &ac);
+  if (h->cfg->http_max_query_params > 0 && ac.n > (size_t)h->cfg->http_max_query_params) {
+    *detail = "Request Header Fields Too Large: too many query parameters "
+              "(ORCH_HTTP_MAX_QUERY_PARAMS)";
+    return 431;
+  }
+  if (ac.bad) {
+    *detail = "Bad Request: a query parameter is not valid UTF-8 or contains a NUL (%00)";
+    return 400;
+  }
+  if (rs->body.len && !orch_ws_utf8_valid((const unsigned char *)rs->body.data, rs->body.len)) {
+    *detail = "Bad Request: the request body is not valid UTF-8";
+    return 400;
+  }
+  if (rs->body.len && memchr(rs->body.data, '\0', rs->body.len)) {
+    *detail = "Bad Request: the request body contains a NUL byte";
+    return 400;
+  }
+  return 0;
 }
 
 /* ---- WebSocket: the UI's invalidation stream (ws.h, events.h) ---- */
@@ -379,6 +476,9 @@ static enum MHD_Result websocket_upgrade(orch_http *h, struct MHD_Connection *co
     orch_http_problem(&resp, 403, "WebSocket origin not allowed");
   } else if (orch_ws_accept_key(key, accept) != ORCH_OK) {
     orch_http_problem(&resp, 400, "Invalid Sec-WebSocket-Key");
+  } else if (h->cfg->ws_max_connections > 0 && orch_ws_count(h->ws) >= h->cfg->ws_max_connections) {
+    orch_http_problem(&resp, 503, "Too many WebSocket connections (ORCH_WS_MAX_CONNECTIONS)");
+    orch_kvlist_add(&resp.headers, "Retry-After", "30");
   } else {
     int allowed = ws_allowed(h, conn, rs, proto, row);
     struct MHD_Response *r = MHD_create_response_for_upgrade(allowed ? ws_upgraded : ws_refused, h);
@@ -413,6 +513,11 @@ static enum MHD_Result handle(orch_http *h, struct MHD_Connection *conn, const c
   if (!strcmp(method, "OPTIONS") &&
       MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Access-Control-Request-Method"))
     return preflight(h, conn, rs);
+  const char *detail = NULL;
+  int bad = request_hygiene(h, conn, url, rs, &detail);
+  if (bad) return send_problem(h, conn, rs, bad, detail);
+  /* HEAD is answered as GET; libmicrohttpd sends the headers without the body. */
+  if (!strcmp(method, "HEAD")) method = "GET";
   orch_route_table *table = h->routes(h->arg);
   if (!table)
     return send_problem(h, conn, rs, 500, "Internal Server Error: the scripts could not be loaded");
@@ -498,6 +603,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     for (int i = 0; i < 8; i++)
       snprintf(rs->request_id + 2 * i, 3, "%02x", id[i]);
     *req_cls = rs;
+    const char *framing = ambiguous_framing(conn);
+    if (framing) {
+      rs->refuse_close = 1;
+      return send_problem(h, conn, rs, 400, framing);
+    }
     /* A modestly oversized body is read and dropped so that the client sees
        the 413 (clients that send the body at once otherwise get a reset);
        an absurd declared size is refused before reading any of it. */
@@ -511,6 +621,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     return MHD_YES;
   }
   if (*upload_data_size) {
+    /* The body deadline: a trickled upload is cut off (the idle timeout alone would let one
+       byte every few seconds hold the connection forever). */
+    if (h->cfg->http_timeout_s > 0 &&
+        orch_now_ns() - rs->started_ns > h->cfg->http_timeout_s * 1000000000LL) {
+      LOG_WARN("http", "request body not complete after %d s: connection closed",
+               h->cfg->http_timeout_s);
+      return MHD_NO;
+    }
     if (!rs->too_large && rs->body.len + *upload_data_size > h->cfg->max_body) {
       rs->too_large = 1;
       orch_buf_free(&rs->body);
@@ -585,11 +703,17 @@ int orch_http_start(orch_http **out, const orch_config *cfg, orch_http_routes_fn
   unsigned flags =
       MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ERROR_LOG | MHD_ALLOW_UPGRADE;
   if (ai->ai_family == AF_INET6) flags |= MHD_USE_IPv6;
-  h->daemon = MHD_start_daemon(
-      flags, 0, NULL, NULL, on_request, h, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
-      MHD_OPTION_SOCK_ADDR, ai->ai_addr, MHD_OPTION_THREAD_POOL_SIZE,
-      (unsigned)(cfg->http_threads > 0 ? cfg->http_threads : 1), MHD_OPTION_NOTIFY_COMPLETED,
-      on_completed, h, MHD_OPTION_CONNECTION_TIMEOUT, 120u, MHD_OPTION_END);
+  h->daemon =
+      MHD_start_daemon(flags, 0, NULL, NULL, on_request, h, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
+                       NULL, MHD_OPTION_SOCK_ADDR, ai->ai_addr, MHD_OPTION_THREAD_POOL_SIZE,
+                       (unsigned)(cfg->http_threads > 0 ? cfg->http_threads : 1),
+                       MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_CONNECTION_TIMEOUT,
+                       (unsigned)cfg->http_timeout_s, MHD_OPTION_CONNECTION_LIMIT,
+                       (unsigned)(cfg->http_max_connections > 0 ? cfg->http_max_connections : 512),
+                       MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)cfg->http_max_per_ip,
+                       MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+                       (size_t)(cfg->http_pool_bytes >= 16384 ? cfg->http_pool_bytes : 16384),
+                       MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL, MHD_OPTION_END);
   freeaddrinfo(ai);
   if (!h->daemon) {
     orch_error_set(err, ORCH_EIO, "cannot listen on %s:%d (address in use?)", cfg->http_host,

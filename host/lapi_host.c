@@ -23,13 +23,21 @@ static void push_owned(lua_State *L, char *text) {
 /* The route whose handler may reload (POST /api/settings/reload). */
 #define RELOAD_ROUTE "settings.reload"
 
-/* orch._host.reload() -> report JSON text (see reload.h). Only in a request of the admin
-   reload route: never from a step, a load, or another handler. */
+/* orch._host.reload() -> report JSON text (see reload.h), or nil and the milliseconds to
+   wait when the previous API reload started less than ORCH_RELOAD_MIN_INTERVAL_MS ago.
+   Only in a request of the admin reload route: never from a step, a load, or another
+   handler. */
 static int l_host_reload(lua_State *L) {
   orch_lapi_check_context(L, ORCH_CTX_REQUEST, "orch._host.reload");
   const char *route = orch_lapi_ctx(L)->route;
   if (!route || strcmp(route, RELOAD_ROUTE) != 0)
     return orch_lapi_error(L, "orch._host.reload is only available to the %s route", RELOAD_ROUTE);
+  long wait_ms = orch_reload_api_wait_ms();
+  if (wait_ms > 0) {
+    lua_pushnil(L);
+    lua_pushinteger(L, wait_ms);
+    return 2;
+  }
   char *report = NULL;
   orch_reload(&report);
   push_owned(L, report);

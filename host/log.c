@@ -6,6 +6,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <strings.h>
 #include <time.h>
 
@@ -29,10 +30,56 @@ int orch_log_parse_level(const char *name) {
 
 static const char *level_names[] = {"DEBUG", "INFO", "WARN", "ERROR"};
 
+/* Copy the message into out, escaped: control characters and bytes that are not UTF-8
+   become \n, \r, \t or \xNN, so that a line of the log is always one line of text and
+   text a client sent can neither forge lines nor smuggle raw bytes (log injection). */
+static size_t escape_into(char *out, size_t cap, const unsigned char *s, size_t len) {
+  size_t o = 0;
+  for (size_t i = 0; i < len && o + 4 < cap;) {
+    unsigned c = s[i];
+    size_t n = 0; /* continuation bytes of a valid UTF-8 sequence */
+    if (c >= 0x80) {
+      unsigned cp = 0, min = 0;
+      if ((c & 0xE0) == 0xC0)
+        n = 1, cp = c & 0x1F, min = 0x80;
+      else if ((c & 0xF0) == 0xE0)
+        n = 2, cp = c & 0x0F, min = 0x800;
+      else if ((c & 0xF8) == 0xF0)
+        n = 3, cp = c & 0x07, min = 0x10000;
+      int ok = n && i + n < len;
+      for (size_t k = 1; ok && k <= n; k++) {
+        if ((s[i + k] & 0xC0) != 0x80) ok = 0;
+        cp = cp << 6 | (s[i + k] & 0x3F);
+      }
+      if (ok && (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))) ok = 0;
+      if (!ok)
+        n = 0;
+      else {
+        if (o + n + 1 >= cap) break;
+        memcpy(out + o, s + i, n + 1);
+        o += n + 1;
+        i += n + 1;
+        continue;
+      }
+    }
+    if (c >= 0x20 && c < 0x7F) {
+      out[o++] = (char)c;
+    } else if (c == '\n' || c == '\r' || c == '\t') {
+      out[o++] = '\\';
+      out[o++] = c == '\n' ? 'n' : c == '\r' ? 'r' : 't';
+    } else {
+      o += (size_t)snprintf(out + o, cap - o, "\\x%02x", c);
+    }
+    i++;
+  }
+  return o;
+}
+
 void orch_logv(int level, const char *module, const char *fmt, va_list ap) {
   if (level < atomic_load(&min_level)) return;
   if (level < ORCH_LOG_DEBUG || level > ORCH_LOG_ERROR) level = ORCH_LOG_ERROR;
-  char line[4096];
+  char msg[4096];
+  char line[4096 * 4 + 128];
   struct timespec ts;
   struct tm tm;
   clock_gettime(CLOCK_REALTIME, &ts);
@@ -43,9 +90,14 @@ void orch_logv(int level, const char *module, const char *fmt, va_list ap) {
                level_names[level], module ? module : "-");
   if (n < 0) return;
   size_t used = (size_t)n < sizeof line ? (size_t)n : sizeof line - 1;
-  int m = vsnprintf(line + used, sizeof line - used, fmt, ap);
-  if (m > 0) used += (size_t)m < sizeof line - used ? (size_t)m : sizeof line - used - 1;
-  if (used >= sizeof line - 1) used = sizeof line - 2;
+  int m = vsnprintf(msg, sizeof msg, fmt, ap);
+  if (m > 0) {
+    size_t mlen = (size_t)m < sizeof msg ? (size_t)m : sizeof msg - 1;
+    /* Trailing newlines of a message are the caller's line ends, not content. */
+    while (mlen && msg[mlen - 1] == '\n')
+      mlen--;
+    used += escape_into(line + used, sizeof line - used - 2, (const unsigned char *)msg, mlen);
+  }
   line[used++] = '\n';
   line[used] = '\0';
   fputs(line, stderr);

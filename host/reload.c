@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdatomic.h>
 #include <time.h>
 
 static const orch_config *config;
@@ -27,6 +28,19 @@ const orch_config *orch_reload_config(void) {
 
 void orch_reload_setup(const orch_config *cfg) {
   config = cfg;
+}
+
+static _Atomic long long last_api_reload_ns; /* when the last API reload started */
+
+long orch_reload_api_wait_ms(void) {
+  long min_ms = config ? config->reload_min_interval_ms : 0;
+  long long now = orch_now_ns();
+  long long last = atomic_load(&last_api_reload_ns);
+  for (;;) {
+    long long wait_ns = last && min_ms > 0 ? last + min_ms * 1000000LL - now : 0;
+    if (wait_ns > 0) return (long)(wait_ns / 1000000LL) + 1;
+    if (atomic_compare_exchange_weak(&last_api_reload_ns, &last, now)) return 0;
+  }
 }
 
 static void json_str(orch_buf *b, const char *s) {

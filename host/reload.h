@@ -26,6 +26,12 @@ void orch_reload_setup(const orch_config *cfg);
  * trigger that asked for it ("api", "SIGHUP", "watch").
  */
 int orch_reload(char **report); /* trigger "api" */
+
+/*
+ * The rate limit of API reloads (ORCH_RELOAD_MIN_INTERVAL_MS): 0 when a reload may start
+ * now (and the slot is taken), else the milliseconds until the next one may.
+ */
+long orch_reload_api_wait_ms(void);
 int orch_reload_from(const char *trigger, char **report);
 
 /*

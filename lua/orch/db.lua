@@ -30,10 +30,23 @@ function db.query(sql, ...)
   return rows, affected
 end
 
+-- Set by the HTTP dispatcher (orch.http) while a request runs: a value the database
+-- refuses there came from the client (a date that is no date, an invalid LIKE escape, a
+-- number out of range), so it is a 400 problem detail rather than a 500.
+-- (An upvalue: the module's table is sealed once loaded.)
+local in_request = false
+function db.serving_request(flag)
+  in_request = flag and true or false
+end
+
 -- Like query, but raises on error (with the caller's position).
 function db.must(sql, ...)
   local rows, err = db.query(sql, ...)
   if not rows then
+    -- SQLSTATE class 22: data exception
+    if in_request and type(err.sqlstate) == "string" and err.sqlstate:sub(1, 2) == "22" then
+      require("orch.http").raise(400, "Invalid value: " .. tostring(err.message):gsub("^ERROR:%s*", ""))
+    end
     error("database: " .. err.message, 2)
   end
   return rows, err

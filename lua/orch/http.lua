@@ -96,8 +96,12 @@ local function resolve(name)
   return fn
 end
 
+local db_mod
+
 function http.dispatch(req)
   local handler = resolve(req.handler)
+  db_mod = db_mod or require("orch.db")
+  db_mod.serving_request(true)
   if req.json_body and req.body ~= nil and req.body ~= "" then
     local value, err = json.try_decode(req.body)
     if err then

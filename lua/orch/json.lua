@@ -60,7 +60,12 @@ function json.ordered(t, keys)
 end
 
 -- Turn cjson's output into what the comment above promises, in place.
+local NOT_FINITE = "a number is out of range (JSON has no Infinity or NaN)"
+
 local function normalise(v)
+  if type(v) == "number" and (v ~= v or v == math.huge or v == -math.huge) then
+    error(NOT_FINITE, 0)
+  end
   if type(v) ~= "table" then
     return v
   end
@@ -69,6 +74,9 @@ local function normalise(v)
     if tx == "table" then
       normalise(x)
     elseif tx == "number" and mtype(x) == "float" then
+      if x ~= x or x == math.huge or x == -math.huge then
+        error(NOT_FINITE, 0)
+      end
       local i = tointeger(x)
       if i and x > -2 ^ 53 and x < 2 ^ 53 then
         v[k] = i
@@ -102,7 +110,11 @@ function json.try_decode(text)
   if mtype(v) == "float" and tointeger(v) then
     return tointeger(v)
   end
-  return normalise(v)
+  local fine, result = pcall(normalise, v)
+  if not fine then
+    return nil, tostring(result)
+  end
+  return result
 end
 
 -- Decode or raise.

@@ -15,6 +15,9 @@ local sq = {}
 
 sq.MAX_LENGTH = 10000
 sq.MAX_DEPTH = 32
+-- Words in one query: each becomes a condition over the searched text, so thousands of
+-- them make one statement run for seconds (docs/input-limits.md).
+sq.MAX_TERMS = 64
 
 local SPECIAL = { ["|"] = "|", ["-"] = "-", ["*"] = "*", ["("] = "(", [")"] = ")", [":"] = ":", ['"'] = '"' }
 -- Separate words but are not tokens themselves (core skips them).
@@ -198,7 +201,17 @@ function sq.parse(text)
   if #text > sq.MAX_LENGTH then
     return nil, "query is longer than " .. sq.MAX_LENGTH .. " characters"
   end
-  local p = setmetatable({ tokens = lex(text), i = 1, depth = 0 }, P)
+  local tokens = lex(text)
+  local words = 0
+  for _, t in ipairs(tokens) do
+    if t.kind == "WORD" then
+      words = words + 1
+    end
+  end
+  if words > sq.MAX_TERMS then
+    return nil, "query has more than " .. sq.MAX_TERMS .. " words"
+  end
+  local p = setmetatable({ tokens = tokens, i = 1, depth = 0 }, P)
   local ok, q = pcall(function()
     local q = p:query()
     p:expect("END")

@@ -103,13 +103,13 @@ describe("orch.forms protocol", function()
       .. '"status":400,"validation_errors":%[{"type":"enum","loc":%["generic_select3"%],"msg":'))
   end)
 
-  it("answers 500 FormOverflowError for more pages than the form asks", function()
+  it("answers 400 FormOverflowError for more pages than the form asks", function()
     local r = F.post_form(wizard, {}, { { generic_select1 = "b" }, { generic_select3 = "a" }, { to_much = true } })
     assert.is_false(r.complete)
-    assert.are.equal(500, r.status)
+    assert.are.equal(400, r.status)
     assert.are.equal(
       '{"type":"FormOverflowError","detail":"Did not process all user_inputs (1 remaining)",'
-        .. '"title":"Internal Server Error","status":500}',
+        .. '"title":"Bad Request","status":400}',
       json.encode(r.body)
     )
   end)
@@ -170,7 +170,7 @@ describe("orch.forms protocol", function()
       return page
     end
     assert.are.same({ n = 5 }, F.post_form(simple, {}, { { n = 5 } }).result)
-    assert.are.equal(500, F.post_form(page, {}, { { n = 5 }, {} }).status)
+    assert.are.equal(400, F.post_form(page, {}, { { n = 5 }, {} }).status)
   end)
 
   it("completes with nothing for no form, and replays core's empty default page", function()

@@ -133,6 +133,10 @@ function H.start_host(opts)
   if env.ORCH_SCHEDULE_DEFAULTS == nil then
     env.ORCH_SCHEDULE_DEFAULTS = "0"
   end
+  -- Specs reload in quick succession; the API's reload rate limit only where a spec asks.
+  if env.ORCH_RELOAD_MIN_INTERVAL_MS == nil then
+    env.ORCH_RELOAD_MIN_INTERVAL_MS = "0"
+  end
   local pid = proc.spawn(args, env, log)
   local host = setmetatable({ pid = pid, log_path = log }, Host)
   for _ = 1, 600 do

@@ -174,6 +174,11 @@ local function column(key)
   return c
 end
 
+-- Bounds of a list request (docs/input-limits.md): the alternatives of all filters together,
+-- and the end of a range.
+local MAX_FILTER_VALUES = 32
+local MAX_RANGE_END = 1000000000
+
 -- One filter value in core's syntax: leading ! negates, - or | separate alternatives
 -- (| only for ids and dates), comparison prefixes for dates.
 local function filter_sql(key, value, params)
@@ -187,6 +192,9 @@ local function filter_sql(key, value, params)
   local clauses = {}
   for v in value:gmatch(sep) do
     parts[#parts + 1] = v
+  end
+  if #params + #parts > MAX_FILTER_VALUES then
+    http.raise(400, "Too many filter values (at most " .. MAX_FILTER_VALUES .. " alternatives in all)")
   end
   for _, v in ipairs(parts) do
     if kind == "bool" then
@@ -244,7 +252,11 @@ function api.list(req)
   local offset, limit = 0, 100
   if q.range and q.range ~= "" then
     local a, b = q.range:match("^(%d+),(%d+)$")
-    a, b = tonumber(a), tonumber(b)
+    -- integers only (20 digits would read as a float and reach SQL as 1e+20)
+    a, b = math.tointeger(tonumber(a)), math.tointeger(tonumber(b))
+    if a and b and b > MAX_RANGE_END then
+      http.raise(400, "range end must be at most " .. MAX_RANGE_END)
+    end
     if not a or not b or a >= b then
       http.raise(400, "range must be 'start,end' with start < end")
     end

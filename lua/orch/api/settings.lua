@@ -115,8 +115,19 @@ end
 -- POST /api/settings/reload: build, validate and publish a new generation of the
 -- scripts; 200 with what changed, or 400 with the errors (file, line, message)
 -- while the current generation keeps serving.
+-- At most one reload per ORCH_RELOAD_MIN_INTERVAL_MS in a process: a reload builds and
+-- checks every script, so a loop of them slows every other request (429, Retry-After).
 function settings.reload()
-  local report = require("orch.json").decode(orch._host.reload())
+  local text, wait_ms = orch._host.reload()
+  if not text then
+    local retry = tostring(math.max(1, math.ceil(wait_ms / 1000)))
+    local json = require("orch.json")
+    return 429, json.ordered({ detail = "Too Many Requests: the scripts were reloaded moments ago "
+      .. "(ORCH_RELOAD_MIN_INTERVAL_MS); retry in " .. retry .. " s",
+      status = 429, title = "Too Many Requests" }, { "detail", "status", "title" }),
+      { ["Retry-After"] = retry }
+  end
+  local report = require("orch.json").decode(text)
   return report.ok and 200 or 400, report
 end
 

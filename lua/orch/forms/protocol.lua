@@ -103,20 +103,58 @@ function M.not_complete_body(form_schema, meta)
   }, BODY_KEYS)
 end
 
+-- Validation errors listed in one answer: a page with 50,000 unknown keys would
+-- otherwise be answered with megabytes (docs/input-limits.md).
+M.MAX_ERRORS = 100
+-- Largest input (values and keys, nested ones included) an error repeats.
+M.MAX_INPUT_VALUES = 256
+
+-- Whether v holds more than `left` values (a bounded walk).
+local function too_big(v, left)
+  local function walk(t)
+    for _, x in pairs(t) do
+      left = left - 1
+      if left < 0 or (type(x) == "table" and walk(x)) then
+        return true
+      end
+    end
+    return false
+  end
+  return walk(v)
+end
+
 -- 400 body.
 function M.validation_body(page_name, errors)
+  local more = ""
+  if #errors > M.MAX_ERRORS then
+    more = ("\n(the first %d of %d errors)"):format(M.MAX_ERRORS, #errors)
+    errors = table.move(errors, 1, M.MAX_ERRORS, 1, {})
+  end
+  -- An error about the whole page (a missing field) repeats the page as its input: a
+  -- large page is summarised instead, so that the answer stays smaller than the request.
+  for i, e in ipairs(errors) do
+    if type(e) == "table" and type(e.input) == "table" and too_big(e.input, M.MAX_INPUT_VALUES) then
+      local copy = setmetatable({}, getmetatable(e))
+      for k, v in pairs(e) do
+        copy[k] = v
+      end
+      copy.input = ("(more than %d values, not repeated)"):format(M.MAX_INPUT_VALUES)
+      errors[i] = copy
+    end
+  end
   return O({
     type = "FormValidationError",
-    detail = check.detail(page_name, errors),
+    detail = check.detail(page_name, errors) .. more,
     title = "Form not valid",
     status = 400,
     validation_errors = json.array(errors),
   }, BODY_KEYS)
 end
 
--- 500 body of any other form error (overflow).
+-- 400 body of any other form error (overflow: more pages than the form asks is the
+-- client's mistake, not the server's).
 function M.error_body(etype, detail)
-  return O({ type = etype, detail = detail, title = "Internal Server Error", status = 500 }, BODY_KEYS)
+  return O({ type = etype, detail = detail, title = "Bad Request", status = 400 }, BODY_KEYS)
 end
 
 local function as_form_function(form)
@@ -170,7 +208,7 @@ end
 --   {complete = true, result = <state additions>, pages = n}
 --   {complete = false, status = 510, body = <FormNotCompleteError>, form = <schema>, meta = ...}
 --   {complete = false, status = 400, body = <FormValidationError>, errors = {...}, page = i}
---   {complete = false, status = 500, body = <FormOverflowError>}
+--   {complete = false, status = 400, body = <FormOverflowError>}
 -- Errors other than validation errors (bugs in the form) are raised.
 function M.post_form(form, state, user_inputs, ctx)
   if form == nil then
@@ -209,7 +247,7 @@ function M.post_form(form, state, user_inputs, ctx)
       local remaining = #inputs - index + 1
       if remaining > 0 then
         local detail = ("Did not process all user_inputs (%d remaining)"):format(remaining)
-        return { complete = false, status = 500, body = M.error_body("FormOverflowError", detail) }
+        return { complete = false, status = 400, body = M.error_body("FormOverflowError", detail) }
       end
       local result = yielded.result
       if result == nil then
