@@ -327,7 +327,7 @@ local function fault_kill()
   local t0 = H.now()
   say("SIGKILL host %d (%s) holding %d leases", h.index, h.kind, #held)
   -- Recovered when no queue row is held by the dead host any more (taken over or finished).
-  local took = 0
+  local took
   while true do
     local n = tonumber(sql("SELECT count(*) FROM orch_work_queue WHERE lease_owner LIKE '" .. pattern .. "'"))
     took = H.now() - t0
@@ -442,7 +442,7 @@ local function quiesce(cycle, seconds)
     retry_starts()
     act()
     local open = 0
-    for pid, p in pairs(accepted) do
+    for _, p in pairs(accepted) do
       if p.cycle <= cycle and not p.final then
         open = open + 1
       end
@@ -535,9 +535,11 @@ local function check(cycle)
     violation("%d steps have two success rows", dup)
   end
   -- Nothing running without a live lease or a claimable queue row; no claimable row left unclaimed.
-  local stuck = tonumber(must([[SELECT count(*) FROM processes p WHERE p.last_status IN ('running', 'created', 'resumed')
+  local stuck = tonumber(must([[SELECT count(*) FROM processes p
+    WHERE p.last_status IN ('running', 'created', 'resumed')
     AND NOT EXISTS (SELECT 1 FROM orch_work_queue q WHERE q.pid = p.pid)]]))
-  local overdue = tonumber(must(string.format("SELECT count(*) FROM orch_work_queue WHERE run_at < now() - interval '%d seconds'",
+  local overdue = tonumber(must(string.format(
+    "SELECT count(*) FROM orch_work_queue WHERE run_at < now() - interval '%d seconds'",
     opts.lease + 2)))
   if stuck + overdue > 0 then
     fig.stuck = fig.stuck + stuck + overdue
