@@ -12,6 +12,7 @@ struct orch_db {
   char *uri;    /* owned */
   PGconn *conn; /* owned; NULL until connected */
   char sqlstate[6];
+  int unavailable; /* the last statement failed for want of a server (see orch_db_unavailable) */
 };
 
 /* libpq does not know SQLAlchemy's driver suffixes; orchestrator-core users have them. */
@@ -69,6 +70,7 @@ int orch_db_ensure(orch_db *db, orch_error *err) {
       n--;
     orch_error_set(err, ORCH_EDB, "cannot connect to the database: %.*s", (int)n, msg);
     if (conn) PQfinish(conn);
+    db->unavailable = 1;
     return ORCH_EDB;
   }
   PQsetNoticeProcessor(conn, notice_quiet, NULL);
@@ -84,9 +86,21 @@ const char *orch_db_last_sqlstate(orch_db *db) {
   return db->sqlstate;
 }
 
+int orch_db_unavailable(const orch_db *db) {
+  return db && db->unavailable;
+}
+
+/* SQLSTATEs of a server that is going away or not there yet: connection exceptions (class 08),
+ * admin/crash shutdown, cannot connect now (57P01-57P03). */
+static int state_unavailable(const char *state) {
+  return state && (!strncmp(state, "08", 2) || !strcmp(state, "57P01") || !strcmp(state, "57P02") ||
+                   !strcmp(state, "57P03"));
+}
+
 orch_dbstatus orch_db_status_of(orch_db *db, PGresult *res, orch_error *err) {
   ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
   db->sqlstate[0] = '\0';
+  db->unavailable = 0;
   if (st == PGRES_COMMAND_OK) return ORCH_DB_NO_RESULTS;
   if (st == PGRES_TUPLES_OK) {
     int n = PQntuples(res);
@@ -100,8 +114,10 @@ orch_dbstatus orch_db_status_of(orch_db *db, PGresult *res, orch_error *err) {
     n--;
   if (state) snprintf(db->sqlstate, sizeof db->sqlstate, "%s", state);
   int lost = !db->conn || PQstatus(db->conn) != CONNECTION_OK;
-  int soft = lost || (state && (!strcmp(state, "40001") || !strcmp(state, "40P01") ||
-                                !strncmp(state, "08", 2) || !strcmp(state, "57P01")));
+  /* An error without a SQLSTATE comes from libpq itself, not from the server: in practice the
+   * connection broke ("server closed the connection unexpectedly" can leave PQstatus OK). */
+  db->unavailable = lost || !state || state_unavailable(state);
+  int soft = db->unavailable || (state && (!strcmp(state, "40001") || !strcmp(state, "40P01")));
   orch_error_set(err, ORCH_EDB, "%.*s", (int)n, msg);
   return soft ? ORCH_DB_SOFT_ERROR : ORCH_DB_HARD_ERROR;
 }

@@ -56,3 +56,10 @@ orch_dbstatus orch_db_status_of(orch_db *db, PGresult *res, orch_error *err);
 
 /* SQLSTATE of the last failed statement on this connection ("" if none). */
 const char *orch_db_last_sqlstate(orch_db *db);
+
+/*
+ * Whether the last statement failed because the server is not there: no connection could be
+ * made, the connection broke, or a SQLSTATE of class 08 or 57P01-57P03. The HTTP layer answers
+ * such failures with 503 and Retry-After instead of 500. NULL: 0.
+ */
+int orch_db_unavailable(const orch_db *db);

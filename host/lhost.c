@@ -793,6 +793,16 @@ void orch_lua_handle(orch_lua *lh, const orch_http_request *req, orch_http_respo
   } else if (lua_gettop(L) > top && problem_from_error(L, resp)) {
     goto done;
   }
+  if (orch_db_unavailable(lh->ctx.db)) {
+    /* The database is away (restart, lost connection): a temporary condition, not a bug. */
+    char *why = orch_error_format(&err);
+    LOG_WARN("lua", "request %s %s (id %s): the database is unavailable: %s", req->method,
+             req->path, req->request_id, why);
+    free(why);
+    orch_http_response_clear(resp);
+    orch_http_problem(resp, 503, "The database is unavailable; try again later");
+    goto done;
+  }
   char *where = orch_error_format(&err);
   char *path = orch_guard_mask_url(req->path); /* no callback tokens in the log */
   LOG_ERROR("lua", "request %s %s (id %s) failed: %s%s%s", req->method, path, req->request_id,
@@ -804,6 +814,9 @@ void orch_lua_handle(orch_lua *lh, const orch_http_request *req, orch_http_respo
   orch_http_problem(resp, 500, detail);
   free(detail);
 done:
+  /* Every 503 tells the client when to come back. */
+  if (resp->status == 503 && !orch_kvlist_get(&resp->headers, "Retry-After"))
+    orch_kvlist_add(&resp->headers, "Retry-After", "5");
   orch_error_clear(&err);
   lua_settop(L, top);
   lh->ctx.phase = 0;

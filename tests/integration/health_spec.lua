@@ -1,5 +1,6 @@
--- Health follows the database: 500 while PostgreSQL is stopped, 200 again
--- when it is back, without restarting the host. Uses a cluster of its own.
+-- Health follows the database: 503 (with Retry-After) while PostgreSQL is stopped, 200
+-- again when it is back, without restarting the host; every route that needs the
+-- database answers 503 meanwhile, not 500. Uses a cluster of its own.
 local H = require("harness")
 
 describe("health", function()
@@ -31,20 +32,34 @@ describe("health", function()
     os.execute("rm -rf " .. H.shell_quote(dir))
   end)
 
-  it("is 200, then 500 while the database is down, then 200 again", function()
+  local function assert_unavailable(method, path)
+    local status, text, headers, json = host:request(method, path)
+    assert.are.equal(503, status, path .. ": " .. text)
+    assert.are.equal(503, json.status)
+    assert.are.equal("Service Unavailable", json.title)
+    assert.is_string(json.detail)
+    assert.matches("^%d+$", headers["retry-after"] or "", path .. " has no Retry-After")
+    return json
+  end
+
+  it("is 200, then 503 with Retry-After while the database is down, then 200 again", function()
     local status = host:request("GET", "/api/health/")
     assert.are.equal(200, status)
-    pg_ctl("-m fast stop")
-    local _, json
-    status, _, _, json = host:request("GET", "/api/health/")
-    assert.are.equal(500, status)
-    assert.are.equal(500, json.status)
-    assert.matches("Database unavailable", json.detail)
-    -- Still serving other routes while the database is away.
-    status = host:request("GET", "/api/nope")
-    assert.are.equal(404, status)
-    pg_ctl("start")
-    status = host:request("GET", "/api/health/")
-    assert.are.equal(200, status)
+    assert.are.equal(200, (host:request("GET", "/api/processes/")))
+    for _, mode in ipairs({ "fast", "immediate" }) do
+      pg_ctl("-m " .. mode .. " stop")
+      assert.matches("Database unavailable", assert_unavailable("GET", "/api/health/").detail)
+      -- Routes that need the database: 503 too (they answered 500 before).
+      assert.matches("database is unavailable", assert_unavailable("GET", "/api/processes/").detail)
+      assert_unavailable("GET", "/api/settings/status")
+      -- Still serving other routes while the database is away.
+      status = host:request("GET", "/api/nope")
+      assert.are.equal(404, status)
+      pg_ctl("start")
+      status = host:request("GET", "/api/health/")
+      assert.are.equal(200, status)
+      assert.are.equal(200, (host:request("GET", "/api/processes/")))
+    end
+    assert.is_nil(host:log():find("Internal server error", 1, true))
   end)
 end)

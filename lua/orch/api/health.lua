@@ -1,4 +1,4 @@
--- GET /api/health/: "OK" when the database answers, 500 otherwise.
+-- GET /api/health/: "OK" when the database answers, 503 (with Retry-After) otherwise.
 
 local http = require("orch.http")
 local db = require("orch.db")
@@ -15,7 +15,7 @@ health.routes = {
 function health.get()
   local rows, err = db.query("SELECT 1 AS ok")
   if not rows then
-    http.raise(500, "Database unavailable: " .. err.message)
+    http.raise(503, "Database unavailable: " .. err.message)
   end
   return 200, "OK"
 end
