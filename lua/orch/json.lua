@@ -59,6 +59,10 @@ function json.ordered(t, keys)
   return setmetatable(t or {}, { __name = "orch.json.object", __jsonorder = keys or {} })
 end
 
+-- A number too large for a double (1e999) decodes to inf, which no JSON can carry back out:
+-- refused like malformed input.
+local OUT_OF_RANGE = "number out of range (larger than a double)"
+
 -- Turn cjson's output into what the comment above promises, in place.
 local function normalise(v)
   if type(v) ~= "table" then
@@ -69,6 +73,9 @@ local function normalise(v)
     if tx == "table" then
       normalise(x)
     elseif tx == "number" and mtype(x) == "float" then
+      if x ~= x or x == math.huge or x == -math.huge then
+        error(OUT_OF_RANGE, 0)
+      end
       local i = tointeger(x)
       if i and x > -2 ^ 53 and x < 2 ^ 53 then
         v[k] = i
@@ -99,10 +106,17 @@ function json.try_decode(text)
   if v == EMPTY_ARRAY then
     return setmetatable({}, array_mt)
   end
-  if mtype(v) == "float" and tointeger(v) then
-    return tointeger(v)
+  if mtype(v) == "float" then
+    if v ~= v or v == math.huge or v == -math.huge then
+      return nil, OUT_OF_RANGE
+    end
+    return tointeger(v) or v
   end
-  return normalise(v)
+  local nok, err = pcall(normalise, v)
+  if not nok then
+    return nil, tostring(err)
+  end
+  return v
 end
 
 -- Decode or raise.

@@ -252,10 +252,8 @@ function M.json(text)
   end
   local _, encoded, eerr = call("json.try_encode", json.try_encode, v)
   if not encoded then
-    if is_internal(eerr) then
-      fail("json.try_encode", eerr)
-    end
-    return -- e.g. a number cjson cannot write (inf)
+    -- whatever decodes must encode again (1e999 used to decode to inf: now refused)
+    fail("json.try_encode", tostring(eerr) .. " for " .. text:sub(1, 200))
   end
   local _, v2, err2 = call("json.try_decode (again)", json.try_decode, encoded)
   if v2 == nil then
