@@ -118,6 +118,7 @@ static void run_entry(const uint8_t *data, size_t size) {
     fprintf(stderr, "fuzz_%s: %s\n%s\n", FUZZ_ENTRY, msg, err.traceback ? err.traceback : "");
     abort();
   }
+  if (getenv("ORCH_FUZZ_SHOW")) fprintf(stderr, "%s -> %s\n", arg, result);
   free(result);
   free(arg);
 }
