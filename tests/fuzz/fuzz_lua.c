@@ -185,6 +185,20 @@ static void run_http(const uint8_t *data, size_t size) {
   if (r == ORCH_ROUTE_NO_METHOD && (!allow[0] || strlen(allow) >= sizeof allow)) abort();
   if (r != ORCH_ROUTE_FOUND) goto out;
   if (!route || !route->handler || nparams > ORCH_ROUTE_MAX_PARAMS) abort();
+  /* A parameter is one whole, non-empty segment; a trailing slash matches the same route. */
+  for (size_t i = 0; i < nparams; i++)
+    if (!params[i].value_len || memchr(params[i].value, '/', params[i].value_len)) abort();
+  if (path[0] && path[strlen(path) - 1] != '/') {
+    char *slashed = orch_sprintf("%s/", path);
+    const orch_route *again = NULL;
+    orch_route_param p2[ORCH_ROUTE_MAX_PARAMS];
+    size_t n2 = 0;
+    if (orch_route_match(table, method, slashed, &again, p2, &n2, allow, sizeof allow) !=
+            ORCH_ROUTE_FOUND ||
+        again != route || n2 != nparams)
+      abort();
+    free(slashed);
+  }
   orch_http_request req = {.method = method, .path = path, .route = route};
   memcpy(req.request_id, "00000000fuzz0000", 17);
   for (size_t i = 0; i < nparams; i++) {
