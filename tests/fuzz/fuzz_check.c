@@ -32,6 +32,11 @@ int LLVMFuzzerInitialize(int *argc, char ***argv);
 
 static char *lua_dir, *products_dir, *script_path;
 
+static void remove_products_dir(void) {
+  unlink(script_path);
+  rmdir(products_dir);
+}
+
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
   const char *src = getenv("ORCH_SOURCE_DIR");
   if (!src) src = ORCH_FUZZ_SOURCE_DIR;
@@ -41,6 +46,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
   if (!mkdtemp(tmpl)) abort();
   products_dir = orch_strdup(tmpl);
   script_path = orch_sprintf("%s/fuzz.lua", products_dir);
+  atexit(remove_products_dir);
   return 0;
 }
 
