@@ -254,7 +254,8 @@ local function same(a, b, depth)
 end
 
 -- Input: any text. Decoding either fails with a message or gives a value whose encoding
--- decodes to the same value (and encodes to the same text again).
+-- decodes to the same value. (Not the same text: object keys come out in table order, which
+-- may differ between two equal tables.)
 function M.json(text)
   local _, v, err = call("json.try_decode", json.try_decode, text)
   if v == nil then
@@ -274,10 +275,6 @@ function M.json(text)
   end
   if not same(v, v2, 0) then
     fail("round trip", "value changed: " .. text:sub(1, 200) .. " -> " .. encoded:sub(1, 200))
-  end
-  local encoded2 = json.try_encode(v2)
-  if encoded2 ~= encoded then
-    fail("round trip", "encoding not stable: " .. encoded:sub(1, 200) .. " -> " .. tostring(encoded2):sub(1, 200))
   end
 end
 
