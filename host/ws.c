@@ -393,6 +393,7 @@ static void *server_main(void *arg) {
     for (size_t i = 0; i < s->n; i++) {
       conn *c = s->conns[i];
       if (!c->dead) flush_out(c);
+      if (c->dead) timeout = 0; /* release it now, not after the poll timeout */
       short ev = c->closing ? 0 : POLLIN;
       if (c->out_off < c->out.len) ev |= POLLOUT;
       pfds[i + 1] = (struct pollfd){.fd = c->dead ? -1 : c->fd, .events = ev};

@@ -107,8 +107,11 @@ function json.try_decode(text)
   if v == EMPTY_ARRAY then
     return setmetatable({}, array_mt)
   end
-  if mtype(v) == "float" and tointeger(v) then
-    return tointeger(v)
+  if mtype(v) == "float" then
+    if v ~= v or v == math.huge or v == -math.huge then
+      return nil, NOT_FINITE
+    end
+    return tointeger(v) or v
   end
   local fine, result = pcall(normalise, v)
   if not fine then

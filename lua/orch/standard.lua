@@ -85,6 +85,15 @@ end)
 -- (the whole tree is validated for the new lifecycle, core's in-use-by safety table
 -- is checked, start/end dates are stamped); the model is saved with the step.
 function standard.set_status(status)
+  local lifecycles = require("orch.model.registry").lifecycles
+  local known = false
+  for _, l in ipairs(lifecycles) do
+    known = known or l == status
+  end
+  if not known then
+    error("orch.workflows.set_status: expected a lifecycle status (" .. table.concat(lifecycles, ", ")
+      .. "), got " .. (type(status) == "string" and "'" .. status .. "'" or type(status)), 2)
+  end
   return step("Set subscription to '" .. status .. "'", function(state)
     local sub = orch.model.get(subscription_id_of(state))
     sub:set_status(status)

@@ -39,6 +39,7 @@
   X(ws_encode_frames)                                                                              \
   X(ws_utf8_validation)                                                                            \
   X(ws_server_pong_broadcast_close)                                                                \
+  X(ws_server_releases_closed_socket_at_once)                                                      \
   X(events_validate)                                                                               \
   X(events_batch_dedup_and_overflow)                                                               \
   X(guard_origins)                                                                                 \

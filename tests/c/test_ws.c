@@ -203,6 +203,39 @@ TEST(ws_server_pong_broadcast_close) {
   orch_ws_server_free(s);
 }
 
+/* Found by fuzz_ws: a connection whose close frame had left before poll() waited out the
+   thread's 1 s poll timeout before it was released. */
+static pthread_mutex_t rel_mu = PTHREAD_MUTEX_INITIALIZER;
+static long long released_at;
+
+static void close_fd_timed(void *handle) {
+  close((int)(long)handle);
+  pthread_mutex_lock(&rel_mu);
+  released_at = orch_now_ns();
+  pthread_mutex_unlock(&rel_mu);
+}
+
+TEST(ws_server_releases_closed_socket_at_once) {
+  orch_ws_server *s = NULL;
+  orch_error err = ORCH_ERROR_INIT;
+  ASSERT_OK(orch_ws_server_start(&s, close_fd_timed, &err));
+  int sv[2];
+  ASSERT_OK(socketpair(AF_UNIX, SOCK_STREAM, 0, sv));
+  const unsigned char close_frame[] = {0x88, 0x82, 0, 0, 0, 0, 0x03, 0xE8};
+  long long start = orch_now_ns();
+  orch_ws_adopt(s, sv[0], (const char *)close_frame, sizeof close_frame, (void *)(long)sv[0]);
+  for (int i = 0; i < 300 && orch_ws_count(s); i++)
+    usleep(1000);
+  ASSERT_EQ(orch_ws_count(s), 0);
+  pthread_mutex_lock(&rel_mu);
+  long long took = released_at - start;
+  pthread_mutex_unlock(&rel_mu);
+  ASSERT(released_at > 0 && took < 300 * 1000000LL);
+  close(sv[1]);
+  orch_ws_server_stop(s);
+  orch_ws_server_free(s);
+}
+
 /* ---- the event bus without a database (local delivery only) ---- */
 
 static pthread_mutex_t got_mu = PTHREAD_MUTEX_INITIALIZER;

@@ -76,6 +76,24 @@ describe("orchestrator check", function()
     end
   end)
 
+  -- Definitions found by fuzz_check (tests/fuzz): the loader must blame the script's line
+  -- with a message, never fail inside lua/orch.
+  it("reports malformed definitions at the script, not inside the core", function()
+    local dir = "tests/fixtures/check_fuzz"
+    local c, o = check(dir)
+    assert.are.equal(1, c, o)
+    H.assert_clean_log(o, "check output")
+    assert.is_nil(o:find("lua/orch/", 1, true), o)
+    local fuzz_cases = {
+      { "set_status.lua", 3, "set_status: expected a lifecycle status" },
+    }
+    assert.matches("check failed: " .. #fuzz_cases .. " errors?\n", o)
+    for _, case in ipairs(fuzz_cases) do
+      local prefix = (dir .. "/" .. case[1]):gsub("%p", "%%%0")
+      assert.matches(prefix .. ":" .. case[2] .. ": [^\n]*" .. case[3], o)
+    end
+  end)
+
   it("passes on the shipped products", function()
     local ok_code, ok_out = check(H.source .. "/products")
     assert.are.equal(0, ok_code, ok_out)

@@ -86,4 +86,17 @@ describe("orch.json", function()
     assert.is_nil(out)
     assert.is_string(eerr)
   end)
+
+  -- Found by fuzz_json (tests/fuzz): 1e999 decoded to inf, which no encoding can carry (a form
+  -- value 1e999 answered 500 when the state was written back).
+  it("refuses numbers beyond a double instead of decoding them to inf", function()
+    for _, text in ipairs({ "1e999", "-1e999", "[1, 1e400]", '{"a": {"b": [2e308]}}' }) do
+      local v, err = json.try_decode(text)
+      assert.is_nil(v, text)
+      assert.matches("out of range", err, 1, true)
+    end
+    assert.are.equal(1e308, json.decode("1e308"))
+    assert.are.same({ 1.5e308 }, json.decode("[1.5e308]"))
+    assert.are.equal("[1.5e+308]", json.encode(json.decode("[1.5e308]")))
+  end)
 end)
