@@ -3,6 +3,7 @@
 
 #include "db.h"
 #include "log.h"
+#include "metrics.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -103,6 +104,7 @@ orch_dbstatus orch_db_status_of(orch_db *db, PGresult *res, orch_error *err) {
   int soft = lost || (state && (!strcmp(state, "40001") || !strcmp(state, "40P01") ||
                                 !strncmp(state, "08", 2) || !strcmp(state, "57P01")));
   orch_error_set(err, ORCH_EDB, "%.*s", (int)n, msg);
+  orch_metrics_db_error(soft);
   return soft ? ORCH_DB_SOFT_ERROR : ORCH_DB_HARD_ERROR;
 }
 

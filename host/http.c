@@ -5,6 +5,7 @@
 #include "events.h"
 #include "http.h"
 #include "log.h"
+#include "metrics.h"
 #include "ws.h"
 
 #include <arpa/inet.h>
@@ -35,7 +36,8 @@ typedef struct req_state {
   size_t sent;
   long long started_ns;
   char request_id[17];
-  char *method; /* owned copies for the access log */
+  char action[64]; /* the matched route's action, for the metrics ("" = none) */
+  char *method;    /* owned copies for the access log */
   char *url;
 } req_state;
 
@@ -294,6 +296,7 @@ static enum MHD_Result websocket_upgrade(orch_http *h, struct MHD_Connection *co
       MHD_add_response_header(r, "Sec-WebSocket-Protocol", "base64.bearer.token");
     MHD_add_response_header(r, "X-Request-Id", rs->request_id);
     rs->status = 101;
+    snprintf(rs->action, sizeof rs->action, "events.read");
     enum MHD_Result ret = MHD_queue_response(conn, MHD_HTTP_SWITCHING_PROTOCOLS, r);
     MHD_destroy_response(r);
     return ret;
@@ -347,6 +350,7 @@ static enum MHD_Result route_and_dispatch(orch_http *h, struct MHD_Connection *c
   }
 
   orch_http_request req = {.method = method, .path = url, .route = route};
+  snprintf(rs->action, sizeof rs->action, "%s", route->action ? route->action : "");
   memcpy(req.request_id, rs->request_id, sizeof req.request_id);
   for (size_t i = 0; i < nparams; i++) {
     char *k = orch_strndup(params[i].name, params[i].name_len);
@@ -430,6 +434,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
       inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, addr, sizeof addr);
   }
   double ms = (double)(orch_now_ns() - rs->started_ns) / 1e6;
+  orch_metrics_http(rs->action[0] ? rs->action : "none", rs->status, ms / 1e3);
   LOG_INFO("access", "%s \"%s %s\" %d %zuB %.2fms id=%s%s", addr, rs->method, rs->url, rs->status,
            rs->sent, ms, rs->request_id,
            toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (aborted)");

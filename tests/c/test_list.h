@@ -40,4 +40,8 @@
   X(ws_utf8_validation)                                                                            \
   X(ws_server_pong_broadcast_close)                                                                \
   X(events_validate)                                                                               \
-  X(events_batch_dedup_and_overflow)
+  X(events_batch_dedup_and_overflow)                                                               \
+  X(metrics_escape_label_values)                                                                   \
+  X(metrics_exposition_follows_the_format)                                                         \
+  X(metrics_bounded_series)                                                                        \
+  X(metrics_checker_catches_violations)
