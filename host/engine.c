@@ -279,7 +279,9 @@ void orch_engine_run(const orch_engine_params *p, orch_batch *b) {
                          h->attempt, h->generation, h->handoff_ns, deadline};
     memset(&h->res, 0, sizeof h->res);
     h->engine_failed = 0;
+    orch_log_context(NULL, h->pid); /* JSON log lines of the step carry the process id */
     int rc = p->runner->run(p->runner->ud, &job, &h->res);
+    orch_log_context(NULL, NULL);
     pthread_mutex_lock(&b->mu);
     b->current = -1;
     int recorded_elsewhere = h->timed_out; /* orch_engine_watch failed the step meanwhile */

@@ -415,7 +415,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     return MHD_YES;
   }
   if (rs->too_large) return send_problem(h, conn, rs, 413, "Request body too large");
-  return handle(h, conn, url, method, rs);
+  orch_log_context(rs->request_id, NULL); /* JSON log lines of this request carry its id */
+  enum MHD_Result ret = handle(h, conn, url, method, rs);
+  orch_log_context(NULL, NULL);
+  return ret;
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
@@ -435,9 +438,11 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
   }
   double ms = (double)(orch_now_ns() - rs->started_ns) / 1e6;
   orch_metrics_http(rs->action[0] ? rs->action : "none", rs->status, ms / 1e3);
+  orch_log_context(rs->request_id, NULL);
   LOG_INFO("access", "%s \"%s %s\" %d %zuB %.2fms id=%s%s", addr, rs->method, rs->url, rs->status,
            rs->sent, ms, rs->request_id,
            toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (aborted)");
+  orch_log_context(NULL, NULL);
   orch_buf_free(&rs->body);
   free(rs->method);
   free(rs->url);

@@ -216,4 +216,53 @@ describe("metrics", function()
     assert.are.equal(0, after["orch_queue_depth"])
     assert.are.equal((before["orch_leases_taken_over_total"] or 0) + 1, after["orch_leases_taken_over_total"])
   end)
+
+  it("writes JSON log lines with the request id and the process id (ORCH_LOG_FORMAT=json)", function()
+    host:stop()
+    host = nil
+    -- A catalogue of one task whose step logs, in a database of its own.
+    local products = os.tmpname()
+    os.remove(products)
+    assert(os.execute("mkdir -p " .. H.shell_quote(products)))
+    local f = assert(io.open(products .. "/logs.lua", "w"))
+    f:write([[orch.workflows.task({ name = "test_logs", description = "Logs in its step",
+      steps = { orch.workflow.step("Say", function() orch.log.info("hello from a step"); return {} end) } })
+]])
+    f:close()
+    local _, uri2 = H.new_database()
+    H.migrate(uri2, products)
+    host = H.start_host({ database = uri2, products = products, args = { "--workers", "1" },
+      env = { ORCH_LOG_FORMAT = "json" } })
+    local status, _, headers = host:request("GET", "/api/settings/status")
+    assert.are.equal(200, status)
+    local request_id = headers["x-request-id"]
+    assert.is_string(request_id)
+    local pid = start("test_logs")
+    wait_status(pid, "completed")
+    os.execute("rm -rf " .. H.shell_quote(products))
+    local access, step_line
+    for _ = 1, 50 do
+      for line in host:log():gmatch("[^\n]+") do
+        local ok, rec = pcall(H.json.decode, line)
+        assert.is_true(ok and type(rec) == "table", "a JSON object per line: " .. line)
+        assert.is_string(rec.time)
+        assert.is_string(rec.level)
+        assert.is_string(rec.module)
+        assert.is_string(rec.message)
+        if rec.module == "access" and rec.request_id == request_id then
+          access = rec
+        end
+        if rec.process_id == pid and rec.message:find("hello from a step", 1, true) then
+          step_line = rec
+        end
+      end
+      if access and step_line then
+        break
+      end
+      H.sleep(0.1)
+    end
+    assert.is_table(access, "the access line carries the request id")
+    assert.truthy(access.message:find("GET /api/settings/status", 1, true))
+    assert.is_table(step_line, "a line logged while the step ran carries the process id")
+  end)
 end)
