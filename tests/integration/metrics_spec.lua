@@ -187,6 +187,24 @@ describe("metrics", function()
     assert.truthy(s["orch_resident_memory_bytes"] > 0)
   end)
 
+  it("has every metric the Grafana dashboard and docs/operations.md name", function()
+    local _, types = scrape()
+    for _, file in ipairs({ "/examples/grafana/dashboard.json", "/docs/operations.md" }) do
+      local f = assert(io.open(H.source .. file))
+      local text = f:read("a")
+      f:close()
+      local n = 0
+      -- (in the docs: the metric tables' rows, not table names such as orch_work_queue)
+      local names = file:match("%.md$") and text:gmatch("\n| `(orch_[%w_]+)`") or text:gmatch("orch_[%w_]+")
+      for metric in names do
+        local family = metric:gsub("_bucket$", "")
+        assert.is_string(types[family], file .. " names " .. metric .. ", which /api/metrics does not have")
+        n = n + 1
+      end
+      assert.is_true(n >= 15, file)
+    end
+  end)
+
   it("counts reloads and shows the generation", function()
     local before = scrape()
     local generation = before["orch_scripts_generation"]
