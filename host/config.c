@@ -11,7 +11,7 @@
 #include <strings.h>
 #include <sys/stat.h>
 
-enum kind { K_STR, K_INT, K_SIZE, K_LONG, K_LEVEL, K_MB, K_BOOL };
+enum kind { K_STR, K_INT, K_SIZE, K_LONG, K_LEVEL, K_MB, K_BOOL, K_LOGFMT };
 
 /* One row per setting: the table is the documentation of the names. */
 struct setting {
@@ -50,6 +50,8 @@ static const struct setting settings[] = {
     {"ORCH_LUA_DIR", "--lua-dir", K_STR, OFF(lua_dir), "core Lua ruleset (lua/)"},
     {"ORCH_MIGRATIONS_DIR", "--migrations", K_STR, OFF(migrations_dir), "SQL migrations"},
     {"ORCH_LOG_LEVEL", "--log-level", K_LEVEL, OFF(log_level), "debug|info|warning|error"},
+    {"ORCH_LOG_FORMAT", "--log-format", K_LOGFMT, OFF(log_json),
+     "text|json (text; json = one JSON object per line)"},
     {"ORCH_CATALOG_SYNC", "--catalog-sync", K_STR, OFF(catalog_sync),
      "apply|off: add catalogue changes at serve start (apply)"},
     {"ORCH_LUA_MEMORY_MB", "--lua-memory-mb", K_MB, OFF(lua_memory),
@@ -122,6 +124,12 @@ static int set_value(orch_config *cfg, const struct setting *s, const char *valu
     int lvl = orch_log_parse_level(value);
     if (lvl < 0) break;
     *(int *)base = lvl;
+    return ORCH_OK;
+  }
+  case K_LOGFMT: {
+    int json = orch_log_parse_format(value);
+    if (json < 0) break;
+    *(int *)base = json;
     return ORCH_OK;
   }
   case K_INT: {

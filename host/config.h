@@ -22,6 +22,7 @@ typedef struct orch_config {
   char *migrations_dir;     /* ORCH_MIGRATIONS_DIR / --migrations (migrations/) */
   char *catalog_sync;       /* ORCH_CATALOG_SYNC / --catalog-sync (apply|off) at serve start */
   int log_level;            /* ORCH_LOG_LEVEL / --log-level (info) */
+  int log_json;             /* ORCH_LOG_FORMAT / --log-format: 1 = json, 0 = text (text) */
   size_t lua_memory;        /* ORCH_LUA_MEMORY_MB / --lua-memory-mb (256 MiB) per Lua state */
   long lua_timeout_ms;      /* ORCH_LUA_TIMEOUT_MS / --lua-timeout-ms (10000) per call into Lua */
   int workers;              /* ORCH_WORKERS / --workers (2) step worker threads; 0 = none */

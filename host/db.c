@@ -3,6 +3,7 @@
 
 #include "db.h"
 #include "log.h"
+#include "metrics.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -119,6 +120,7 @@ orch_dbstatus orch_db_status_of(orch_db *db, PGresult *res, orch_error *err) {
   db->unavailable = lost || !state || state_unavailable(state);
   int soft = db->unavailable || (state && (!strcmp(state, "40001") || !strcmp(state, "40P01")));
   orch_error_set(err, ORCH_EDB, "%.*s", (int)n, msg);
+  orch_metrics_db_error(soft);
   return soft ? ORCH_DB_SOFT_ERROR : ORCH_DB_HARD_ERROR;
 }
 

@@ -5,6 +5,7 @@
 #include "engine.h"
 #include "events.h"
 #include "log.h"
+#include "metrics.h"
 
 #include <pthread.h>
 #include <stdlib.h>
@@ -172,7 +173,7 @@ static double wall_now(void) {
  * Nothing is claimed while the engine is paused.
  */
 static const char *claim_sql =
-    "WITH c AS (SELECT pid FROM orch_work_queue"
+    "WITH c AS (SELECT pid, lease_token IS NOT NULL AS took FROM orch_work_queue"
     "  WHERE run_at <= now() AND NOT EXISTS (SELECT 1 FROM engine_settings WHERE global_lock)"
     "  ORDER BY run_at LIMIT $4 FOR UPDATE SKIP LOCKED)"
     " UPDATE orch_work_queue q SET lease_owner = $1, lease_token = $2,"
@@ -181,7 +182,7 @@ static const char *claim_sql =
     " FROM c, processes p, workflows w"
     " WHERE q.pid = c.pid AND p.pid = q.pid AND w.workflow_id = p.workflow_id"
     " RETURNING q.pid, w.name, q.state::text, p.created_by, q.step_index, q.attempts,"
-    "   coalesce(q.generation, 0)";
+    "   coalesce(q.generation, 0), c.took";
 
 static int claim_into(const orch_engine_params *p, orch_db *db, orch_batch *b, orch_error *err) {
   int room = b->cap - b->n;
@@ -196,7 +197,10 @@ static int claim_into(const orch_engine_params *p, orch_db *db, orch_batch *b, o
     orch_error_prefix(err, "claiming work");
     return ORCH_EDB;
   }
-  int n = PQntuples(res);
+  int n = PQntuples(res), took = 0;
+  for (int i = 0; i < n; i++)
+    took += PQgetvalue(res, i, 7)[0] == 't';
+  orch_metrics_claims(n, took);
   for (int i = 0; i < n && b->n < b->cap; i++) {
     held *h = &b->items[b->n++];
     memset(h, 0, sizeof *h);
@@ -267,6 +271,7 @@ void orch_engine_run(const orch_engine_params *p, orch_batch *b) {
     h->start_ns = orch_now_ns();
     h->started = wall_now();
     b->current = i;
+    if (h->handoff_ns) orch_metrics_handoff((double)(h->start_ns - h->handoff_ns) / 1e9);
     pthread_mutex_unlock(&b->mu);
     long long deadline =
         p->step_timeout_ms > 0 ? h->start_ns + (long long)p->step_timeout_ms * 1000000LL : 0;
@@ -274,7 +279,9 @@ void orch_engine_run(const orch_engine_params *p, orch_batch *b) {
                          h->attempt, h->generation, h->handoff_ns, deadline};
     memset(&h->res, 0, sizeof h->res);
     h->engine_failed = 0;
+    orch_log_context(NULL, h->pid); /* JSON log lines of the step carry the process id */
     int rc = p->runner->run(p->runner->ud, &job, &h->res);
+    orch_log_context(NULL, NULL);
     pthread_mutex_lock(&b->mu);
     b->current = -1;
     int recorded_elsewhere = h->timed_out; /* orch_engine_watch failed the step meanwhile */
@@ -849,6 +856,9 @@ int orch_engine_commit(const orch_engine_params *p, orch_db *db, orch_batch *b, 
       h->handoff_ns = now;
       h->streak++;
     }
+    if (h->recorded && h->ran == 1)
+      orch_metrics_step(h->workflow, orch_step_status_name(h->res.status),
+                        (double)(now - h->start_ns) / 1e9);
     if (h->recorded && h->ran == 1) /* the UI's live updates, batched (events.h) */
       orch_events_process_changed(h->pid, h->res.status == ORCH_STEP_COMPLETE ||
                                               h->res.status == ORCH_STEP_FAILED ||

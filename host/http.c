@@ -7,6 +7,7 @@
 #include "guard.h"
 #include "http.h"
 #include "log.h"
+#include "metrics.h"
 #include "ws.h"
 
 #include <arpa/inet.h>
@@ -38,7 +39,8 @@ typedef struct req_state {
   size_t sent;
   long long started_ns;
   char request_id[17];
-  char *method; /* owned copies for the access log */
+  char action[64]; /* the matched route's action, for the metrics ("" = none) */
+  char *method;    /* owned copies for the access log */
   char *url;
 } req_state;
 
@@ -490,6 +492,7 @@ static enum MHD_Result websocket_upgrade(orch_http *h, struct MHD_Connection *co
       MHD_add_response_header(r, "Sec-WebSocket-Protocol", "base64.bearer.token");
     MHD_add_response_header(r, "X-Request-Id", rs->request_id);
     rs->status = 101;
+    snprintf(rs->action, sizeof rs->action, "events.read");
     enum MHD_Result ret = MHD_queue_response(conn, MHD_HTTP_SWITCHING_PROTOCOLS, r);
     MHD_destroy_response(r);
     return ret;
@@ -560,6 +563,7 @@ static enum MHD_Result route_and_dispatch(orch_http *h, struct MHD_Connection *c
     return send_unauthorized(h, conn, rs);
 
   orch_http_request req = {.method = method, .path = url, .route = route, .user_json = user_json};
+  snprintf(rs->action, sizeof rs->action, "%s", route->action ? route->action : "");
   memcpy(req.request_id, rs->request_id, sizeof req.request_id);
   for (size_t i = 0; i < nparams; i++) {
     char *k = orch_strndup(params[i].name, params[i].name_len);
@@ -638,7 +642,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     return MHD_YES;
   }
   if (rs->too_large) return send_problem(h, conn, rs, 413, "Request body too large");
-  return handle(h, conn, url, method, rs);
+  orch_log_context(rs->request_id, NULL); /* JSON log lines of this request carry its id */
+  enum MHD_Result ret = handle(h, conn, url, method, rs);
+  orch_log_context(NULL, NULL);
+  return ret;
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
@@ -657,9 +664,12 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
       inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, addr, sizeof addr);
   }
   double ms = (double)(orch_now_ns() - rs->started_ns) / 1e6;
+  orch_metrics_http(rs->action[0] ? rs->action : "none", rs->status, ms / 1e3);
+  orch_log_context(rs->request_id, NULL);
   LOG_INFO("access", "%s \"%s %s\" %d %zuB %.2fms id=%s%s", addr, rs->method, rs->url, rs->status,
            rs->sent, ms, rs->request_id,
            toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (aborted)");
+  orch_log_context(NULL, NULL);
   orch_buf_free(&rs->body);
   free(rs->method);
   free(rs->url);

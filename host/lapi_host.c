@@ -8,6 +8,7 @@
 #include "events.h"
 #include "gen.h"
 #include "lapi.h"
+#include "metrics.h"
 #include "reload.h"
 
 #include <lauxlib.h>
@@ -108,9 +109,16 @@ static int l_host_auth(lua_State *L) {
   return 1;
 }
 
+/* orch._host.metrics() -> the host's counters and histograms as Prometheus text (metrics.h). */
+static int l_host_metrics(lua_State *L) {
+  push_owned(L, orch_metrics_render(orch_gen_current_number()));
+  return 1;
+}
+
 static const luaL_Reg host_funcs[] = {
     {"auth", l_host_auth},
     {"folders", l_host_folders},
+    {"metrics", l_host_metrics},
     {"emit", l_host_emit},
     {"reload", l_host_reload},
     {"status", l_host_status},

@@ -9,6 +9,7 @@
 #include "lhost.h"
 #include "log.h"
 #include "lsandbox.h"
+#include "metrics.h"
 
 #include <lauxlib.h>
 #include <lua.h>
@@ -26,6 +27,7 @@ struct orch_lua {
   orch_lua_ctx ctx;
   /* memory accounting (the allocator's ud) */
   size_t mem_used, mem_limit;
+  size_t mem_reported; /* mem_used as last added to the metrics */
   int mem_over;
   /* time budget of the current call */
   long timeout_ms;
@@ -454,6 +456,9 @@ static int lcall(orch_lua *lh, int nargs, int nres, const char *context_file, in
   }
   lh->kill_reason = NULL;
   lh->deadline_ns = 0;
+  if (rc == ORCH_ELIMIT) orch_metrics_budget_kill();
+  orch_metrics_lua_memory((long long)lh->mem_used - (long long)lh->mem_reported);
+  lh->mem_reported = lh->mem_used;
   return rc;
 }
 
@@ -654,6 +659,7 @@ void orch_lua_free(orch_lua *lh) {
   if (!lh) return;
   if (lh->L) watch_remove(lh);
   if (lh->L) lua_close(lh->L);
+  orch_metrics_lua_memory(-(long long)lh->mem_reported);
   orch_route_table_unref(lh->routes);
   orch_gen_unref(lh->gen);
   free(lh);

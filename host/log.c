@@ -10,7 +10,71 @@
 #include <strings.h>
 #include <time.h>
 
+static const char *level_names[] = {"DEBUG", "INFO", "WARN", "ERROR"};
 static atomic_int min_level = ORCH_LOG_INFO;
+static atomic_int json_lines = 0;
+static _Thread_local char ctx_request[40], ctx_process[40];
+
+void orch_log_set_json(int json) {
+  atomic_store(&json_lines, json);
+}
+
+int orch_log_parse_format(const char *name) {
+  if (!name) return -1;
+  if (!strcasecmp(name, "text")) return 0;
+  if (!strcasecmp(name, "json")) return 1;
+  return -1;
+}
+
+void orch_log_context(const char *request_id, const char *process_id) {
+  snprintf(ctx_request, sizeof ctx_request, "%s", request_id ? request_id : "");
+  snprintf(ctx_process, sizeof ctx_process, "%s", process_id ? process_id : "");
+}
+
+/* Append s to line[*used] as a JSON string body (no quotes), leaving room for the tail. */
+static void put_json(char *line, size_t cap, size_t *used, const char *s) {
+  static const char hex[] = "0123456789abcdef";
+  for (; *s && *used + 8 < cap; s++) {
+    unsigned char c = (unsigned char)*s;
+    if (c == '"' || c == '\\') {
+      line[(*used)++] = '\\';
+      line[(*used)++] = (char)c;
+    } else if (c == '\n') {
+      line[(*used)++] = '\\';
+      line[(*used)++] = 'n';
+    } else if (c < 0x20) {
+      memcpy(line + *used, "\\u00", 4);
+      *used += 4;
+      line[(*used)++] = hex[c >> 4];
+      line[(*used)++] = hex[c & 15];
+    } else {
+      line[(*used)++] = (char)c;
+    }
+  }
+}
+
+static void log_json(int level, const char *module, const struct timespec *ts, const struct tm *tm,
+                     const char *msg) {
+  char line[8192];
+  size_t used =
+      (size_t)snprintf(line, sizeof line,
+                       "{\"time\":\"%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ\",\"level\":\"%s\","
+                       "\"module\":\"",
+                       tm->tm_year + 1900, tm->tm_mon + 1, tm->tm_mday, tm->tm_hour, tm->tm_min,
+                       tm->tm_sec, ts->tv_nsec / 1000000, level_names[level]);
+  put_json(line, sizeof line - 200, &used, module ? module : "-");
+  used += (size_t)snprintf(line + used, sizeof line - used, "\",\"message\":\"");
+  put_json(line, sizeof line - 200, &used, msg);
+  line[used++] = '"';
+  if (ctx_request[0])
+    used +=
+        (size_t)snprintf(line + used, sizeof line - used, ",\"request_id\":\"%s\"", ctx_request);
+  if (ctx_process[0])
+    used +=
+        (size_t)snprintf(line + used, sizeof line - used, ",\"process_id\":\"%s\"", ctx_process);
+  snprintf(line + used, sizeof line - used, "}\n");
+  fputs(line, stderr);
+}
 
 void orch_log_set_level(int level) {
   atomic_store(&min_level, level);
@@ -27,8 +91,6 @@ int orch_log_parse_level(const char *name) {
   if (!strcasecmp(name, "error")) return ORCH_LOG_ERROR;
   return -1;
 }
-
-static const char *level_names[] = {"DEBUG", "INFO", "WARN", "ERROR"};
 
 /* Copy the message into out, escaped: control characters and bytes that are not UTF-8
    become \n, \r, \t or \xNN, so that a line of the log is always one line of text and
@@ -84,6 +146,16 @@ void orch_logv(int level, const char *module, const char *fmt, va_list ap) {
   struct tm tm;
   clock_gettime(CLOCK_REALTIME, &ts);
   gmtime_r(&ts.tv_sec, &tm);
+  if (atomic_load(&json_lines)) {
+    /* Escaped first, so that bytes a client sent stay readable and the line valid JSON. */
+    int m = vsnprintf(msg, sizeof msg, fmt, ap);
+    size_t mlen = m < 0 ? 0 : (size_t)m < sizeof msg ? (size_t)m : sizeof msg - 1;
+    while (mlen && msg[mlen - 1] == '\n')
+      mlen--;
+    line[escape_into(line, sizeof line - 1, (const unsigned char *)msg, mlen)] = '\0';
+    log_json(level, module, &ts, &tm, line);
+    return;
+  }
   int n =
       snprintf(line, sizeof line, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s %s: ", tm.tm_year + 1900,
                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000,

@@ -613,6 +613,7 @@ int main(int argc, char **argv) {
     goto done;
   }
   orch_log_set_level(cfg.log_level);
+  orch_log_set_json(cfg.log_json);
   /* A transaction idle longer than a lease belongs to a host that stopped mid-commit:
      let the server end it so its row locks do not block the take-over. */
   orch_db_set_idle_transaction_timeout_ms(cfg.lease_seconds > 0 ? cfg.lease_seconds * 1000 : 0);

@@ -6,6 +6,7 @@
 #include "gen.h"
 #include "lhost.h"
 #include "log.h"
+#include "metrics.h"
 #include "reload.h"
 
 #include <pthread.h>
@@ -151,6 +152,7 @@ int orch_reload_from(const char *trigger, char **report) {
     }
   }
   int ok = errors.n == 0;
+  orch_metrics_reload(ok);
   if (ok) orch_gen_publish(g); /* numbers the generation: a refused one uses up no number */
   orch_buf_printf(&b, ",\"ok\":%s,\"generation\":%ld", ok ? "true" : "false",
                   ok ? g->number : (before ? before->number : 0));

@@ -2,6 +2,7 @@
 #include "orch.h"
 
 #include "log.h"
+#include "metrics.h"
 #include "ws.h"
 
 #include <errno.h>
@@ -336,6 +337,7 @@ static void add_conn(orch_ws_server *s, adoption *a, long long now) {
 static void publish_count(orch_ws_server *s) {
   pthread_mutex_lock(&s->mu);
   atomic_store(&s->count, (int)(s->n + s->nadopts));
+  orch_metrics_ws_clients((int)s->n);
   pthread_mutex_unlock(&s->mu);
 }
 

@@ -45,4 +45,8 @@
   X(guard_origins)                                                                                 \
   X(guard_json_media_types)                                                                        \
   X(guard_masks_tokens)                                                                            \
-  X(auth_settings_and_files)
+  X(auth_settings_and_files)                                                                       \
+  X(metrics_escape_label_values)                                                                   \
+  X(metrics_exposition_follows_the_format)                                                         \
+  X(metrics_bounded_series)                                                                        \
+  X(metrics_checker_catches_violations)

@@ -48,7 +48,7 @@ local function operation(r)
   local status = tostring(r.status)
   local ok = { description = REASONS[status] or "Success" }
   if r.response and status ~= "204" and status ~= "101" then
-    ok.content = { ["application/json"] = { schema = r.response } }
+    ok.content = { [r.content_type or "application/json"] = { schema = r.response } }
   end
   op.responses = { [status] = ok, default = problem_response("An error: a problem detail") }
   for code, text in pairs(r.errors or {}) do

@@ -6,10 +6,12 @@
 --
 -- A declaration in <module>.routes is
 --   { METHOD, "/path/{param}", "function", action = "area.verb", summary = "...",
---     body = schema, response = schema, status = 200, tags = {...}, query = {...}, errors = {...} }
+--     body = schema, response = schema, status = 200, tags = {...}, query = {...}, errors = {...},
+--     content_type = "text/plain" }
 -- `function` names <module>.<function>; `body` makes the host check that the
 -- body is JSON (400 before the handler otherwise); `status` is the success
--- status (204 has no body); `errors` adds documented error statuses.
+-- status (204 has no body); `errors` adds documented error statuses; `content_type`
+-- documents a success body that is not JSON (the handler answers with http.raw).
 -- Routes answered by the host itself (C) are declared below with `host`.
 -- The first match wins, in the order of MODULES and then of each list.
 
@@ -21,6 +23,7 @@ local MODULES = {
   { "subscription_actions", "Subscriptions" }, { "processes", "Processes" }, { "graphql", "GraphQL" },
   { "products", "Products" }, { "domain_model", "Subscriptions" },
   { "customer_descriptions", "Customer descriptions" }, { "schedules", "Schedules" }, { "openapi", "Misc" },
+  { "metrics", "Metrics" },
 }
 
 -- Answered by the host before the table is consulted (host/http.c).
@@ -79,7 +82,8 @@ function routes.all()
       end
       add({ method = d[1], path = d[2], action = d.action, handler = name .. "." .. d[3],
         json_body = d.body ~= nil, summary = d.summary, tags = d.tags or { tag }, body = d.body,
-        response = d.response, status = d.status or 200, query = d.query, errors = d.errors }, where)
+        response = d.response, status = d.status or 200, query = d.query, errors = d.errors,
+        content_type = d.content_type }, where)
     end
   end
   for i, d in ipairs(HOST_ROUTES) do
