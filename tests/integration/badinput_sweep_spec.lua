@@ -107,7 +107,9 @@ describe("bad-input sweep over the route table", function()
     local deep = string.rep("[", 100000) .. string.rep("]", 100000)
     local bodies = { '{"a":', "[]", '"text"', "1", "null", "true",
       '{"note": 5, "description": [], "global_lock": "x", "name": {}, "product_id": 1}',
-      '[{"a": 1e999}]', deep, '{"a": "\255\254"}', '{"note": "\255", "description": "\255", "name": "\255"}', '{"a": "b\0c"}', string.rep(" ", 2 * 1024 * 1024) .. "{}" }
+      '[{"a": 1e999}]', deep, '{"a": "\255\254"}',
+      '{"note": "\255", "description": "\255", "name": "\255"}', '{"a": "b\0c"}',
+      string.rep(" ", 2 * 1024 * 1024) .. "{}" }
     local headers = { { ["X-Long"] = string.rep("h", 60000) }, { ["If-None-Match"] = string.rep("\255", 100) },
       { ["Content-Type"] = "text/plain; charset=\255" } }
 
