@@ -136,7 +136,8 @@ int main(int argc, char **argv) {
   f.cap_latencies = 4000000;
   f.latencies = orch_xcalloc((size_t)f.cap_latencies, sizeof *f.latencies);
   orch_sched *s = NULL;
-  if (orch_sched_start(&s, &cfg, &f.vt, &err) != ORCH_OK) die("scheduler", &err);
+  if (orch_sched_start(&s, &cfg, &f.vt, orch_threadctx_thread_db, &err) != ORCH_OK)
+    die("scheduler", &err);
 
   /* Phase 1: warm up for a second, then measure. */
   feed(db, &f, processes, orch_now_ns() + 1000000000LL);

@@ -1,4 +1,4 @@
-/* buf.c - growable byte buffer and a JSON string escaper. */
+/* buf.c - growable byte buffer, a JSON string escaper and error lists. */
 #include "orch.h"
 
 #include "buf.h"
@@ -139,4 +139,20 @@ char *orch_json_unquote(const char *s) {
 bad:
   free(out);
   return NULL;
+}
+
+/* ---- error lists ---- */
+
+void orch_errlist_add(orch_errlist *l, orch_error *e) {
+  if (l->n == l->cap)
+    l->items = orch_xrealloc(l->items, (l->cap = l->cap ? l->cap * 2 : 8) * sizeof *e);
+  l->items[l->n++] = *e;
+  *e = (orch_error)ORCH_ERROR_INIT;
+}
+
+void orch_errlist_free(orch_errlist *l) {
+  for (size_t i = 0; i < l->n; i++)
+    orch_error_clear(&l->items[i]);
+  free(l->items);
+  *l = (orch_errlist){0};
 }

@@ -33,3 +33,12 @@ char *orch_json_unquote(const char *s);
 char *orch_buf_take(orch_buf *b, size_t *len);
 void orch_buf_reset(orch_buf *b);
 void orch_buf_free(orch_buf *b);
+
+/* A list of errors (one per failing file when loading). */
+typedef struct orch_errlist {
+  orch_error *items;
+  size_t n, cap;
+} orch_errlist;
+
+void orch_errlist_add(orch_errlist *l, orch_error *e); /* takes over e's strings */
+void orch_errlist_free(orch_errlist *l);

@@ -1,7 +1,8 @@
 /*
  * lapi.h - the `orch` module table exposed to Lua, built from one file per API
  * area (lapi_<area>.c), each with a luaL_Reg list and an inject function that
- * adds its functions to the table on top of the stack.
+ * adds its functions to the table on top of the stack; and what the areas share
+ * (lapi.c): the per-state context and budget, reached through lua_getextraspace.
  * Private to the Lua bridge.
  */
 #pragma once
@@ -9,6 +10,7 @@
 #include "orch.h"
 
 #include "db.h"
+#include "gen.h"
 
 #include <lua.h>
 
@@ -27,6 +29,39 @@ typedef struct orch_lua_ctx {
   unsigned phase;    /* one ORCH_CTX_* while a call runs, 0 between calls */
   const char *route; /* ORCH_CTX_REQUEST: the route's handler name (borrowed) */
 } orch_lua_ctx;
+
+/*
+ * What the API knows of a state: its context, its generation and its budget. The owner
+ * (lhost.c's orch_lua) embeds it and attaches it to the state; lua_getextraspace points
+ * at it. Fields are the owner's to set between calls, the budget's during one.
+ */
+typedef struct orch_lapi_state {
+  lua_State *L;
+  orch_lua_ctx ctx;
+  const orch_gen *gen; /* borrowed: the owner holds a reference for the state's lifetime */
+  /* memory accounting (the owner's allocator keeps mem_used; crossing mem_limit sets mem_over) */
+  size_t mem_used, mem_limit;
+  int mem_over;
+  /* time budget of the running call */
+  long timeout_ms;
+  long long deadline_ns;
+  const char *kill_reason; /* set once the budget is gone; sticky until the call ends */
+  /* the watchdog's view (under its mutex): the running call's deadline and statement */
+  long long watch_deadline_ns;
+  PGcancel *cancel; /* the database statement in progress, if any (owned) */
+  int watch_fired;
+  struct orch_lapi_state *watch_next;
+} orch_lapi_state;
+
+/* Point L's extra space at s and put s under the watchdog (s->L = L, s->gen = g). */
+void orch_lapi_attach(orch_lapi_state *s, lua_State *L, const orch_gen *g);
+/* Take s off the watchdog's list (before lua_close). */
+void orch_lapi_detach(orch_lapi_state *s);
+orch_lapi_state *orch_lapi_state_of(lua_State *L);
+/* Start the budget of one call (timeout_ms from now; the count hook and the watchdog armed)
+   and end it (both disarmed; kill_reason is left for the caller to read and reset). */
+void orch_lapi_budget_begin(orch_lapi_state *s);
+void orch_lapi_budget_end(orch_lapi_state *s);
 
 orch_lua_ctx *orch_lapi_ctx(lua_State *L);
 
@@ -49,9 +84,6 @@ int orch_lapi_caller_is_product(lua_State *L, const char *module);
 
 /* [-0, +1] Like luaL_where, but with the whole file path (luaL_where cuts it at 60 bytes). */
 void orch_lapi_where(lua_State *L, int level);
-
-/* [-0, +1, e] Push a new `orch` table with every API area injected. */
-void orch_lapi_push(lua_State *L);
 
 /* [-0, +0, e] Each adds its sub-table or functions to the table on top of the stack. */
 void orch_lapi_log_inject(lua_State *L);

@@ -8,12 +8,22 @@
 #include "events.h"
 #include "gen.h"
 #include "lapi.h"
+#include "lhost.h"
 #include "metrics.h"
-#include "reload.h"
 
 #include <lauxlib.h>
 #include <stdlib.h>
 #include <string.h>
+
+static const orch_lua_host_services *services;
+
+void orch_lua_install_host_services(const orch_lua_host_services *s) {
+  services = s;
+}
+
+static const orch_config *host_config(void) {
+  return services ? services->config() : NULL;
+}
 
 /* [-0, +1] Push a malloc'd text and free it. */
 static void push_owned(lua_State *L, char *text) {
@@ -33,21 +43,22 @@ static int l_host_reload(lua_State *L) {
   const char *route = orch_lapi_ctx(L)->route;
   if (!route || strcmp(route, RELOAD_ROUTE) != 0)
     return orch_lapi_error(L, "orch._host.reload is only available to the %s route", RELOAD_ROUTE);
-  long wait_ms = orch_reload_api_wait_ms();
+  if (!services) return orch_lapi_error(L, "orch._host.reload: this host cannot reload");
+  long wait_ms = services->reload_wait_ms();
   if (wait_ms > 0) {
     lua_pushnil(L);
     lua_pushinteger(L, wait_ms);
     return 2;
   }
   char *report = NULL;
-  orch_reload(&report);
+  services->reload(&report);
   push_owned(L, report);
   return 1;
 }
 
 /* orch._host.status() -> JSON text of the current generation and the last reload error. */
 static int l_host_status(lua_State *L) {
-  push_owned(L, orch_reload_status_json());
+  push_owned(L, services ? services->status_json() : NULL);
   return 1;
 }
 
@@ -84,7 +95,7 @@ static int l_host_emit(lua_State *L) {
 
 /* orch._host.folders() -> lua_dir, products_dir as script paths (chunk names) show them. */
 static int l_host_folders(lua_State *L) {
-  const orch_config *cfg = orch_reload_config();
+  const orch_config *cfg = host_config();
   const char *dirs[2] = {cfg ? cfg->lua_dir : NULL, cfg ? cfg->products_dir : NULL};
   for (int i = 0; i < 2; i++) {
     char cwd[4096];
@@ -98,7 +109,7 @@ static int l_host_folders(lua_State *L) {
 
 /* orch._host.auth() -> {active = bool, write_group = string|nil} (docs/security.md). */
 static int l_host_auth(lua_State *L) {
-  const orch_config *cfg = orch_reload_config();
+  const orch_config *cfg = host_config();
   lua_createtable(L, 0, 2);
   lua_pushboolean(L, cfg && cfg->oauth2_active);
   lua_setfield(L, -2, "active");

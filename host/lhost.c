@@ -1,6 +1,7 @@
 /*
- * lhost.c - Lua states: creation under pcall, the counting allocator, the
- * time-budget hook, the single call wrapper and the HTTP handler bridge.
+ * lhost.c - Lua states: creation under pcall, the counting allocator, the single
+ * call wrapper (traceback handler, budget from lapi.c), the HTTP handler bridge,
+ * JSON invoke and the step bridge.
  */
 #include "orch.h"
 
@@ -14,54 +15,24 @@
 #include <lauxlib.h>
 #include <lua.h>
 #include <lualib.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 struct orch_lua {
+  orch_lapi_state api; /* first: lua_getextraspace points here (lapi.h) */
   lua_State *L;
   int outstanding;          /* step results whose opaque still references this state */
   orch_gen *gen;            /* reference held for the state's lifetime */
   orch_route_table *routes; /* built from orch.api.routes when the state is built (one reference) */
-  orch_lua_ctx ctx;
-  /* memory accounting (the allocator's ud) */
-  size_t mem_used, mem_limit;
-  size_t mem_reported; /* mem_used as last added to the metrics */
-  int mem_over;
-  /* time budget of the current call */
-  long timeout_ms;
-  long long deadline_ns;
-  const char *kill_reason; /* set once the budget is gone; sticky until the call ends */
-  /* the watchdog's view (under watch_mu): the running call's deadline and statement */
-  long long watch_deadline_ns;
-  PGcancel *cancel; /* the database statement in progress, if any (owned) */
-  int watch_fired;
-  orch_lua *watch_next;
+  size_t mem_reported;      /* api.mem_used as last added to the metrics */
 };
-
-/* ---- error lists ---- */
-
-void orch_errlist_add(orch_errlist *l, orch_error *e) {
-  if (l->n == l->cap)
-    l->items = orch_xrealloc(l->items, (l->cap = l->cap ? l->cap * 2 : 8) * sizeof *e);
-  l->items[l->n++] = *e;
-  *e = (orch_error)ORCH_ERROR_INIT;
-}
-
-void orch_errlist_free(orch_errlist *l) {
-  for (size_t i = 0; i < l->n; i++)
-    orch_error_clear(&l->items[i]);
-  free(l->items);
-  *l = (orch_errlist){0};
-}
 
 /* ---- memory cap ----
  * Crossing the limit flags the state and the next hook raises a normal error
  * (with file and line); a hard stop at limit + 1/8 returns NULL (LUA_ERRMEM)
  * for allocations that run ahead of the hook. */
 static void *l_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
-  orch_lua *lh = ud;
+  orch_lapi_state *lh = ud;
   size_t old = ptr ? osize : 0;
   if (nsize == 0) {
     free(ptr);
@@ -79,228 +50,6 @@ static void *l_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
   if (!p) return NULL;
   lh->mem_used = lh->mem_used - old + nsize;
   return p;
-}
-
-static orch_lua *from_state(lua_State *L) {
-  return *(orch_lua **)lua_getextraspace(L);
-}
-
-orch_lua_ctx *orch_lapi_ctx(lua_State *L) {
-  return &from_state(L)->ctx;
-}
-
-void orch_lapi_check_context(lua_State *L, unsigned allowed, const char *what) {
-  unsigned phase = from_state(L)->ctx.phase;
-  if (phase & allowed) return;
-  const char *where = phase == ORCH_CTX_LOAD      ? "while scripts are being loaded"
-                      : phase == ORCH_CTX_REQUEST ? "in a request handler"
-                      : phase == ORCH_CTX_STEP    ? "in a workflow step"
-                      : phase == ORCH_CTX_PERSIST ? "while a step's result is persisted"
-                                                  : "here";
-  orch_lapi_error(L, "%s is not available %s", what, where);
-}
-
-long orch_lapi_generation(lua_State *L) {
-  return from_state(L)->gen->number;
-}
-
-static int is_product_source(const orch_gen *g, const char *source) {
-  if (source[0] != '@') return 0;
-  for (size_t i = 0; i < g->count; i++)
-    if (g->scripts[i].is_product && !strcmp(g->scripts[i].path, source + 1)) return 1;
-  return 0;
-}
-
-int orch_lapi_caller_is_product(lua_State *L, const char *module) {
-  orch_lua *lh = from_state(L);
-  const orch_script *skip = orch_gen_find_module(lh->gen, module);
-  lua_Debug ar;
-  for (int level = 1; lua_getstack(L, level, &ar); level++) {
-    if (!lua_getinfo(L, "S", &ar) || ar.source[0] != '@') continue; /* C functions */
-    if (skip && !strcmp(ar.source + 1, skip->path)) continue;
-    return is_product_source(lh->gen, ar.source);
-  }
-  return 0;
-}
-
-void orch_lapi_where(lua_State *L, int level) {
-  lua_Debug ar;
-  if (lua_getstack(L, level, &ar) && lua_getinfo(L, "Sl", &ar) && ar.currentline > 0)
-    lua_pushfstring(L, "%s:%d: ", ar.source[0] == '@' ? ar.source + 1 : ar.short_src,
-                    ar.currentline);
-  else
-    lua_pushliteral(L, "");
-}
-
-/* Push "file:line: " of the innermost product-script frame (else the innermost Lua frame). */
-void orch_lapi_author_where(lua_State *L) {
-  orch_lua *lh = from_state(L);
-  lua_Debug ar;
-  int chosen = -1;
-  for (int level = 1; lua_getstack(L, level, &ar); level++) {
-    if (!lua_getinfo(L, "Sl", &ar) || ar.currentline <= 0) continue;
-    if (chosen < 0) chosen = level;
-    if (is_product_source(lh->gen, ar.source)) {
-      chosen = level;
-      break;
-    }
-  }
-  if (chosen > 0)
-    orch_lapi_where(L, chosen);
-  else
-    lua_pushliteral(L, "");
-}
-
-const char *orch_lapi_code_hash(lua_State *L) {
-  return from_state(L)->gen->code_hash;
-}
-
-int orch_lapi_error(lua_State *L, const char *fmt, ...) {
-  orch_lapi_author_where(L);
-  va_list ap;
-  va_start(ap, fmt);
-  lua_pushvfstring(L, fmt, ap);
-  va_end(ap);
-  lua_concat(L, 2);
-  return lua_error(L);
-}
-
-/* ---- time budget ---- */
-
-static void budget_hook(lua_State *L, lua_Debug *ar);
-
-/* ---- the watchdog ----
- * The budget is enforced inside the calling thread (the count hook, the pattern matcher's
- * checks), which needs the thread to come back to Lua. The watchdog covers what keeps it
- * away: once a call is past its deadline (plus a grace period) it cancels the database
- * statement the call is waiting on and arms the budget hook of the state from outside
- * (lua_sethook is the one Lua API call that may be made from another thread). */
-
-#define WATCH_PERIOD_MS 100
-#define WATCH_GRACE_MS  200
-
-static pthread_mutex_t watch_mu = PTHREAD_MUTEX_INITIALIZER;
-static orch_lua *watch_list; /* every live state */
-static pthread_once_t watch_once = PTHREAD_ONCE_INIT;
-
-static void *watchdog(void *arg) {
-  ORCH_UNUSED(arg);
-  struct timespec period = {0, WATCH_PERIOD_MS * 1000000L};
-  for (;;) {
-    nanosleep(&period, NULL);
-    long long now = orch_now_ns();
-    pthread_mutex_lock(&watch_mu);
-    for (orch_lua *lh = watch_list; lh; lh = lh->watch_next) {
-      if (!lh->watch_deadline_ns || lh->watch_fired ||
-          now < lh->watch_deadline_ns + WATCH_GRACE_MS * 1000000LL)
-        continue;
-      lh->watch_fired = 1;
-      if (lh->cancel) {
-        char msg[256];
-        PQcancel(lh->cancel, msg, sizeof msg);
-      }
-      lua_sethook(lh->L, budget_hook, LUA_MASKCOUNT | LUA_MASKLINE | LUA_MASKCALL, 1);
-    }
-    pthread_mutex_unlock(&watch_mu);
-  }
-  return NULL;
-}
-
-static void watch_start(void) {
-  pthread_t t;
-  if (pthread_create(&t, NULL, watchdog, NULL) == 0)
-    pthread_detach(t);
-  else
-    LOG_WARN("lua", "cannot start the Lua watchdog thread; budgets rely on hooks alone");
-}
-
-static void watch_add(orch_lua *lh) {
-  pthread_once(&watch_once, watch_start);
-  pthread_mutex_lock(&watch_mu);
-  lh->watch_next = watch_list;
-  watch_list = lh;
-  pthread_mutex_unlock(&watch_mu);
-}
-
-static void watch_remove(orch_lua *lh) {
-  pthread_mutex_lock(&watch_mu);
-  for (orch_lua **p = &watch_list; *p; p = &(*p)->watch_next)
-    if (*p == lh) {
-      *p = lh->watch_next;
-      break;
-    }
-  if (lh->cancel) PQfreeCancel(lh->cancel);
-  lh->cancel = NULL;
-  pthread_mutex_unlock(&watch_mu);
-}
-
-/* The running call's deadline as the watchdog sees it (0: no call, or no budget). */
-static void watch_set_deadline(orch_lua *lh, long long deadline_ns) {
-  pthread_mutex_lock(&watch_mu);
-  lh->watch_deadline_ns = deadline_ns;
-  lh->watch_fired = 0;
-  pthread_mutex_unlock(&watch_mu);
-}
-
-void orch_lapi_watch_statement(lua_State *L, PGconn *conn) {
-  orch_lua *lh = from_state(L);
-  PGcancel *next = conn && lh->deadline_ns ? PQgetCancel(conn) : NULL;
-  pthread_mutex_lock(&watch_mu);
-  PGcancel *old = lh->cancel;
-  lh->cancel = next;
-  pthread_mutex_unlock(&watch_mu);
-  if (old) PQfreeCancel(old);
-}
-
-void orch_lapi_budget_extend(lua_State *L, long long ns) {
-  orch_lua *lh = from_state(L);
-  if (lh->deadline_ns && ns > 0) {
-    lh->deadline_ns += ns;
-    watch_set_deadline(lh, lh->deadline_ns);
-  }
-}
-
-#define HOOK_COUNT 1000
-
-/* Whether the running call's budget is gone; names the reason once it is. */
-static int budget_gone(orch_lua *lh) {
-  if (lh->kill_reason) return 1;
-  if (lh->mem_over)
-    lh->kill_reason = "memory limit exceeded";
-  else if (lh->deadline_ns && orch_now_ns() > lh->deadline_ns)
-    lh->kill_reason = "time limit exceeded";
-  return lh->kill_reason != NULL;
-}
-
-/* [-0, +0, v] Raise the budget error positioned at the given stack level. */
-static int raise_budget(lua_State *L, orch_lua *lh, int level) {
-  /* From now on every line raises again, so pcall in the script can't swallow it. */
-  lua_sethook(L, budget_hook, LUA_MASKCOUNT | LUA_MASKLINE, 1);
-  orch_lapi_where(L, level);
-  if (lh->mem_over)
-    lua_pushfstring(L, "%s (%d MiB)", lh->kill_reason, (int)(lh->mem_limit >> 20));
-  else
-    lua_pushfstring(L, "%s (%d ms)", lh->kill_reason, (int)lh->timeout_ms);
-  lua_concat(L, 2);
-  return lua_error(L);
-}
-
-static void budget_hook(lua_State *L, lua_Debug *ar) {
-  ORCH_UNUSED(ar);
-  orch_lua *lh = from_state(L);
-  if (budget_gone(lh)) raise_budget(L, lh, 0); /* in a hook, level 0 is the running function */
-  /* The watchdog armed a hook on every instruction, but the deadline had moved (time spent
-     waiting on the network is given back): back to the normal count hook. */
-  if (lua_gethookcount(L) != HOOK_COUNT) lua_sethook(L, budget_hook, LUA_MASKCOUNT, HOOK_COUNT);
-}
-
-void orch_lapi_budget_check(lua_State *L) {
-  orch_lua *lh = from_state(L);
-  if (budget_gone(lh)) raise_budget(L, lh, 1); /* level 1: the script calling the C function */
-}
-
-int orch_lapi_budget_killed(lua_State *L) {
-  return from_state(L)->kill_reason != NULL;
 }
 
 /* ---- message handler: structured error {message, file, line, traceback} ---- */
@@ -374,7 +123,8 @@ static int take_error_protected(lua_State *L) {
   orch_error *err = a->err;
   if (a->status == LUA_ERRMEM) {
     err->code = ORCH_ELIMIT;
-    err->message = orch_sprintf("memory limit exceeded (%d MiB)", (int)(a->lh->mem_limit >> 20));
+    err->message =
+        orch_sprintf("memory limit exceeded (%d MiB)", (int)(a->lh->api.mem_limit >> 20));
   } else if (lua_type(L, 2) == LUA_TTABLE) {
     const char *msg = rawfield(L, 2, "message") == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
     if (!msg || !split_position(msg, err)) {
@@ -406,7 +156,7 @@ static void take_error(orch_lua *lh, int status, const char *context_file, orch_
     lua_pop(L, 1);
     if (!err->message) err->message = orch_strdup("the error object could not be read");
   }
-  err->code = lh->kill_reason || status == LUA_ERRMEM ? ORCH_ELIMIT : ORCH_ELUA;
+  err->code = lh->api.kill_reason || status == LUA_ERRMEM ? ORCH_ELIMIT : ORCH_ELUA;
   if (!err->file && context_file) err->file = orch_strdup(context_file);
 }
 
@@ -421,25 +171,22 @@ static int lcall(orch_lua *lh, int nargs, int nres, const char *context_file, in
   int base = lua_gettop(L) - nargs; /* the function's index */
   lua_pushcfunction(L, msgh);
   lua_insert(L, base);
-  lh->kill_reason = NULL;
-  lh->deadline_ns = lh->timeout_ms ? orch_now_ns() + lh->timeout_ms * 1000000LL : 0;
-  lua_sethook(L, budget_hook, LUA_MASKCOUNT, HOOK_COUNT);
-  watch_set_deadline(lh, lh->deadline_ns);
+  orch_lapi_state *api = &lh->api;
+  orch_lapi_budget_begin(api);
   int status = lua_pcall(L, nargs, nres, base);
-  watch_set_deadline(lh, 0); /* first: the watchdog must not arm the hook again */
-  lua_sethook(L, NULL, 0, 0);
+  orch_lapi_budget_end(api);
   int rc = ORCH_OK;
-  if (status == LUA_OK && lh->kill_reason) {
+  if (status == LUA_OK && api->kill_reason) {
     /* The budget ran out inside a coroutine whose error the script caught and then
        finished before the hook fired again: the call still failed. (Described in C:
        the Lua API is not used outside protected mode.) */
     lua_settop(L, base);
     orch_error_clear(err);
     err->code = rc = ORCH_ELIMIT;
-    if (lh->mem_over)
-      err->message = orch_sprintf("%s (%d MiB)", lh->kill_reason, (int)(lh->mem_limit >> 20));
+    if (api->mem_over)
+      err->message = orch_sprintf("%s (%d MiB)", api->kill_reason, (int)(api->mem_limit >> 20));
     else
-      err->message = orch_sprintf("%s (%d ms)", lh->kill_reason, (int)lh->timeout_ms);
+      err->message = orch_sprintf("%s (%d ms)", api->kill_reason, (int)api->timeout_ms);
     if (context_file) err->file = orch_strdup(context_file);
   } else if (status != LUA_OK) {
     if (keep_error) {
@@ -450,15 +197,15 @@ static int lcall(orch_lua *lh, int nargs, int nres, const char *context_file, in
     rc = err->code;
   }
   lua_remove(L, base + (keep_error && status != LUA_OK ? 1 : 0)); /* the message handler */
-  if (lh->mem_over) {
+  if (api->mem_over) {
     lua_gc(L, LUA_GCCOLLECT);
-    if (lh->mem_used < lh->mem_limit) lh->mem_over = 0;
+    if (api->mem_used < api->mem_limit) api->mem_over = 0;
   }
-  lh->kill_reason = NULL;
-  lh->deadline_ns = 0;
+  api->kill_reason = NULL;
+  api->deadline_ns = 0;
   if (rc == ORCH_ELIMIT) orch_metrics_budget_kill();
-  orch_metrics_lua_memory((long long)lh->mem_used - (long long)lh->mem_reported);
-  lh->mem_reported = lh->mem_used;
+  orch_metrics_lua_memory((long long)api->mem_used - (long long)lh->mem_reported);
+  lh->mem_reported = api->mem_used;
   return rc;
 }
 
@@ -472,9 +219,34 @@ static int panic(lua_State *L) {
   abort();
 }
 
+/* orch.traceback([msg [, level]]) -> msg followed by the Lua call stack (for xpcall handlers;
+   scripts have no debug library). */
+static int l_traceback(lua_State *L) {
+  const char *msg = luaL_optstring(L, 1, NULL);
+  int level = (int)luaL_optinteger(L, 2, 1);
+  luaL_traceback(L, L, msg, level);
+  return 1;
+}
+
+/* [-0, +1, e] A new `orch` table with every API area injected. */
+static void push_orch_table(lua_State *L) {
+  lua_createtable(L, 0, 8);
+  lua_pushstring(L, ORCH_VERSION);
+  lua_setfield(L, -2, "version");
+  lua_pushcfunction(L, l_traceback);
+  lua_setfield(L, -2, "traceback");
+  orch_lapi_log_inject(L);
+  orch_lapi_json_inject(L);
+  orch_lapi_time_inject(L);
+  orch_lapi_uuid_inject(L);
+  orch_lapi_db_inject(L);
+  orch_lapi_host_inject(L);
+  orch_lapi_http_client_inject(L);
+}
+
 static int build_base(lua_State *L) {
   const orch_gen *g = lua_touserdata(L, 1);
-  orch_lapi_push(L);
+  push_orch_table(L);
   orch_sandbox_open(L, g);
   lua_pop(L, 1);
   return 0;
@@ -603,20 +375,19 @@ orch_route_table *orch_lua_routes(const orch_lua *lh) {
 int orch_lua_new(orch_lua **out, orch_gen *g, const orch_lua_limits *lim, orch_errlist *errors) {
   *out = NULL;
   orch_lua *lh = orch_xcalloc(1, sizeof *lh);
-  lh->mem_limit = lim ? lim->memory : 0;
-  lh->timeout_ms = lim ? lim->timeout_ms : 0;
+  lh->api.mem_limit = lim ? lim->memory : 0;
+  lh->api.timeout_ms = lim ? lim->timeout_ms : 0;
   orch_error err = ORCH_ERROR_INIT;
-  lh->L = lua_newstate(l_alloc, lh);
+  lh->L = lua_newstate(l_alloc, &lh->api);
   if (!lh->L) {
     orch_error_set(&err, ORCH_ENOMEM, "cannot create a Lua state");
     orch_errlist_add(errors, &err);
     free(lh);
     return ORCH_ENOMEM;
   }
-  *(orch_lua **)lua_getextraspace(lh->L) = lh;
-  lua_atpanic(lh->L, panic);
-  watch_add(lh);
   lh->gen = orch_gen_ref(g);
+  orch_lapi_attach(&lh->api, lh->L, lh->gen);
+  lua_atpanic(lh->L, panic);
   lua_State *L = lh->L;
 
   /* Libraries, sandbox and API are built inside one protected call (as lua.c does). */
@@ -630,7 +401,7 @@ int orch_lua_new(orch_lua **out, orch_gen *g, const orch_lua_limits *lim, orch_e
   }
 
   /* The core ruleset first: product scripts build on it. */
-  lh->ctx.phase = ORCH_CTX_LOAD;
+  lh->api.ctx.phase = ORCH_CTX_LOAD;
   size_t before = errors->n;
   const orch_script *core = orch_gen_find_module(g, "orch");
   if (!core) {
@@ -646,7 +417,7 @@ int orch_lua_new(orch_lua **out, orch_gen *g, const orch_lua_limits *lim, orch_e
     if (errors->n == before) finalize(lh, errors);
     if (errors->n == before) load_routes(lh, errors);
   }
-  lh->ctx.phase = 0;
+  lh->api.ctx.phase = 0;
   if (errors->n != before) {
     orch_lua_free(lh);
     return ORCH_ELUA;
@@ -657,7 +428,7 @@ int orch_lua_new(orch_lua **out, orch_gen *g, const orch_lua_limits *lim, orch_e
 
 void orch_lua_free(orch_lua *lh) {
   if (!lh) return;
-  if (lh->L) watch_remove(lh);
+  orch_lapi_detach(&lh->api);
   if (lh->L) lua_close(lh->L);
   orch_metrics_lua_memory(-(long long)lh->mem_reported);
   orch_route_table_unref(lh->routes);
@@ -669,10 +440,10 @@ long orch_lua_generation(const orch_lua *lh) {
   return lh->gen->number;
 }
 size_t orch_lua_memory(const orch_lua *lh) {
-  return lh->mem_used;
+  return lh->api.mem_used;
 }
 void orch_lua_set_db(orch_lua *lh, orch_db *db) {
-  lh->ctx.db = db;
+  lh->api.ctx.db = db;
 }
 
 /* ---- HTTP handlers ---- */
@@ -785,8 +556,8 @@ void orch_lua_handle(orch_lua *lh, const orch_http_request *req, orch_http_respo
   lua_State *L = lh->L;
   int top = lua_gettop(L);
   orch_error err = ORCH_ERROR_INIT;
-  lh->ctx.phase = ORCH_CTX_REQUEST;
-  lh->ctx.route = req->route->handler;
+  lh->api.ctx.phase = ORCH_CTX_REQUEST;
+  lh->api.ctx.route = req->route->handler;
   /* Build the arguments in protected mode too: requiring orch.http may fail. */
   lua_pushcfunction(L, push_request);
   lua_pushlightuserdata(L, (void *)req);
@@ -799,7 +570,7 @@ void orch_lua_handle(orch_lua *lh, const orch_http_request *req, orch_http_respo
   } else if (lua_gettop(L) > top && problem_from_error(L, resp)) {
     goto done;
   }
-  if (orch_db_unavailable(lh->ctx.db)) {
+  if (orch_db_unavailable(lh->api.ctx.db)) {
     /* The database is away (restart, lost connection): a temporary condition, not a bug. */
     char *why = orch_error_format(&err);
     LOG_WARN("lua", "request %s %s (id %s): the database is unavailable: %s", req->method,
@@ -825,8 +596,8 @@ done:
     orch_kvlist_add(&resp->headers, "Retry-After", "5");
   orch_error_clear(&err);
   lua_settop(L, top);
-  lh->ctx.phase = 0;
-  lh->ctx.route = NULL;
+  lh->api.ctx.phase = 0;
+  lh->api.ctx.route = NULL;
 }
 
 /* ---- calls with JSON in and out ---- */
@@ -866,9 +637,9 @@ int orch_lua_invoke(orch_lua *lh, const char *module, const char *func, const ch
   invoke_args a = {module, func, arg_json};
   lua_pushcfunction(L, invoke_protected);
   lua_pushlightuserdata(L, &a);
-  lh->ctx.phase = ORCH_CTX_HOST;
+  lh->api.ctx.phase = ORCH_CTX_HOST;
   int rc = lcall(lh, 1, 1, NULL, 0, err);
-  lh->ctx.phase = 0;
+  lh->api.ctx.phase = 0;
   if (rc == ORCH_OK && result_json) *result_json = orch_strdup(lua_tostring(L, -1));
   lua_settop(L, top);
   return rc;
@@ -983,9 +754,9 @@ int orch_lua_run_step(orch_lua *lh, const orch_step_job *job, orch_step_result *
   lua_pushcfunction(L, run_step_protected);
   lua_pushlightuserdata(L, (void *)job);
   lua_pushlightuserdata(L, res);
-  lh->ctx.phase = ORCH_CTX_STEP;
+  lh->api.ctx.phase = ORCH_CTX_STEP;
   int rc = lcall(lh, 2, 1, NULL, 0, err);
-  lh->ctx.phase = 0;
+  lh->api.ctx.phase = 0;
   if (rc != ORCH_OK) {
     free(res->step_name);
     free(res->state);
@@ -1025,9 +796,9 @@ int orch_lua_persist_step(orch_step_result *res, orch_error *err) {
   int top = lua_gettop(L);
   lua_pushcfunction(L, persist_protected);
   lua_pushinteger(L, box->ref);
-  box->lh->ctx.phase = ORCH_CTX_PERSIST;
+  box->lh->api.ctx.phase = ORCH_CTX_PERSIST;
   int rc = lcall(box->lh, 1, 0, NULL, 0, err);
-  box->lh->ctx.phase = 0;
+  box->lh->api.ctx.phase = 0;
   lua_settop(L, top);
   return rc;
 }

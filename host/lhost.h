@@ -14,6 +14,8 @@
 
 #include "orch.h"
 
+#include "buf.h"
+#include "config.h"
 #include "db.h"
 #include "engine.h"
 #include "gen.h"
@@ -26,14 +28,20 @@ typedef struct orch_lua_limits {
   long timeout_ms; /* per call into Lua; 0 = unlimited */
 } orch_lua_limits;
 
-/* A list of errors (one per failing file when loading). */
-typedef struct orch_errlist {
-  orch_error *items;
-  size_t n, cap;
-} orch_errlist;
+/*
+ * What orch._host asks of the host beyond the state itself. The reload module installs
+ * them once at setup (before any state is built), so that the Lua API calls no module
+ * above it; until then orch._host.reload fails, status is {} and config is NULL.
+ */
+typedef struct orch_lua_host_services {
+  int (*reload)(char **report);       /* reload now (trigger "api"), report JSON (malloc'd) */
+  long (*reload_wait_ms)(void);       /* 0 when an API reload may start now (slot taken) */
+  char *(*status_json)(void);         /* the current generation and last error (malloc'd) */
+  const orch_config *(*config)(void); /* the configuration (borrowed) */
+} orch_lua_host_services;
 
-void orch_errlist_add(orch_errlist *l, orch_error *e); /* takes over e's strings */
-void orch_errlist_free(orch_errlist *l);
+/* Install the services (borrowed: static storage; lapi_host.c). */
+void orch_lua_install_host_services(const orch_lua_host_services *services);
 
 /*
  * Build a state from generation g (a reference is taken): sandbox, orch API,

@@ -516,7 +516,8 @@ static int cmd_serve(const orch_config *cfg) {
   LOG_INFO("serve", "listening on http://%s:%d", cfg->http_host, orch_http_port(http));
   orch_outbound_set_self_url(cfg->http_host, orch_http_port(http)); /* callback URLs of steps */
   orch_sched *sched = NULL; /* the step workers start after HTTP and stop before it */
-  if (orch_sched_start(&sched, cfg, orch_sched_default_runner(), &err) != ORCH_OK) {
+  if (orch_sched_start(&sched, cfg, orch_step_runner_lua(), orch_threadctx_thread_db, &err) !=
+      ORCH_OK) {
     fprintf(stderr, "orchestrator: %s\n", err.message);
     orch_error_clear(&err);
     rc = 1;
@@ -558,7 +559,8 @@ static int cmd_worker(const orch_config *cfg) {
   if (cfg->workers <= 0) {
     fprintf(stderr, "orchestrator: worker needs --workers 1 or more\n");
     rc = 2;
-  } else if (orch_sched_start(&sched, cfg, orch_sched_default_runner(), &err) != ORCH_OK) {
+  } else if (orch_sched_start(&sched, cfg, orch_step_runner_lua(), orch_threadctx_thread_db,
+                              &err) != ORCH_OK) {
     fprintf(stderr, "orchestrator: %s\n", err.message);
     orch_error_clear(&err);
     rc = 1;
@@ -577,8 +579,6 @@ static int cmd_worker(const orch_config *cfg) {
 }
 
 int main(int argc, char **argv) {
-  /* Steps are Lua workflows (lua/orch/runner.lua) on each worker's own Lua state. */
-  orch_workflow_runner = orch_step_runner_lua();
   orch_config cfg;
   orch_error err = ORCH_ERROR_INIT;
   int rc = 2;

@@ -28,7 +28,15 @@ const orch_config *orch_reload_config(void) {
 }
 
 void orch_reload_setup(const orch_config *cfg) {
+  /* orch._host reaches reload and status through this table, not by calling up. */
+  static const orch_lua_host_services services = {
+      .reload = orch_reload,
+      .reload_wait_ms = orch_reload_api_wait_ms,
+      .status_json = orch_reload_status_json,
+      .config = orch_reload_config,
+  };
   config = cfg;
+  orch_lua_install_host_services(&services);
 }
 
 static _Atomic long long last_api_reload_ns; /* when the last API reload started */

@@ -3,7 +3,6 @@
 
 #include "log.h"
 #include "sched.h"
-#include "threadctx.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -21,7 +20,6 @@
 #define BACKOFF_FIRST_MS 250  /* database away: first wait, doubled per failure ... */
 #define BACKOFF_MAX_MS   5000 /* ... up to this */
 
-const orch_step_runner *orch_workflow_runner = NULL;
 int orch_sched_poll_ms = 250;
 int orch_sched_max_step_seconds = 600;
 int orch_sched_hand_back_ms = 1000;
@@ -39,6 +37,7 @@ typedef struct worker {
 
 struct orch_sched {
   const orch_config *cfg;
+  orch_sched_db_provider thread_db; /* each worker's connection */
   orch_engine_params params;
   char host_id[128];
   int nworkers;
@@ -59,7 +58,7 @@ static pthread_mutex_t registry_mu = PTHREAD_MUTEX_INITIALIZER;
 static orch_sched *registry;
 static _Atomic long long last_notify_ns;
 
-/* ---- the runner used until the Lua bridge provides one ---- */
+/* ---- the runner used when none is given ---- */
 
 static int unconfigured_run(void *ud, const orch_step_job *job, orch_step_result *res) {
   ORCH_UNUSED(ud);
@@ -74,8 +73,8 @@ static int unconfigured_run(void *ud, const orch_step_job *job, orch_step_result
 
 static const orch_step_runner unconfigured_runner = {unconfigured_run, NULL, NULL, NULL};
 
-const orch_step_runner *orch_sched_default_runner(void) {
-  return orch_workflow_runner ? orch_workflow_runner : &unconfigured_runner;
+const orch_step_runner *orch_sched_unconfigured_runner(void) {
+  return &unconfigured_runner;
 }
 
 /* ---- wake-ups ---- */
@@ -158,7 +157,7 @@ static void complain(const char *what, const orch_error *err, long long *last) {
 static void *worker_main(void *arg) {
   worker *w = arg;
   orch_sched *s = w->s;
-  orch_db *db = orch_threadctx_db(orch_threadctx_get());
+  orch_db *db = s->thread_db();
   orch_batch *b = w->batch;
   long long last_complaint = 0;
   int backoff = 0; /* ms; > 0 while the database is failing */
@@ -347,10 +346,15 @@ static void *keeper_main(void *arg) {
 /* ---- start and stop ---- */
 
 int orch_sched_start(orch_sched **out, const orch_config *cfg, const orch_step_runner *runner,
-                     orch_error *err) {
+                     orch_sched_db_provider thread_db, orch_error *err) {
   *out = NULL;
+  if (cfg->workers > 0 && !thread_db) {
+    orch_error_set(err, ORCH_EINVAL, "the scheduler needs a connection provider for its workers");
+    return ORCH_EINVAL;
+  }
   orch_sched *s = orch_xcalloc(1, sizeof *s);
   s->cfg = cfg;
+  s->thread_db = thread_db;
   s->nworkers = cfg->workers;
   char host[64] = "host";
   gethostname(host, sizeof host - 1);
@@ -358,7 +362,7 @@ int orch_sched_start(orch_sched **out, const orch_config *cfg, const orch_step_r
   orch_random_bytes(r, sizeof r);
   snprintf(s->host_id, sizeof s->host_id, "%s/%ld/%02x%02x%02x", host, (long)getpid(), r[0], r[1],
            r[2]);
-  s->params.runner = runner;
+  s->params.runner = runner ? runner : &unconfigured_runner;
   s->params.owner = s->host_id;
   s->params.lease_seconds = cfg->lease_seconds > 0 ? cfg->lease_seconds : 1;
   s->params.step_timeout_ms = cfg->step_timeout_s > 0 ? cfg->step_timeout_s * 1000L : 0;

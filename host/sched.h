@@ -4,9 +4,10 @@
  * housekeeping thread per scheduler that LISTENs for wake-ups, polls the
  * engine pause flag and heartbeats (host row, lease extension).
  *
- * Each worker thread uses its own thread context (threadctx.h: database
- * connection, later its Lua state), so orch_threadctx_setup() must have been
- * called with the same configuration before orch_sched_start().
+ * The scheduler knows no Lua: the caller passes the step runner and, for the
+ * workers, a provider of each thread's own database connection (the serve and
+ * worker commands pass threadctx.h's, whose thread context also holds the
+ * thread's Lua state for the runner).
  */
 #pragma once
 
@@ -18,23 +19,22 @@
 
 typedef struct orch_sched orch_sched;
 
-/*
- * The workflow runner the Lua bridge provides (lhost sets it before serve or
- * worker starts the scheduler). While it is NULL, orch_sched_default_runner()
- * returns a runner that fails every step with "no workflow runner is
- * configured".
- */
-extern const orch_step_runner *orch_workflow_runner;
-const orch_step_runner *orch_sched_default_runner(void);
+/* A runner that fails every step with "no workflow runner is configured" (what
+   orch_sched_start uses when given none). */
+const orch_step_runner *orch_sched_unconfigured_runner(void);
+
+/* The calling thread's own database connection (borrowed; lives as long as the thread). */
+typedef orch_db *(*orch_sched_db_provider)(void);
 
 /*
  * Start cfg->workers worker threads (0 = none; the scheduler then does
- * nothing) with cfg->lease_seconds and cfg->worker_batch. `cfg` and `runner`
- * are borrowed and must outlive the scheduler. Registers this host in
- * orch_hosts. On failure nothing is left running.
+ * nothing) with cfg->lease_seconds and cfg->worker_batch; each worker asks
+ * thread_db for its connection. `cfg` and `runner` are borrowed and must
+ * outlive the scheduler. Registers this host in orch_hosts. On failure nothing
+ * is left running.
  */
 int orch_sched_start(orch_sched **out, const orch_config *cfg, const orch_step_runner *runner,
-                     orch_error *err) ORCH_MUSTCHECK;
+                     orch_sched_db_provider thread_db, orch_error *err) ORCH_MUSTCHECK;
 /*
  * Graceful stop: stop claiming, let every worker finish and commit its current
  * step, give the leases back, join the threads, remove the host row, free.

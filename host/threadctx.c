@@ -40,6 +40,10 @@ orch_db *orch_threadctx_db(orch_threadctx *tc) {
   return tc->db;
 }
 
+orch_db *orch_threadctx_thread_db(void) {
+  return orch_threadctx_get()->db;
+}
+
 orch_lua *orch_threadctx_lua(orch_threadctx *tc, orch_error *err) {
   long current = orch_gen_current_number();
   if (tc->lua && orch_lua_generation(tc->lua) == current) return tc->lua;

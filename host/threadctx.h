@@ -22,6 +22,8 @@ void orch_threadctx_setup(const orch_config *cfg);
 /* The calling thread's context, created on first use. */
 orch_threadctx *orch_threadctx_get(void);
 orch_db *orch_threadctx_db(orch_threadctx *tc);
+/* The calling thread's connection (what the scheduler's workers are given: sched.h). */
+orch_db *orch_threadctx_thread_db(void);
 /*
  * The thread's Lua state, rebuilt first if a newer generation was published.
  * NULL (with err) if no generation is published or the build failed.

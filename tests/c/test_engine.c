@@ -364,8 +364,8 @@ TEST(sched_two_hosts_never_run_a_step_twice) {
   fake_runner_init(&f, 1);
   orch_sched *a = NULL, *b = NULL;
   orch_error err = ORCH_ERROR_INIT;
-  ASSERT_OK(orch_sched_start(&a, &cfg, &f.vt, &err));
-  ASSERT_OK(orch_sched_start(&b, &cfg, &f.vt, &err));
+  ASSERT_OK(orch_sched_start(&a, &cfg, &f.vt, orch_threadctx_thread_db, &err));
+  ASSERT_OK(orch_sched_start(&b, &cfg, &f.vt, orch_threadctx_thread_db, &err));
   wait_zero(db, "SELECT count(*) FROM orch_work_queue", 60);
   ASSERT_SQL_EQ(db, "SELECT count(*) FROM orch_hosts WHERE workers = 2", "2");
   orch_sched_stop(a);
@@ -402,7 +402,7 @@ TEST(sched_takes_over_the_leases_of_a_dead_host) {
   config_for(&cfg, uri, 2, 2, 4);
   orch_threadctx_setup(&cfg);
   orch_sched *s = NULL;
-  ASSERT_OK(orch_sched_start(&s, &cfg, &f.vt, &err));
+  ASSERT_OK(orch_sched_start(&s, &cfg, &f.vt, orch_threadctx_thread_db, &err));
   wait_zero(db, "SELECT count(*) FROM processes WHERE last_status <> 'completed'", 15);
   double took = (double)(orch_now_ns() - t0) / 1e9;
   orch_sched_stop(s);
@@ -440,7 +440,7 @@ TEST(sched_pause_stops_before_the_next_step_and_resume_continues) {
   f.on_run = slow_step;
   orch_sched *s = NULL;
   orch_error err = ORCH_ERROR_INIT;
-  ASSERT_OK(orch_sched_start(&s, &cfg, &f.vt, &err));
+  ASSERT_OK(orch_sched_start(&s, &cfg, &f.vt, orch_threadctx_thread_db, &err));
   while (sql_long(db, "SELECT count(*) FROM process_steps") < 40)
     sleep_ms(5);
   free(sql1(db, "UPDATE engine_settings SET global_lock = true", 0, NULL));
@@ -477,7 +477,7 @@ TEST(sched_waiting_step_runs_again_after_its_backoff) {
   f.retry_delay_s = 1.0;
   orch_sched *s = NULL;
   orch_error err = ORCH_ERROR_INIT;
-  ASSERT_OK(orch_sched_start(&s, &cfg, &f.vt, &err));
+  ASSERT_OK(orch_sched_start(&s, &cfg, &f.vt, orch_threadctx_thread_db, &err));
   wait_zero(db, "SELECT count(*) FROM processes WHERE last_status <> 'completed'", 10);
   orch_sched_stop(s);
   ASSERT_SQL_EQ(db,
@@ -509,7 +509,7 @@ TEST(sched_wakes_idle_workers_and_stops_gracefully) {
   fake_runner_init(&f, 0);
   orch_sched *s = NULL;
   orch_error err = ORCH_ERROR_INIT;
-  ASSERT_OK(orch_sched_start(&s, &cfg, &f.vt, &err));
+  ASSERT_OK(orch_sched_start(&s, &cfg, &f.vt, orch_threadctx_thread_db, &err));
   sleep_ms(300); /* the workers are idle now */
   /* Another host's API: a NOTIFY reaches the listener. */
   long long t0 = orch_now_ns();
@@ -568,10 +568,10 @@ TEST(sched_hung_worker_loses_its_processes) {
   stuck.on_run = hang;
   orch_sched *a = NULL, *b = NULL;
   orch_error err = ORCH_ERROR_INIT;
-  ASSERT_OK(orch_sched_start(&a, &cfg, &stuck.vt, &err));
+  ASSERT_OK(orch_sched_start(&a, &cfg, &stuck.vt, orch_threadctx_thread_db, &err));
   while (sql_long(db, "SELECT count(*) FROM orch_work_queue WHERE lease_owner IS NOT NULL") == 0)
     sleep_ms(10);
-  ASSERT_OK(orch_sched_start(&b, &cfg, &healthy.vt, &err));
+  ASSERT_OK(orch_sched_start(&b, &cfg, &healthy.vt, orch_threadctx_thread_db, &err));
   /* Without the limit, a's heartbeat would keep its lease alive for as long as it hangs. */
   wait_zero(db, "SELECT count(*) FROM processes WHERE last_status <> 'completed'", 10);
   for (int i = 0; i < 400; i++) {
@@ -609,7 +609,7 @@ static pid_t spawn_host(const char *uri) {
   f.on_run = slow_step;
   orch_sched *s = NULL;
   orch_error err = ORCH_ERROR_INIT;
-  if (orch_sched_start(&s, &cfg, &f.vt, &err) != ORCH_OK) _exit(3);
+  if (orch_sched_start(&s, &cfg, &f.vt, orch_threadctx_thread_db, &err) != ORCH_OK) _exit(3);
   orch_db *db = orch_db_new(uri);
   long long until = orch_now_ns() + 60 * 1000000000LL;
   while (orch_now_ns() < until && sql_long(db, "SELECT count(*) FROM orch_work_queue") > 0)
@@ -636,7 +636,7 @@ TEST(sched_survives_sigkill_and_sigstop_of_other_hosts) {
   orch_sched *s = NULL;
   orch_error err = ORCH_ERROR_INIT;
   long long t0 = orch_now_ns();
-  ASSERT_OK(orch_sched_start(&s, &cfg, &f.vt, &err));
+  ASSERT_OK(orch_sched_start(&s, &cfg, &f.vt, orch_threadctx_thread_db, &err));
   sleep_ms(3000);
   kill(stopped, SIGCONT);
   wait_zero(db, "SELECT count(*) FROM processes WHERE last_status <> 'completed'", 60);
@@ -660,11 +660,11 @@ TEST(sched_survives_sigkill_and_sigstop_of_other_hosts) {
   free(uri);
 }
 
-TEST(sched_default_runner_fails_steps_clearly) {
+TEST(sched_unconfigured_runner_fails_steps_clearly) {
   char *uri = new_database();
   orch_db *db = orch_db_new(uri);
   add_processes(db, 1, "SC");
-  orch_engine_params p = {orch_sched_default_runner(), "host-a", 10, 0, 0};
+  orch_engine_params p = {orch_sched_unconfigured_runner(), "host-a", 10, 0, 0};
   drain(&p, db, 2);
   ASSERT_SQL_EQ(db, "SELECT last_status || '|' || failed_reason FROM processes",
                 "failed|no workflow runner is configured");
@@ -848,7 +848,7 @@ TEST(sched_keeper_works_with_more_than_1024_descriptors) {
   fake_runner_init(&f, 0);
   orch_sched *s = NULL;
   orch_error err = ORCH_ERROR_INIT;
-  ASSERT_OK(orch_sched_start(&s, &cfg, &f.vt, &err));
+  ASSERT_OK(orch_sched_start(&s, &cfg, &f.vt, orch_threadctx_thread_db, &err));
   sleep_ms(300);
   orch_db *api = orch_db_new(uri);
   add_processes(api, 1, "SC");
@@ -914,7 +914,7 @@ TEST(sched_database_outage_does_not_repeat_steps) {
   f.slow_ms = 1500;
   orch_sched *s = NULL;
   orch_error err = ORCH_ERROR_INIT;
-  ASSERT_OK(orch_sched_start(&s, &cfg, &f.vt, &err));
+  ASSERT_OK(orch_sched_start(&s, &cfg, &f.vt, orch_threadctx_thread_db, &err));
   while (slow_runs(&f) == 0)
     sleep_ms(10);
   block_database(uri, 1); /* the step is running: its commit will fail */
@@ -1078,12 +1078,13 @@ TEST(sched_slow_step_does_not_hold_its_batch) {
   slow.slow_ms = 6000;
   orch_sched *a = NULL, *b = NULL;
   orch_error err = ORCH_ERROR_INIT;
-  ASSERT_OK(orch_sched_start(&a, &cfg, &slow.vt, &err));
+  ASSERT_OK(orch_sched_start(&a, &cfg, &slow.vt, orch_threadctx_thread_db, &err));
   while (slow_runs(&slow) == 0)
     sleep_ms(5);
   long long t0 = orch_now_ns();
   ASSERT_SQL_EQ(db, "SELECT count(*) FROM orch_work_queue WHERE lease_owner IS NOT NULL", "4");
-  ASSERT_OK(orch_sched_start(&b, &cfg, &other.vt, &err)); /* idle, next to the busy host */
+  ASSERT_OK(orch_sched_start(&b, &cfg, &other.vt, orch_threadctx_thread_db,
+                             &err)); /* idle, next to the busy host */
   wait_zero(db, others_sql, 3);
   double took = (double)(orch_now_ns() - t0) / 1e9;
   if (took > 2.5) FAIL("the processes behind the slow step waited %.1f s", took);
@@ -1127,7 +1128,7 @@ TEST(sched_slow_step_does_not_hold_its_batch) {
   X(sched_wakes_idle_workers_and_stops_gracefully)                                                 \
   X(sched_hung_worker_loses_its_processes)                                                         \
   X(sched_survives_sigkill_and_sigstop_of_other_hosts)                                             \
-  X(sched_default_runner_fails_steps_clearly)                                                      \
+  X(sched_unconfigured_runner_fails_steps_clearly)                                                 \
   X(sched_keeper_works_with_more_than_1024_descriptors)                                            \
   X(sched_database_outage_does_not_repeat_steps)                                                   \
   X(engine_slow_step_hands_back_its_batch_and_fails_at_the_time_limit)                             \
