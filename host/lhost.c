@@ -64,11 +64,12 @@ static int rawfield(lua_State *L, int idx, const char *k) {
 
 static int msgh(lua_State *L) {
   if (lua_type(L, 1) == LUA_TTABLE) {
-    if (rawfield(L, 1, "__problem") != LUA_TNIL) {
+    /* An HTTP problem or a domain error (orch.errors) raised on purpose: no traceback. */
+    if (rawfield(L, 1, "__problem") != LUA_TNIL || rawfield(L, 1, "__error") == LUA_TSTRING) {
       lua_settop(L, 1);
-      return 1; /* an HTTP problem raised on purpose: no traceback needed */
+      return 1;
     }
-    lua_pop(L, 1);
+    lua_pop(L, 2);
   }
   const char *msg = luaL_tolstring(L, 1, NULL); /* 1 err, 2 msg */
   lua_createtable(L, 0, 4);                     /* 3 result */
@@ -521,6 +522,15 @@ static int read_response(lua_State *L) {
 /* Protected: 1 the response, 2 the error object. Returns whether it was a problem. */
 static int problem_protected(lua_State *L) {
   orch_http_response *resp = lua_touserdata(L, 1);
+  if (lua_type(L, 2) == LUA_TTABLE && rawfield(L, 2, "__error") == LUA_TSTRING) {
+    /* A domain error: the API's table says which problem it is (policy in Lua). */
+    orch_sandbox_require(L, "orch.api.errors");
+    lua_getfield(L, -1, "to_problem");
+    lua_pushvalue(L, 2);
+    lua_call(L, 1, 1);
+    lua_replace(L, 2);
+    lua_settop(L, 2);
+  }
   if (lua_type(L, 2) != LUA_TTABLE || rawfield(L, 2, "__problem") == LUA_TNIL) {
     lua_pushboolean(L, 0);
     return 1;
@@ -542,7 +552,8 @@ static int problem_protected(lua_State *L) {
   return 1;
 }
 
-/* A problem error raised on purpose: {__problem=true, status=, detail=} (on top; kept). */
+/* A problem raised on purpose: {__problem=true, status=, detail=} or a domain error
+   {__error=kind, ...} (orch.errors) mapped by orch.api.errors (on top; kept). */
 static int problem_from_error(lua_State *L, orch_http_response *resp) {
   lua_pushcfunction(L, problem_protected);
   lua_pushlightuserdata(L, resp);

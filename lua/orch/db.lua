@@ -2,6 +2,7 @@
 -- connection (see host/lapi_db.c). Values come back typed: booleans,
 -- integers, numbers, strings; SQL NULL is nil; json/jsonb columns decoded.
 
+local errors = require("orch.errors")
 local json = require("orch.json")
 local C = orch._db
 
@@ -45,7 +46,7 @@ function db.must(sql, ...)
   if not rows then
     -- SQLSTATE class 22: data exception
     if in_request and type(err.sqlstate) == "string" and err.sqlstate:sub(1, 2) == "22" then
-      require("orch.http").raise(400, "Invalid value: " .. tostring(err.message):gsub("^ERROR:%s*", ""))
+      errors.raise("invalid", "Invalid value: " .. tostring(err.message):gsub("^ERROR:%s*", ""))
     end
     error("database: " .. err.message, 2)
   end

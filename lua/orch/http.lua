@@ -33,14 +33,6 @@ function http.raise(status, detail)
   error(http.problem(status, detail), 0)
 end
 
--- Raise an error answer whose whole JSON body is given (e.g. the forms protocol's
--- 510 FormNotCompleteError and 400 FormValidationError bodies).
-function http.raise_body(status, body)
-  local p = http.problem(status, body.detail or body.title)
-  p.body_json = require("orch.json").encode(body)
-  error(p, 0)
-end
-
 -- Raise FastAPI's answer to a request body that fails validation: 422 with
 -- {"detail": [{"type", "loc", "msg", "input"}, ...]} (plus our "status" and
 -- "title"). errors: a list of {type=, loc={"body", ...}, msg=, input=}.

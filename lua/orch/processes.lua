@@ -1,6 +1,7 @@
 -- Processes: start, resume/retry, abort, delete and callbacks, with
--- orchestrator-core's rules and status codes. The HTTP handlers
--- (lua/orch/api/processes.lua) and the built-in tasks call these.
+-- orchestrator-core's rules. The HTTP handlers (lua/orch/api/processes.lua), the
+-- built-in tasks and the schedules call these; refusals are domain errors
+-- (orch.errors), which the API answers with core's status codes (orch.api.errors).
 --
 -- Every transition runs in one transaction that locks the processes row
 -- (SELECT ... FOR UPDATE), so identical concurrent requests serialise: the
@@ -10,7 +11,7 @@
 
 local db = require("orch.db")
 local json = require("orch.json")
-local http = require("orch.http")
+local errors = require("orch.errors")
 local events = require("orch.events")
 local workflow = require("orch.workflow")
 local forms = require("orch.forms")
@@ -30,7 +31,7 @@ end
 
 function processes.check_engine_unlocked()
   if engine_locked() then
-    http.raise(503, "Engine is locked cannot accept changes on processes at this time")
+    errors.raise("unavailable", "Engine is locked cannot accept changes on processes at this time")
   end
 end
 
@@ -113,7 +114,7 @@ function processes.form_context(wf, user)
                     FROM subscriptions WHERE subscription_id = $1]], id)
   end
   function ctx.check_subscription(sub, workflow_name, target)
-    local available = require("orch.api.subscription_actions").available(sub.subscription_id)
+    local available = require("orch.subscription_actions").available(sub.subscription_id)
     for _, entry in ipairs(available and available[(target or "MODIFY"):lower()] or {}) do
       if entry.name == workflow_name then
         if entry.reason then
@@ -131,7 +132,8 @@ end
 local function post_form(form, state, inputs, ctx)
   local outcome = forms.post_form(form, state, inputs, ctx)
   if not outcome.complete then
-    http.raise_body(outcome.status, outcome.body)
+    errors.raise(outcome.status == 510 and "form_not_complete" or "form_invalid", outcome.body.detail
+      or outcome.body.title, outcome.body)
   end
   return outcome.result or {}
 end
@@ -144,50 +146,12 @@ local function check_run_predicate(wf)
   if wf.run_predicate then
     local ok, message = wf.run_predicate({ workflow = wf })
     if not ok then
-      http.raise(412, message or "Start predicate not satisfied")
+      errors.raise("precondition", message or "Start predicate not satisfied")
     end
   end
 end
 
 -- ---- workflow RBAC (core's semantics; docs/security.md) ----
-
--- The callback deciding `action` ("start", "resume", "retry") for a user:
--- start: the workflow's authorize_callback. resume (a suspended process): the
--- latest resume_auth_callback among the executed steps and the current one, else
--- authorize_callback. retry: the latest step retry_auth_callback or
--- resume_auth_callback, else the workflow's retry_auth_callback, else authorize_callback.
-local function auth_callback(wf, action, at)
-  if action ~= "start" and at then
-    for i = math.min(at.index + 1, #wf.steps), 1, -1 do
-      local s = wf.steps[i]
-      if action == "retry" and s.retry_auth_callback then
-        return s.retry_auth_callback
-      end
-      if s.resume_auth_callback then
-        return s.resume_auth_callback
-      end
-    end
-  end
-  if action == "retry" and wf.retry_auth_callback then
-    return wf.retry_auth_callback
-  end
-  return wf.authorize_callback
-end
-
--- allowed(wf, action, user [, at]) -> boolean; user is the authenticated user table
--- (nil with auth off). A callback that raises denies (logged).
-function processes.allowed(wf, action, user, at)
-  local cb = wf and auth_callback(wf, action, at)
-  if not cb then
-    return true
-  end
-  local ok, verdict = pcall(cb, user)
-  if not ok then
-    orch.log.error("auth callback of workflow " .. wf.name .. " failed (denied):", tostring(verdict))
-    return false
-  end
-  return verdict == true
-end
 
 -- start(name, inputs, {user, reporter, idempotency_key}) -> pid
 -- A workflow with a run predicate is checked before its form (412 comes first)
@@ -199,7 +163,7 @@ function processes.start(name, inputs, opts)
   local wf = workflow.get(name)
   local row = workflow_row(name)
   if not wf or not row then
-    http.raise(404, "Workflow does not exist")
+    errors.raise("not_found", "Workflow does not exist")
   end
   processes.check_engine_unlocked()
   if opts.idempotency_key then
@@ -208,8 +172,8 @@ function processes.start(name, inputs, opts)
       return existing.pid, true
     end
   end
-  if not processes.allowed(wf, "start", opts.user_info) then
-    http.raise(403, "User is not authorized to execute '" .. name .. "' workflow")
+  if not workflow.allowed(wf, "start", opts.user_info) then
+    errors.raise("forbidden", "User is not authorized to execute '" .. name .. "' workflow")
   end
   check_run_predicate(wf)
   local user = opts.reporter or opts.user or "SYSTEM"
@@ -342,14 +306,14 @@ end
 
 local function lock_process(pid)
   if not orch.uuid.valid(pid) then
-    http.raise(422, "process_id is not a valid UUID")
+    errors.raise("invalid_parameter", "process_id is not a valid UUID")
   end
   local p = db.one([[SELECT p.pid::text, p.last_status, p.is_task, p.created_by, w.name AS workflow_name,
                             w.target AS workflow_target
                      FROM processes p JOIN workflows w ON w.workflow_id = p.workflow_id
                      WHERE p.pid = $1 FOR UPDATE OF p]], pid)
   if not p then
-    http.raise(404, "Process not found")
+    errors.raise("not_found", "Process not found")
   end
   return p
 end
@@ -386,12 +350,12 @@ function processes.resume(pid, inputs, opts)
     -- twice would be the double resume of core's issue #242.
     local queued = db.one("SELECT 1 AS yes FROM orch_work_queue WHERE pid = $1", pid)
     if not RESUMABLE[p.last_status] or (queued and p.last_status ~= "waiting") then
-      http.raise(409, "Resuming a " .. p.last_status:lower() .. " workflow is not possible")
+      errors.raise("conflict", "Resuming a " .. p.last_status:lower() .. " workflow is not possible")
     end
     processes.check_engine_unlocked()
     local wf = workflow.get(p.workflow_name)
     if not wf then
-      http.raise(409, "This workflow cannot be resumed because it has been removed")
+      errors.raise("conflict", "This workflow cannot be resumed because it has been removed")
     end
     local at, reason = processes.recover(pid, wf)
     if not at then
@@ -404,8 +368,8 @@ function processes.resume(pid, inputs, opts)
     local state = at.state
     local index = at.index
     local action = p.last_status == "suspended" and "resume" or "retry"
-    if not processes.allowed(wf, action, opts.user_info, at) then
-      http.raise(403, "User is not authorized to " .. action .. " this workflow")
+    if not workflow.allowed(wf, action, opts.user_info, at) then
+      errors.raise("forbidden", "User is not authorized to " .. action .. " this workflow")
     end
     if p.last_status == "suspended" then
       local step = wf.steps[index + 1]
@@ -438,7 +402,7 @@ function processes.resume(pid, inputs, opts)
   end)
   changed(pid)
   if outcome.conflict then
-    http.raise(409, outcome.conflict)
+    errors.raise("conflict", outcome.conflict)
   end
   return true
 end
@@ -470,7 +434,7 @@ function processes.delete(pid)
   db.transaction(function()
     local p = lock_process(pid)
     if not p.is_task then
-      http.raise(400, "Only tasks can be deleted")
+      errors.raise("invalid", "Only tasks can be deleted")
     end
     db.must("DELETE FROM processes WHERE pid = $1", pid)
   end)
@@ -482,13 +446,13 @@ end
 local function awaiting(pid, token)
   local p = lock_process(pid)
   if p.last_status ~= "awaiting_callback" then
-    http.raise(409, "This process is not in an awaiting state.")
+    errors.raise("conflict", "This process is not in an awaiting state.")
   end
   local rows = step_rows(pid)
   local last = rows[#rows]
   local expected = last and type(last.state) == "table" and last.state.__callback_token
   if type(expected) ~= "string" or not orch.uuid.equal(expected, token) then
-    http.raise(404, "Invalid token")
+    errors.raise("not_found", "Invalid token")
   end
   return p, last
 end
@@ -500,7 +464,7 @@ function processes.callback(pid, token, payload)
     local p, last = awaiting(pid, token)
     local wf = workflow.get(p.workflow_name)
     if not wf then
-      http.raise(409, "This workflow cannot be resumed because it has been removed")
+      errors.raise("conflict", "This workflow cannot be resumed because it has been removed")
     end
     local state = last.state
     local key = state.__callback_result_key or "callback_result"
@@ -509,7 +473,7 @@ function processes.callback(pid, token, payload)
     db.must("UPDATE process_steps SET state = $2::jsonb WHERE stepid = $1", last.stepid, json.encode(state))
     local at, reason = processes.recover(pid, wf)
     if not at then
-      http.raise(409, reason)
+      errors.raise("conflict", reason)
     end
     queue(pid, at.index, state)
     set_status(pid, "resumed", nil, false)
@@ -535,7 +499,7 @@ function processes.resume_all(user)
   processes.check_engine_unlocked()
   local got = db.one("SELECT pg_try_advisory_lock(hashtext('orch resume-all')) AS ok")
   if not got.ok then
-    http.raise(409, "Another request to resume all processes is in progress")
+    errors.raise("conflict", "Another request to resume all processes is in progress")
   end
   local ok, count = pcall(function()
     local rows = db.must([[SELECT pid::text FROM processes WHERE is_task
@@ -554,6 +518,80 @@ function processes.resume_all(user)
     error(count, 0)
   end
   return count
+end
+
+local FINISHED = { success = true, skipped = true, complete = true }
+
+-- Keys of `new` whose values differ from `old` (core's get_dict_updates).
+local function delta(old, new)
+  if type(new) ~= "table" then
+    return new
+  end
+  local d = {}
+  for k, v in pairs(new) do
+    if type(old) ~= "table" or json.encode(old[k]) ~= json.encode(v) then
+      d[k] = v
+    end
+  end
+  return d
+end
+
+local function nn(v)
+  if v == nil then
+    return json.null
+  end
+  return v
+end
+
+-- detail(pid, wf, last_status, time) -> {steps, current_state, form}: what the detail of a
+-- process shows besides its row (REST GET /api/processes/{id} and GraphQL's Process.steps,
+-- currentState and form read it). steps: the recorded steps in order, with the state each
+-- changed (state_delta), then the workflow's steps still to run as "pending"; current_state:
+-- the newest state (the queue row's while the process is queued); form: the input form of a
+-- suspended process (nil otherwise). time(column) is the SQL of a timestamp as the caller's
+-- wire format wants it (epoch seconds for REST, ISO text for GraphQL).
+function processes.detail(pid, wf, last_status, time)
+  local steps = db.must("SELECT stepid::text, name, status, state, created_by, " .. time("started_at")
+    .. " AS started, " .. time("completed_at") .. [[ AS completed, commit_hash
+    FROM process_steps WHERE pid = $1 ORDER BY completed_at, started_at]], pid)
+  local list = json.array()
+  local previous
+  for _, s in ipairs(steps) do
+    list[#list + 1] = {
+      name = s.name, status = s.status, state = nn(s.state), created_by = nn(s.created_by),
+      step_id = s.stepid, stepid = s.stepid, executed = s.completed, started = s.started,
+      completed = s.completed, commit_hash = nn(s.commit_hash),
+      state_delta = previous and delta(previous.state, s.state) or nn(s.state),
+    }
+    if FINISHED[s.status] then
+      previous = s
+    end
+  end
+  local at = processes.recover(pid, wf)
+  local current = at and at.state or {}
+  -- A queued process (created, resumed, running) carries its newest state in the queue row.
+  local queued = db.one("SELECT state FROM orch_work_queue WHERE pid = $1", pid)
+  if queued then
+    current = queued.state
+  end
+  local form
+  if at and wf and last_status ~= "completed" and last_status ~= "aborted" then
+    local from = at.index + 1
+    if steps[#steps] and FINISHED[steps[#steps].status] == nil and wf.steps[from]
+      and wf.steps[from].name == steps[#steps].name then
+      from = from + 1 -- the failed/suspended step is already listed
+    end
+    for i = from, #wf.steps do
+      list[#list + 1] = { name = wf.steps[i].name, status = "pending" }
+    end
+    if last_status == "suspended" then
+      local step = wf.steps[at.index + 1]
+      if step and step.form then
+        form = forms.generate_form(step.form, current, {}, processes.form_context(wf, "SYSTEM")) or json.null
+      end
+    end
+  end
+  return { steps = list, current_state = current, form = form }
 end
 
 return processes

@@ -454,4 +454,42 @@ function workflow.step_index(wf, name)
   return nil
 end
 
+-- The callback deciding `action` ("start", "resume", "retry") for a user:
+-- start: the workflow's authorize_callback. resume (a suspended process): the
+-- latest resume_auth_callback among the executed steps and the current one, else
+-- authorize_callback. retry: the latest step retry_auth_callback or
+-- resume_auth_callback, else the workflow's retry_auth_callback, else authorize_callback.
+local function auth_callback(wf, action, at)
+  if action ~= "start" and at then
+    for i = math.min(at.index + 1, #wf.steps), 1, -1 do
+      local s = wf.steps[i]
+      if action == "retry" and s.retry_auth_callback then
+        return s.retry_auth_callback
+      end
+      if s.resume_auth_callback then
+        return s.resume_auth_callback
+      end
+    end
+  end
+  if action == "retry" and wf.retry_auth_callback then
+    return wf.retry_auth_callback
+  end
+  return wf.authorize_callback
+end
+
+-- allowed(wf, action, user [, at]) -> boolean; user is the authenticated user table
+-- (nil with auth off). A callback that raises denies (logged).
+function workflow.allowed(wf, action, user, at)
+  local cb = wf and auth_callback(wf, action, at)
+  if not cb then
+    return true
+  end
+  local ok, verdict = pcall(cb, user)
+  if not ok then
+    orch.log.error("auth callback of workflow " .. wf.name .. " failed (denied):", tostring(verdict))
+    return false
+  end
+  return verdict == true
+end
+
 return workflow

@@ -65,7 +65,7 @@ end
 -- Input: "query" or "query\nfield\nvalue" (a filterBy term too).
 function M.search(text)
   local sq = require("orch.search_query")
-  local connection = require("orch.graphql.connection")
+  local list_query = require("orch.query")
   local query, field, value = text, nil, nil
   local nl = text:find("\n", 1, true)
   if nl then
@@ -96,13 +96,13 @@ function M.search(text)
       args.filterBy = { { field = field, value = value } }
       args.sortBy = { { field = field, order = (#value % 2 == 0) and "ASC" or "DESC" } }
     end
-    local _, conds, msg = call("connection.clauses", connection.clauses, args, spec, info)
+    local _, conds, msg = call("query.clauses", list_query.clauses, args, spec, info)
     if conds == nil and is_internal(msg) then
-      fail("connection.clauses", msg)
+      fail("query.clauses", msg)
     end
     for _, m in ipairs(errors) do
       if is_internal(m) then
-        fail("connection.clauses", m)
+        fail("query.clauses", m)
       end
     end
   end

@@ -34,12 +34,13 @@ local function literal(v)
 end
 
 describe("generated SQL on PostgreSQL", function()
-  local dir, db, sq, connection
+  local dir, db, sq, connection, query
 
   setup(function()
     fake.install()
     sq = require("orch.search_query")
     connection = require("orch.graphql.connection")
+    query = require("orch.query")
     dir = H.pg_dir()
     db = H.new_database(dir)
     H.psql(dir, db, "CREATE TABLE items (item_id uuid PRIMARY KEY, name text NOT NULL, tag text NOT NULL, note text,"
@@ -131,7 +132,7 @@ describe("generated SQL on PostgreSQL", function()
       default_sort = "i.started_at DESC",
       tiebreak = "i.item_id",
     }
-    local plan = connection.plan({ first = 2, after = 1, filterBy = { { field = "isTask", value = "false" } },
+    local plan = query.plan({ first = 2, after = 1, filterBy = { { field = "isTask", value = "false" } },
       query = "-name:modify*" }, spec)
     local rows = run(plan.sql, plan.params)
     local page = connection.result(rows, plan.first, plan.after, tonumber(run(plan.count_sql, plan.params,
@@ -139,7 +140,7 @@ describe("generated SQL on PostgreSQL", function()
     assert.are.same({ "create_port", "create_node" }, page.page)
     assert.are.same({ hasNextPage = false, hasPreviousPage = true, startCursor = 1, endCursor = 2, totalItems = 3,
       sortFields = {}, filterFields = {} }, page.pageInfo)
-    plan = connection.plan({ first = 3, sortBy = { { field = "name", order = "ASC" } } }, spec)
+    plan = query.plan({ first = 3, sortBy = { { field = "name", order = "ASC" } } }, spec)
     rows = run(plan.sql, plan.params)
     assert.are.same({ "create_node", "create_port", "modify_node", "task_clean_up" }, rows)
   end)

@@ -1,9 +1,9 @@
--- orch.graphql.connection: core's offset Connection (page + pageInfo), the SQL plan for
--- first/after/sortBy/filterBy/query, running it through orch.db, and in-memory lists.
+-- orch.graphql.connection: core's offset Connection (page + pageInfo) and in-memory lists;
+-- orch.query: the SQL plan for first/after/sortBy/filterBy/query, run through orch.db.
 local fake = require("helpers.fake_host")
 
 describe("orch.graphql.connection", function()
-  local connection, graphql, json
+  local connection, graphql, json, query
 
   local SPEC = {
     select = "p.process_id, p.workflow_name",
@@ -30,6 +30,7 @@ describe("orch.graphql.connection", function()
   before_each(function()
     fake.install()
     connection = require("orch.graphql.connection")
+    query = require("orch.query")
     graphql = require("orch.graphql")
     json = require("orch.json")
   end)
@@ -50,7 +51,7 @@ describe("orch.graphql.connection", function()
 
   it("plans the page and count queries with placeholders after the fixed ones", function()
     local errors, info = recorder()
-    local plan = connection.plan({
+    local plan = query.plan({
       first = 15,
       after = 30,
       sortBy = { { field = "workflowName", order = "DESC" }, { field = "startedAt", order = "ASC" } },
@@ -73,7 +74,7 @@ describe("orch.graphql.connection", function()
 
   it("uses the default sort and reports invalid sorts and filters", function()
     local errors, info = recorder()
-    local plan = connection.plan({ sortBy = { { field = "nope", order = "ASC" } },
+    local plan = query.plan({ sortBy = { { field = "nope", order = "ASC" } },
       filterBy = { { field = "color", value = "red" } } }, SPEC, info)
     assert.are.equal("SELECT p.process_id, p.workflow_name FROM processes p WHERE (p.is_task = $1) AND (FALSE)"
       .. " ORDER BY p.started_at DESC, p.process_id LIMIT $2 OFFSET $3", plan.sql)
@@ -82,7 +83,7 @@ describe("orch.graphql.connection", function()
       "Invalid filter arguments (invalid_filters=color valid_filter_keys=isTask,lastStatus,workflowName)",
       "Invalid sort arguments (invalid_sorting=nope valid_sort_keys=startedAt,workflowName)",
     }, errors)
-    local bad, err = connection.plan({ query = "(unbalanced" }, SPEC)
+    local bad, err = query.plan({ query = "(unbalanced" }, SPEC)
     assert.is_nil(bad)
     assert.are.equal('Invalid query: Expected ")", got end of query at position 12', err)
   end)
@@ -96,7 +97,7 @@ describe("orch.graphql.connection", function()
           Query = {
             fields = {
               processes = { type = "ProcessConnection!", args = connection.ARGS, resolve = function(args, _, info)
-                return connection.run(args, SPEC, info, function(row)
+                return query.run(args, SPEC, info, function(row)
                   return { processId = row.process_id, workflowName = row.workflow_name }
                 end)
               end },

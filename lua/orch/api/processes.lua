@@ -328,22 +328,6 @@ end
 
 -- ---- detail ----
 
-local FINISHED = { success = true, skipped = true, complete = true }
-
--- Keys of `new` whose values differ from `old` (core's get_dict_updates).
-local function delta(old, new)
-  if type(new) ~= "table" then
-    return new
-  end
-  local d = {}
-  for k, v in pairs(new) do
-    if type(old) ~= "table" or json.encode(old[k]) ~= json.encode(v) then
-      d[k] = v
-    end
-  end
-  return d
-end
-
 function api.get(req)
   local pid = req.params.process_id
   check_uuid(pid, "process_id")
@@ -352,51 +336,12 @@ function api.get(req)
     http.raise(404, "Process not found")
   end
   local out = process_json(row)
-  -- GraphQL reads its steps from here with ISO timestamps (req.timestamps = "iso").
-  local time = req.timestamps == "iso" and function(c) return "orch_iso(" .. c .. ")" end or ts
-  local steps = db.must("SELECT stepid::text, name, status, state, created_by, " .. time("started_at")
-    .. " AS started, " .. time("completed_at") .. [[ AS completed, commit_hash
-    FROM process_steps WHERE pid = $1 ORDER BY completed_at, started_at]], pid)
-  local list = json.array()
-  local previous
-  for _, s in ipairs(steps) do
-    list[#list + 1] = {
-      name = s.name, status = s.status, state = n(s.state), created_by = n(s.created_by),
-      step_id = s.stepid, stepid = s.stepid, executed = s.completed, started = s.started,
-      completed = s.completed, commit_hash = n(s.commit_hash),
-      state_delta = previous and delta(previous.state, s.state) or n(s.state),
-    }
-    if FINISHED[s.status] then
-      previous = s
-    end
+  local detail = processes.detail(pid, workflow.get(row.workflow_name), row.last_status, ts)
+  out.steps = detail.steps
+  out.current_state = detail.current_state
+  if detail.form ~= nil then
+    out.form = detail.form
   end
-  local wf = workflow.get(row.workflow_name)
-  local at = processes.recover(pid, wf)
-  local current = at and at.state or {}
-  -- A queued process (created, resumed, running) carries its newest state in the queue row.
-  local queued = db.one("SELECT state FROM orch_work_queue WHERE pid = $1", pid)
-  if queued then
-    current = queued.state
-  end
-  if at and wf and row.last_status ~= "completed" and row.last_status ~= "aborted" then
-    local from = at.index + 1
-    if steps[#steps] and FINISHED[steps[#steps].status] == nil and wf.steps[from]
-      and wf.steps[from].name == steps[#steps].name then
-      from = from + 1 -- the failed/suspended step is already listed
-    end
-    for i = from, #wf.steps do
-      list[#list + 1] = { name = wf.steps[i].name, status = "pending" }
-    end
-    if row.last_status == "suspended" then
-      local step = wf.steps[at.index + 1]
-      local forms = require("orch.forms")
-      if step and step.form then
-        out.form = forms.generate_form(step.form, current, {}, processes.form_context(wf, "SYSTEM")) or null
-      end
-    end
-  end
-  out.steps = list
-  out.current_state = current
   return 200, require("orch.redact").value(out) -- no callback tokens in answers
 end
 

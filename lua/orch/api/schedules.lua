@@ -6,7 +6,6 @@
 
 local http = require("orch.http")
 local json = require("orch.json")
-local processes = require("orch.processes")
 local schedules = require("orch.schedules")
 local store = require("orch.schedules.store")
 local workflow = require("orch.workflow")
@@ -56,7 +55,7 @@ end
 -- the task's authorize_callback decides for the caller (req.user, nil with auth off), 403 as
 -- a refused start.
 local function check_allowed(wf, req)
-  if wf and not processes.allowed(wf, "start", req.user) then
+  if wf and not workflow.allowed(wf, "start", req.user) then
     http.raise(403, "User is not authorized to schedule '" .. wf.name .. "' task")
   end
 end

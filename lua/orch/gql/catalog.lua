@@ -186,7 +186,7 @@ local PRODUCT_WORKFLOWS = children("SELECT pw.product_id::text AS owner, w.workf
   .. " w.target, w.description, w.is_task, orch_iso(w.created_at) AS created_at FROM products_workflows pw"
   .. " JOIN workflows w ON w.workflow_id = pw.workflow_id WHERE pw.product_id = ANY($1::uuid[])"
   .. " AND w.deleted_at IS NULL ORDER BY w.name", function(rows)
-    return require("orch.gql.workflows").load(rows)
+    return common.area("workflows").load(rows)
   end)
 
 -- Products of the page's workflows (Workflow.products).
@@ -226,11 +226,11 @@ function M.types(T)
         type = "SubscriptionConnection!",
         args = connection.ARGS,
         resolve = common.nested_field(function()
-          local spec = require("orch.gql.subscriptions").spec()
+          local spec = common.area("subscriptions").spec()
           spec.parent = "s.product_id"
           return spec
         end, "product_id", function(rows)
-          return require("orch.gql.subscriptions").load(rows)
+          return common.area("subscriptions").load(rows)
         end),
       },
     },

@@ -5,6 +5,7 @@
 local db = require("orch.db")
 local json = require("orch.json")
 local connection = require("orch.graphql.connection")
+local query = require("orch.query")
 
 local null = json.null
 
@@ -12,6 +13,23 @@ local common = {}
 
 -- core's DEFAULT_CUSTOMER_* settings (used when no product provides customers).
 common.DEFAULT_CUSTOMER = require("orch.gql.customers").DEFAULT
+
+-- The schema's areas (processes, subscriptions, catalog, workflows, misc) by name, registered
+-- by orch.gql as it loads them: an area reaches another's loaders for nested fields through
+-- here at resolve time, never by requiring it (the areas would require each other).
+local areas = {}
+
+function common.register_area(name, area)
+  areas[name] = area
+end
+
+function common.area(name)
+  local area = areas[name]
+  if not area then
+    error("orch.gql: area '" .. tostring(name) .. "' is not registered (the schema is built by orch.gql)", 2)
+  end
+  return area
+end
 
 function common.nn(v)
   if v == nil then
@@ -114,11 +132,11 @@ function common.exists(subquery, inner, partial)
 end
 
 -- WHERE conditions and ORDER BY of a connection's arguments (core's filterBy, query and
--- sortBy) for a list spec, as orch.graphql.connection.plan builds them. Invalid filter
+-- sortBy) for a list spec, as orch.query.plan builds them. Invalid filter
 -- fields are reported on `info` and empty the list; invalid sort fields are reported.
 -- Returns conds (array of SQL), params, order (array of SQL), sort_fields, filter_fields.
 function common.clauses(args, spec, info, params)
-  local conds, p, order, sort_fields, filter_fields = connection.clauses(args, spec, info, params)
+  local conds, p, order, sort_fields, filter_fields = query.clauses(args, spec, info, params)
   if not conds then
     raise(p)
   end

@@ -2,6 +2,7 @@
 -- orchestrator UI queries them (docs/graphql.md, "The API schema"). Each area lives in
 -- its own module and adds its types and root fields here.
 
+local common = require("orch.gql.common")
 local connection = require("orch.graphql.connection")
 
 local AREAS = {
@@ -16,6 +17,7 @@ return function()
     local types, query = {}, { fields = {} }
     for _, name in ipairs(AREAS) do
       local area = require(name)
+      common.register_area(name:match("[^.]+$"), area)
       area.types(types)
       area.root(query.fields)
     end

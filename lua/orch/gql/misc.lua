@@ -28,12 +28,12 @@ function M.types(T)
         type = "SubscriptionConnection!",
         args = connection.ARGS,
         resolve = common.nested_field(function()
-          local spec = require("orch.gql.subscriptions").spec()
+          local spec = common.area("subscriptions").spec()
           spec.parent = "s.customer_id"
           spec.parent_type = "text"
           return spec
         end, "customer_id", function(rows)
-          return require("orch.gql.subscriptions").load(rows)
+          return common.area("subscriptions").load(rows)
         end),
       },
     },

@@ -113,13 +113,17 @@ local function first_linked(parent, info)
   return list and list[1]
 end
 
--- Steps, current state and form come from the REST detail (lua/orch/api/processes.lua):
+local function iso(column)
+  return "orch_iso(" .. column .. ")"
+end
+
+-- Steps, current state and form: the detail service the REST detail uses too (orch.processes),
 -- one process at a time, as core does; the UI asks for them on the detail page only.
 local function detail(parent)
   if not parent._detail then
-    local ok, _, out = pcall(require("orch.api.processes").get,
-      { params = { process_id = parent.process_id }, timestamps = "iso" })
-    parent._detail = ok and out or {}
+    local wf = require("orch.workflow").get(parent.workflow_name)
+    parent._detail = require("orch.redact").value(
+      require("orch.processes").detail(parent.process_id, wf, tostring(parent.last_status):lower(), iso))
   end
   return parent._detail
 end
@@ -171,7 +175,7 @@ function M.types(T)
         type = "Product",
         resolve = function(parent, _, ctx, info)
           local s = first_linked(parent, info)
-          return s and require("orch.gql.catalog").product_by_id(ctx, s.product_id)
+          return s and common.area("catalog").product_by_id(ctx, s.product_id)
         end,
       },
       customer = {
@@ -196,12 +200,12 @@ function M.types(T)
       userPermissions = {
         type = "FormUserPermissions!",
         resolve = function(parent, _, ctx)
-          local processes = require("orch.processes")
+          local workflow = require("orch.workflow")
           local user = type(ctx) == "table" and ctx.request and ctx.request.user or nil
-          local wf = require("orch.workflow").get(parent.workflow_name)
-          local at = wf and processes.recover(parent.process_id, wf)
-          return { retryAllowed = processes.allowed(wf, "retry", user, at),
-            resumeAllowed = processes.allowed(wf, "resume", user, at) }
+          local wf = workflow.get(parent.workflow_name)
+          local at = wf and require("orch.processes").recover(parent.process_id, wf)
+          return { retryAllowed = workflow.allowed(wf, "retry", user, at),
+            resumeAllowed = workflow.allowed(wf, "resume", user, at) }
         end,
       },
       steps = { type = "[ProcessStep!]!", resolve = steps },
@@ -221,11 +225,11 @@ function M.types(T)
         type = "SubscriptionConnection!",
         args = connection.ARGS,
         resolve = common.nested_field(function()
-          return require("orch.gql.subscriptions").spec(
+          return common.area("subscriptions").spec(
             "subscriptions s JOIN processes_subscriptions ps_link ON ps_link.subscription_id = s.subscription_id",
             "ps_link.pid")
         end, "process_id", function(rows, sel)
-          return require("orch.gql.subscriptions").load(rows, sel)
+          return common.area("subscriptions").load(rows, sel)
         end),
       },
     },

@@ -251,7 +251,7 @@ function M.types(T)
       product = {
         type = "Product!",
         resolve = function(parent, _, ctx)
-          return require("orch.gql.catalog").product_by_id(ctx, parent.product_id)
+          return common.area("catalog").product_by_id(ctx, parent.product_id)
         end,
       },
       customer = {
@@ -309,13 +309,13 @@ function M.types(T)
         type = "ProcessConnection!",
         args = connection.ARGS,
         resolve = common.nested_field(function()
-          local P = require("orch.gql.processes")
+          local P = common.area("processes")
           local spec = P.spec("processes p JOIN workflows w ON w.workflow_id = p.workflow_id "
             .. "JOIN processes_subscriptions ps_link ON ps_link.pid = p.pid")
           spec.parent = "ps_link.subscription_id"
           return spec
         end, "subscription_id", function(rows)
-          return require("orch.gql.processes").load(rows)
+          return common.area("processes").load(rows)
         end),
       },
       inUseBySubscriptions = {

@@ -64,13 +64,13 @@ function M.types(T)
         type = "Boolean!",
         resolve = function(parent, _, ctx)
           local user = type(ctx) == "table" and ctx.request and ctx.request.user or nil
-          return require("orch.processes").allowed(require("orch.workflow").get(parent.name), "start", user)
+          return workflow.allowed(workflow.get(parent.name), "start", user)
         end,
       },
       products = {
         type = "[Product!]!",
         resolve = common.list_field("workflow_id", function(ids)
-          return require("orch.gql.catalog").products_of_workflows(ids)
+          return common.area("catalog").products_of_workflows(ids)
         end),
       },
       steps = { type = "[WorkflowStep!]!", resolve = steps },

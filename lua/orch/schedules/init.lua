@@ -11,6 +11,7 @@
 -- would start them, with an idempotency key made of the run's key. So each due time runs
 -- once, whichever hosts are up, and a host that dies mid-way leaves a claim that lapses.
 
+local errors = require("orch.errors")
 local json = require("orch.json")
 local cron = require("orch.schedules.cron")
 local store = require("orch.schedules.store")
@@ -518,17 +519,21 @@ local function fire_due(limit, grace)
   end)
 end
 
+-- A start the engine's state refused (not a failure of the schedule).
+local REFUSED = { precondition = true, unavailable = true, conflict = true }
+
 -- What a refused or failed start says, from the error processes.start raised.
 local function start_outcome(err)
-  if type(err) == "table" and err.__problem then
+  local kind = errors.kind(err)
+  if kind then
     local detail = err.detail
     if type(detail) ~= "string" then
-      detail = err.body_json or json.encode(detail)
+      detail = json.encode(err.body or detail)
     end
-    if err.status == 412 or err.status == 503 or err.status == 409 then
+    if REFUSED[kind] then
       return "refused", detail
     end
-    return "failed", string.format("%d: %s", err.status, detail)
+    return "failed", string.format("%s: %s", kind, detail)
   end
   return "failed", type(err) == "table" and (err.message or json.encode(err)) or tostring(err)
 end
