@@ -65,6 +65,13 @@ void orch_buf_json_string(orch_buf *b, const char *s, size_t len) {
   orch_buf_append(b, "\"", 1);
 }
 
+void orch_buf_json_cstr(orch_buf *b, const char *s) {
+  if (s)
+    orch_buf_json_string(b, s, strlen(s));
+  else
+    orch_buf_puts(b, "null");
+}
+
 char *orch_buf_take(orch_buf *b, size_t *len) {
   if (!b->data) orch_buf_append(b, "", 0);
   char *d = b->data;

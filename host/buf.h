@@ -23,6 +23,8 @@ void orch_buf_puts(orch_buf *b, const char *s);
 void orch_buf_printf(orch_buf *b, const char *fmt, ...) ORCH_PRINTF(2, 3);
 /* Append `s` as a JSON string literal, quotes included. */
 void orch_buf_json_string(orch_buf *b, const char *s, size_t len);
+/* Append the C string s as a JSON string literal, or null when s is NULL. */
+void orch_buf_json_cstr(orch_buf *b, const char *s);
 /*
  * Decode a JSON string literal ("...") into a malloc'd C string; NULL if the text is
  * not one. \u escapes of the BMP only (the host's own reports are ASCII or UTF-8

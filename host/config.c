@@ -13,89 +13,92 @@
 
 enum kind { K_STR, K_INT, K_SIZE, K_LONG, K_LEVEL, K_MB, K_BOOL, K_LOGFMT };
 
-/* One row per setting: the table is the documentation of the names. */
+/* One row per setting: the table is the documentation of the names and the one place of
+   the defaults (the folders' defaults depend on the current directory: default_dir). */
 struct setting {
   const char *env;
   const char *flag;
   enum kind kind;
   size_t offset;
+  const char *dflt; /* the value before the environment and the flags; NULL: none */
   const char *help;
 };
 
 #define OFF(f) offsetof(orch_config, f)
 static const struct setting settings[] = {
-    {"DATABASE_URI", "--database", K_STR, OFF(database_uri), "PostgreSQL URI or conninfo"},
-    {"ORCH_HTTP_HOST", "--host", K_STR, OFF(http_host), "address to listen on (127.0.0.1)"},
-    {"ORCH_HTTP_PORT", "--port", K_INT, OFF(http_port), "port to listen on (8080; 0 = any)"},
-    {"ORCH_HTTP_THREADS", "--http-threads", K_INT, OFF(http_threads), "HTTP threads (2)"},
-    {"ORCH_MAX_BODY_BYTES", "--max-body", K_SIZE, OFF(max_body), "request body limit (1048576)"},
-    {"ORCH_CORS_ORIGINS", "--cors-origins", K_STR, OFF(cors_origins),
+    {"DATABASE_URI", "--database", K_STR, OFF(database_uri), NULL, "PostgreSQL URI or conninfo"},
+    {"ORCH_HTTP_HOST", "--host", K_STR, OFF(http_host), "127.0.0.1", "address to listen on"},
+    {"ORCH_HTTP_PORT", "--port", K_INT, OFF(http_port), "8080", "port to listen on (0 = any)"},
+    {"ORCH_HTTP_THREADS", "--http-threads", K_INT, OFF(http_threads), "2", "HTTP threads"},
+    {"ORCH_MAX_BODY_BYTES", "--max-body", K_SIZE, OFF(max_body), "1048576", "request body limit"},
+    {"ORCH_CORS_ORIGINS", "--cors-origins", K_STR, OFF(cors_origins), "",
      "other allowed origins, comma separated (none: same origin only)"},
-    {"ORCH_UI_ORIGIN", "--ui-origin", K_STR, OFF(ui_origin), "the UI's origin (allowed)"},
-    {"ORCH_HTTP_TIMEOUT_S", "--http-timeout-s", K_INT, OFF(http_timeout_s),
-     "idle limit of an HTTP connection, and deadline of a request body (30)"},
-    {"ORCH_HTTP_MAX_CONNECTIONS", "--http-max-connections", K_INT, OFF(http_max_connections),
-     "open HTTP connections, WebSockets included (512)"},
-    {"ORCH_HTTP_MAX_PER_IP", "--http-max-per-ip", K_INT, OFF(http_max_per_ip),
-     "open HTTP connections per client address (128; 0 = no limit)"},
-    {"ORCH_HTTP_POOL_BYTES", "--http-pool-bytes", K_SIZE, OFF(http_pool_bytes),
-     "memory per HTTP connection for the request line and headers (131072)"},
+    {"ORCH_UI_ORIGIN", "--ui-origin", K_STR, OFF(ui_origin), "", "the UI's origin (allowed)"},
+    {"ORCH_HTTP_TIMEOUT_S", "--http-timeout-s", K_INT, OFF(http_timeout_s), "30",
+     "idle limit of an HTTP connection, and deadline of a request body"},
+    {"ORCH_HTTP_MAX_CONNECTIONS", "--http-max-connections", K_INT, OFF(http_max_connections), "512",
+     "open HTTP connections, WebSockets included"},
+    {"ORCH_HTTP_MAX_PER_IP", "--http-max-per-ip", K_INT, OFF(http_max_per_ip), "128",
+     "open HTTP connections per client address (0 = no limit)"},
+    {"ORCH_HTTP_POOL_BYTES", "--http-pool-bytes", K_SIZE, OFF(http_pool_bytes), "131072",
+     "memory per HTTP connection for the request line and headers"},
     {"ORCH_HTTP_MAX_QUERY_PARAMS", "--http-max-query-params", K_INT, OFF(http_max_query_params),
-     "query parameters per request (128; more: 431)"},
-    {"ORCH_WS_MAX_CONNECTIONS", "--ws-max-connections", K_INT, OFF(ws_max_connections),
-     "open WebSockets of /api/ws/events (128; more: 503)"},
+     "128", "query parameters per request (more: 431)"},
+    {"ORCH_WS_MAX_CONNECTIONS", "--ws-max-connections", K_INT, OFF(ws_max_connections), "128",
+     "open WebSockets of /api/ws/events (more: 503)"},
     {"ORCH_RELOAD_MIN_INTERVAL_MS", "--reload-min-interval-ms", K_LONG, OFF(reload_min_interval_ms),
-     "least time between two reloads through the API (1000; 0 = none)"},
-    {"ORCH_PRODUCTS_DIR", "--products", K_STR, OFF(products_dir), "product scripts (products/)"},
-    {"ORCH_LUA_DIR", "--lua-dir", K_STR, OFF(lua_dir), "core Lua ruleset (lua/)"},
-    {"ORCH_MIGRATIONS_DIR", "--migrations", K_STR, OFF(migrations_dir), "SQL migrations"},
-    {"ORCH_LOG_LEVEL", "--log-level", K_LEVEL, OFF(log_level), "debug|info|warning|error"},
-    {"ORCH_LOG_FORMAT", "--log-format", K_LOGFMT, OFF(log_json),
-     "text|json (text; json = one JSON object per line)"},
-    {"ORCH_CATALOG_SYNC", "--catalog-sync", K_STR, OFF(catalog_sync),
-     "apply|off: add catalogue changes at serve start (apply)"},
-    {"ORCH_LUA_MEMORY_MB", "--lua-memory-mb", K_MB, OFF(lua_memory),
-     "memory cap per Lua state (256)"},
-    {"ORCH_LUA_TIMEOUT_MS", "--lua-timeout-ms", K_LONG, OFF(lua_timeout_ms),
-     "time budget per call into Lua (10000)"},
-    {"ORCH_WORKERS", "--workers", K_INT, OFF(workers), "step worker threads (2; 0 = none)"},
-    {"ORCH_WATCH", "--watch", K_INT, OFF(watch), "1 = reload when a script changes (0)"},
-    {"ORCH_LEASE_SECONDS", "--lease-seconds", K_INT, OFF(lease_seconds),
-     "lease of a process held by a worker (10)"},
-    {"ORCH_WORKER_BATCH", "--worker-batch", K_INT, OFF(worker_batch),
-     "processes one worker holds and commits together (16)"},
-    {"ORCH_STEP_TIMEOUT_S", "--step-timeout-s", K_INT, OFF(step_timeout_s),
-     "wall-clock limit of one step; then it fails (300; 0 = none)"},
-    {"ORCH_MAX_STATE_BYTES", "--max-state-bytes", K_SIZE, OFF(max_state_bytes),
-     "largest state a step may write (16777216; 0 = no limit)"},
+     "1000", "least time between two reloads through the API (0 = none)"},
+    {"ORCH_PRODUCTS_DIR", "--products", K_STR, OFF(products_dir), NULL,
+     "product scripts (products/)"},
+    {"ORCH_LUA_DIR", "--lua-dir", K_STR, OFF(lua_dir), NULL, "core Lua ruleset (lua/)"},
+    {"ORCH_MIGRATIONS_DIR", "--migrations", K_STR, OFF(migrations_dir), NULL, "SQL migrations"},
+    {"ORCH_LOG_LEVEL", "--log-level", K_LEVEL, OFF(log_level), "info", "debug|info|warning|error"},
+    {"ORCH_LOG_FORMAT", "--log-format", K_LOGFMT, OFF(log_json), "text",
+     "text|json (json = one JSON object per line)"},
+    {"ORCH_CATALOG_SYNC", "--catalog-sync", K_STR, OFF(catalog_sync), "apply",
+     "apply|off: add catalogue changes at serve start"},
+    {"ORCH_LUA_MEMORY_MB", "--lua-memory-mb", K_MB, OFF(lua_memory), "256",
+     "memory cap per Lua state"},
+    {"ORCH_LUA_TIMEOUT_MS", "--lua-timeout-ms", K_LONG, OFF(lua_timeout_ms), "10000",
+     "time budget per call into Lua"},
+    {"ORCH_WORKERS", "--workers", K_INT, OFF(workers), "2", "step worker threads (0 = none)"},
+    {"ORCH_WATCH", "--watch", K_INT, OFF(watch), "0", "1 = reload when a script changes"},
+    {"ORCH_LEASE_SECONDS", "--lease-seconds", K_INT, OFF(lease_seconds), "10",
+     "lease of a process held by a worker"},
+    {"ORCH_WORKER_BATCH", "--worker-batch", K_INT, OFF(worker_batch), "16",
+     "processes one worker holds and commits together"},
+    {"ORCH_STEP_TIMEOUT_S", "--step-timeout-s", K_INT, OFF(step_timeout_s), "300",
+     "wall-clock limit of one step; then it fails (0 = none)"},
+    {"ORCH_MAX_STATE_BYTES", "--max-state-bytes", K_SIZE, OFF(max_state_bytes), "16777216",
+     "largest state a step may write (0 = no limit)"},
     {"ORCH_CLIENT_MAX_TIMEOUT_MS", "--client-max-timeout-ms", K_LONG, OFF(client_max_timeout_ms),
-     "cap on the timeout of an outbound call (60000)"},
-    {"ORCH_SHUTDOWN_TIMEOUT_S", "--shutdown-timeout-s", K_INT, OFF(shutdown_timeout_s),
-     "SIGTERM/SIGINT: exit after this at the latest (20)"},
-    {"ORCH_DB_SUPERUSER", "--db-superuser", K_STR, OFF(db_superuser),
-     "warn|refuse: serve/worker connected as a database superuser (warn)"},
-    {"ORCH_SCHEDULER", "--scheduler", K_INT, OFF(scheduler),
-     "1 = this host fires due schedules (1); docs/schedules.md"},
-    {"ORCH_SCHEDULE_TICK_MS", "--schedule-tick-ms", K_INT, OFF(schedule_tick_ms),
-     "how often the host looks for due schedules (1000)"},
-    {"ORCH_SCHEDULE_DEFAULTS", "--schedule-defaults", K_INT, OFF(schedule_defaults),
-     "1 = create core's default schedules for tasks that have none (1)"},
+     "60000", "cap on the timeout of an outbound call"},
+    {"ORCH_SHUTDOWN_TIMEOUT_S", "--shutdown-timeout-s", K_INT, OFF(shutdown_timeout_s), "20",
+     "SIGTERM/SIGINT: exit after this at the latest"},
+    {"ORCH_DB_SUPERUSER", "--db-superuser", K_STR, OFF(db_superuser), "warn",
+     "warn|refuse: serve/worker connected as a database superuser"},
+    {"ORCH_SCHEDULER", "--scheduler", K_INT, OFF(scheduler), "1",
+     "1 = this host fires due schedules; docs/schedules.md"},
+    {"ORCH_SCHEDULE_TICK_MS", "--schedule-tick-ms", K_INT, OFF(schedule_tick_ms), "1000",
+     "how often the host looks for due schedules"},
+    {"ORCH_SCHEDULE_DEFAULTS", "--schedule-defaults", K_INT, OFF(schedule_defaults), "1",
+     "1 = create core's default schedules for tasks that have none"},
     {"ORCH_SCHEDULE_MISFIRE_GRACE_S", "--schedule-misfire-grace", K_INT,
-     OFF(schedule_misfire_grace), "seconds late a run may still start (60)"},
-    {"OAUTH2_ACTIVE", "--oauth2-active", K_BOOL, OFF(oauth2_active),
-     "true = every API route needs a bearer token (false)"},
-    {"OIDC_CONF_URL", "--oidc-conf-url", K_STR, OFF(oidc_conf_url),
+     OFF(schedule_misfire_grace), "60", "seconds late a run may still start"},
+    {"OAUTH2_ACTIVE", "--oauth2-active", K_BOOL, OFF(oauth2_active), "false",
+     "true = every API route needs a bearer token"},
+    {"OIDC_CONF_URL", "--oidc-conf-url", K_STR, OFF(oidc_conf_url), NULL,
      "URL of the provider's openid-configuration"},
-    {"OAUTH2_RESOURCE_SERVER_ID", "--resource-server-id", K_STR, OFF(resource_server_id),
+    {"OAUTH2_RESOURCE_SERVER_ID", "--resource-server-id", K_STR, OFF(resource_server_id), NULL,
      "expected token audience (and introspection client id)"},
     {"OAUTH2_RESOURCE_SERVER_SECRET", "--resource-server-secret", K_STR,
-     OFF(resource_server_secret), "introspection client secret (opaque tokens)"},
-    {"ORCH_JWT_LEEWAY", "--jwt-leeway", K_INT, OFF(jwt_leeway), "seconds of clock skew (30)"},
-    {"ORCH_JWKS_REFETCH_SECONDS", "--jwks-refetch-seconds", K_INT, OFF(jwks_refetch),
-     "least seconds between two JWKS fetches for unknown key ids (10)"},
-    {"ORCH_AUTH_WRITE_GROUP", "--auth-write-group", K_STR, OFF(auth_write_group),
+     OFF(resource_server_secret), NULL, "introspection client secret (opaque tokens)"},
+    {"ORCH_JWT_LEEWAY", "--jwt-leeway", K_INT, OFF(jwt_leeway), "30", "seconds of clock skew"},
+    {"ORCH_JWKS_REFETCH_SECONDS", "--jwks-refetch-seconds", K_INT, OFF(jwks_refetch), "10",
+     "least seconds between two JWKS fetches for unknown key ids"},
+    {"ORCH_AUTH_WRITE_GROUP", "--auth-write-group", K_STR, OFF(auth_write_group), NULL,
      "group that writes when there is no policy.lua"},
-    {"ORCH_INSECURE_PUBLIC", "--insecure-public", K_BOOL, OFF(insecure_public),
+    {"ORCH_INSECURE_PUBLIC", "--insecure-public", K_BOOL, OFF(insecure_public), "false",
      "allow a non-loopback address with auth off"},
 };
 
@@ -184,40 +187,13 @@ static int read_file_setting(orch_config *cfg, const struct setting *s, orch_err
 
 int orch_config_init(orch_config *cfg, orch_error *err) {
   memset(cfg, 0, sizeof *cfg);
-  cfg->http_host = orch_strdup("127.0.0.1");
-  cfg->http_port = 8080;
-  cfg->http_threads = 2;
-  cfg->max_body = 1024 * 1024;
-  cfg->cors_origins = orch_strdup("");
-  cfg->ui_origin = orch_strdup("");
-  cfg->jwt_leeway = 30;
-  cfg->jwks_refetch = 10;
-  cfg->http_timeout_s = 30;
-  cfg->http_max_connections = 512;
-  cfg->http_max_per_ip = 128;
-  cfg->http_pool_bytes = 128 * 1024;
-  cfg->http_max_query_params = 128;
-  cfg->ws_max_connections = 128;
-  cfg->reload_min_interval_ms = 1000;
+  for (size_t i = 0; i < ORCH_ARRAY_LEN(settings); i++)
+    if (settings[i].dflt &&
+        set_value(cfg, &settings[i], settings[i].dflt, "the default", err) != ORCH_OK)
+      return ORCH_ECONFIG; /* a wrong row of the table: c_unit tests the defaults */
   cfg->products_dir = default_dir("products");
   cfg->lua_dir = default_dir("lua");
   cfg->migrations_dir = default_dir("migrations");
-  cfg->catalog_sync = orch_strdup("apply");
-  cfg->log_level = ORCH_LOG_INFO;
-  cfg->lua_memory = 256u * 1024 * 1024;
-  cfg->lua_timeout_ms = 10000;
-  cfg->workers = 2;
-  cfg->lease_seconds = 10;
-  cfg->worker_batch = 16;
-  cfg->step_timeout_s = 300;
-  cfg->max_state_bytes = 16u * 1024 * 1024;
-  cfg->client_max_timeout_ms = 60000;
-  cfg->shutdown_timeout_s = 20;
-  cfg->db_superuser = orch_strdup("warn");
-  cfg->scheduler = 1;
-  cfg->schedule_tick_ms = 1000;
-  cfg->schedule_defaults = 1;
-  cfg->schedule_misfire_grace = 60;
   for (size_t i = 0; i < ORCH_ARRAY_LEN(settings); i++) {
     const char *v = getenv(settings[i].env);
     if (v && *v && set_value(cfg, &settings[i], v, settings[i].env, err) != ORCH_OK)
@@ -268,8 +244,10 @@ const char *orch_config_flags_help(void) {
   if (!text[0]) {
     size_t used = 0;
     for (size_t i = 0; i < ORCH_ARRAY_LEN(settings) && used < sizeof text; i++) {
-      int n = snprintf(text + used, sizeof text - used, "  %-24s %-26s %s\n", settings[i].flag,
-                       settings[i].env, settings[i].help);
+      const char *d = settings[i].dflt;
+      int n = snprintf(text + used, sizeof text - used, "  %-24s %-26s %s%s%s\n", settings[i].flag,
+                       settings[i].env, settings[i].help, d && *d ? "; default " : "",
+                       d && *d ? d : "");
       if (n > 0) used += (size_t)n;
     }
   }

@@ -372,13 +372,6 @@ static const char *action_of(const held *h) {
   }
 }
 
-static void json_str_or_null(orch_buf *j, const char *s) {
-  if (s)
-    orch_buf_json_string(j, s, strlen(s));
-  else
-    orch_buf_puts(j, "null");
-}
-
 /* The row of one item in the write statement's JSON array. */
 static void write_row(orch_buf *j, const held *h) {
   const orch_step_result *r = &h->res;
@@ -394,7 +387,7 @@ static void write_row(orch_buf *j, const held *h) {
     return;
   }
   orch_buf_puts(j, ",\"name\":");
-  json_str_or_null(j, r->step_name);
+  orch_buf_json_cstr(j, r->step_name);
   orch_buf_printf(j, ",\"status\":\"%s\",\"pstatus\":\"%s\"", orch_step_status_name(r->status),
                   orch_step_process_status(r->status));
   orch_buf_puts(j, ",\"log_state\":");
@@ -406,15 +399,15 @@ static void write_row(orch_buf *j, const held *h) {
                   r->replace_last ? "true" : "false",
                   r->generation ? r->generation : h->generation);
   orch_buf_puts(j, ",\"reason\":");
-  json_str_or_null(j, r->failed_reason);
+  orch_buf_json_cstr(j, r->failed_reason);
   orch_buf_puts(j, ",\"tb\":");
-  json_str_or_null(j, r->traceback);
+  orch_buf_json_cstr(j, r->traceback);
   orch_buf_puts(j, ",\"assignee\":");
-  json_str_or_null(j, r->assignee);
+  orch_buf_json_cstr(j, r->assignee);
   orch_buf_puts(j, ",\"by\":");
-  json_str_or_null(j, h->created_by);
+  orch_buf_json_cstr(j, h->created_by);
   orch_buf_puts(j, ",\"hash\":");
-  json_str_or_null(j, r->code_hash);
+  orch_buf_json_cstr(j, r->code_hash);
   orch_buf_puts(j, "}");
 }
 

@@ -52,21 +52,14 @@ long orch_reload_api_wait_ms(void) {
   }
 }
 
-static void json_str(orch_buf *b, const char *s) {
-  if (s)
-    orch_buf_json_string(b, s, strlen(s));
-  else
-    orch_buf_puts(b, "null");
-}
-
 static void errors_json(orch_buf *b, const orch_errlist *errors) {
   orch_buf_puts(b, "[");
   for (size_t i = 0; i < errors->n; i++) {
     const orch_error *e = &errors->items[i];
     orch_buf_puts(b, i ? ",{\"file\":" : "{\"file\":");
-    json_str(b, e->file);
+    orch_buf_json_cstr(b, e->file);
     orch_buf_printf(b, ",\"line\":%d,\"message\":", e->line);
-    json_str(b, e->message);
+    orch_buf_json_cstr(b, e->message);
     orch_buf_puts(b, "}");
   }
   orch_buf_puts(b, "]");
@@ -86,7 +79,7 @@ static void diff_json(orch_buf *b, const orch_gen *before, const orch_gen *now) 
       int listed = kind == 0 ? o == NULL : kind == 1 ? (o && strcmp(o->sha256, s->sha256)) : !o;
       if (!listed) continue;
       if (!first) orch_buf_puts(b, ",");
-      json_str(b, s->path);
+      orch_buf_json_cstr(b, s->path);
       first = 0;
     }
     orch_buf_puts(b, "]");
@@ -192,10 +185,10 @@ int orch_reload_from(const char *trigger, char **report) {
     strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S+00:00", &tm);
     orch_buf info = ORCH_BUF_INIT;
     orch_buf_puts(&info, "{\"trigger\":");
-    json_str(&info, trigger);
+    orch_buf_json_cstr(&info, trigger);
     orch_buf_printf(&info, ",\"at\":\"%s\",\"message\":", when);
     char *first = errors.n ? orch_error_format(&errors.items[0]) : NULL;
-    json_str(&info, first);
+    orch_buf_json_cstr(&info, first);
     free(first);
     orch_buf_printf(&info, ",\"errors\":%s}", e.data ? e.data : "[]");
     free(last_error_info);
@@ -230,7 +223,7 @@ char *orch_reload_status_json(void) {
     for (size_t i = 0; i < g->count; i++) {
       /* no server paths: the file inside its folder (products or lua) */
       orch_buf_puts(&b, i ? ",{\"path\":" : "{\"path\":");
-      json_str(&b, g->scripts[i].path + g->scripts[i].rel_off);
+      orch_buf_json_cstr(&b, g->scripts[i].path + g->scripts[i].rel_off);
       orch_buf_printf(&b, ",\"folder\":\"%s\",\"sha256\":\"%s\"}",
                       g->scripts[i].is_product ? "products" : "lua", g->scripts[i].sha256);
     }

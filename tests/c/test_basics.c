@@ -3,6 +3,7 @@
 
 #include "buf.h"
 #include "config.h"
+#include "log.h"
 #include "routes.h"
 #include "test.h"
 
@@ -172,6 +173,57 @@ TEST(config_env_then_flags) {
   ASSERT_EQ(i, 4);
   ASSERT_EQ(cfg.http_port, 9002);
   ASSERT_STR_EQ(cfg.database_uri, "postgresql://flag");
+  orch_config_free(&cfg);
+}
+
+/* The defaults live in the settings table only (config.c): each as it was before it moved. */
+TEST(config_defaults) {
+  const char *names[] = {"ORCH_HTTP_HOST", "ORCH_HTTP_PORT",     "ORCH_LOG_LEVEL",
+                         "ORCH_WORKERS",   "ORCH_LUA_MEMORY_MB", "ORCH_CATALOG_SYNC",
+                         "OAUTH2_ACTIVE"};
+  for (size_t i = 0; i < ORCH_ARRAY_LEN(names); i++)
+    unsetenv(names[i]);
+  orch_config cfg;
+  orch_error err = ORCH_ERROR_INIT;
+  ASSERT_OK(orch_config_init(&cfg, &err));
+  ASSERT_STR_EQ(cfg.http_host, "127.0.0.1");
+  ASSERT_EQ(cfg.http_port, 8080);
+  ASSERT_EQ(cfg.http_threads, 2);
+  ASSERT_EQ(cfg.max_body, 1024 * 1024);
+  ASSERT_STR_EQ(cfg.cors_origins, "");
+  ASSERT_STR_EQ(cfg.ui_origin, "");
+  ASSERT_EQ(cfg.http_timeout_s, 30);
+  ASSERT_EQ(cfg.http_max_connections, 512);
+  ASSERT_EQ(cfg.http_max_per_ip, 128);
+  ASSERT_EQ(cfg.http_pool_bytes, 128 * 1024);
+  ASSERT_EQ(cfg.http_max_query_params, 128);
+  ASSERT_EQ(cfg.ws_max_connections, 128);
+  ASSERT_EQ(cfg.reload_min_interval_ms, 1000);
+  ASSERT_STR_EQ(cfg.catalog_sync, "apply");
+  ASSERT_EQ(cfg.log_level, ORCH_LOG_INFO);
+  ASSERT_EQ(cfg.log_json, 0);
+  ASSERT_EQ(cfg.lua_memory, 256u * 1024 * 1024);
+  ASSERT_EQ(cfg.lua_timeout_ms, 10000);
+  ASSERT_EQ(cfg.workers, 2);
+  ASSERT_EQ(cfg.watch, 0);
+  ASSERT_EQ(cfg.lease_seconds, 10);
+  ASSERT_EQ(cfg.worker_batch, 16);
+  ASSERT_EQ(cfg.step_timeout_s, 300);
+  ASSERT_EQ(cfg.max_state_bytes, 16u * 1024 * 1024);
+  ASSERT_EQ(cfg.client_max_timeout_ms, 60000);
+  ASSERT_EQ(cfg.shutdown_timeout_s, 20);
+  ASSERT_STR_EQ(cfg.db_superuser, "warn");
+  ASSERT_EQ(cfg.scheduler, 1);
+  ASSERT_EQ(cfg.schedule_tick_ms, 1000);
+  ASSERT_EQ(cfg.schedule_defaults, 1);
+  ASSERT_EQ(cfg.schedule_misfire_grace, 60);
+  ASSERT_EQ(cfg.oauth2_active, 0);
+  ASSERT_EQ(cfg.jwt_leeway, 30);
+  ASSERT_EQ(cfg.jwks_refetch, 10);
+  ASSERT_EQ(cfg.insecure_public, 0);
+  ASSERT(cfg.lua_dir && cfg.products_dir && cfg.migrations_dir);
+  ASSERT_CONTAINS(orch_config_flags_help(), "--port");
+  ASSERT_CONTAINS(orch_config_flags_help(), "port to listen on (0 = any); default 8080");
   orch_config_free(&cfg);
 }
 

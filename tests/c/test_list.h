@@ -8,6 +8,7 @@
   X(routes_not_found)                                                                              \
   X(routes_refuse_malformed_declarations)                                                          \
   X(config_env_then_flags)                                                                         \
+  X(config_defaults)                                                                               \
   X(config_rejects_bad_values)                                                                     \
   X(gen_loads_modules_and_hashes)                                                                  \
   X(gen_publish_and_refcount)                                                                      \

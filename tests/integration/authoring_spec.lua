@@ -37,23 +37,6 @@ describe("authoring products", function()
     end
   end)
 
-  local function detail(pid)
-    local _, _, _, d = host:request("GET", "/api/processes/" .. pid)
-    return d
-  end
-
-  local function wait_for(pid, status)
-    for _ = 1, 300 do
-      local d = detail(pid)
-      if d and d.last_status == status then
-        return d
-      end
-      H.sleep(0.05)
-    end
-    error("process " .. pid .. " never reached " .. status .. ": " .. H.json.encode(detail(pid)) .. "\n"
-      .. host:log())
-  end
-
   local function start(name, page)
     local status, body, _, d = host:request("POST", "/api/processes/" .. name, { page or {} })
     assert.are.equal(201, status, body)
@@ -77,12 +60,12 @@ describe("authoring products", function()
   describe("resume (item 1)", function()
     it("continues at the failed step's position when a step is used twice", function()
       local pid = start("auth_repeat_steps")
-      local d = wait_for(pid, "waiting")
+      local d = host:wait_status(pid, "waiting")
       -- The second "Flaky call" waits; only "After" and "Done" are still pending.
       assert.are.same({ "After", "Done" }, names(d, "pending"))
       local status = host:request("PUT", "/api/processes/" .. pid .. "/resume", "{}")
       assert.are.equal(204, status)
-      d = wait_for(pid, "completed")
+      d = host:wait_status(pid, "completed")
       assert.are.same({ "Start", "Flaky call", "Enter phase 2", "Flaky call", "Flaky call", "After", "Done" },
         names(d))
       assert.are.same({ "success", "success", "success", "waiting", "success", "success", "complete" },
@@ -106,7 +89,7 @@ describe("authoring products", function()
     it("refuses a list above its max with the field path; nothing is written", function()
       local before = count_subscriptions()
       local pid = start("auth_save", { ranges = 4 })
-      local d = wait_for(pid, "failed")
+      local d = host:wait_status(pid, "failed")
       assert.matches("cannot be saved %(lifecycle 'initial'%): "
         .. "block%.ranges %(block AuthPrefix%) needs 1%-3 blocks, has 4", d.failed_reason)
       assert.are.equal(before, count_subscriptions())
@@ -115,16 +98,16 @@ describe("authoring products", function()
     it("refuses what the product's validate refuses", function()
       local before = count_subscriptions()
       local pid = start("auth_save", { purpose = "forbidden" })
-      local d = wait_for(pid, "failed")
+      local d = host:wait_status(pid, "failed")
       assert.matches("cannot be saved %(lifecycle 'initial'%): purpose 'forbidden' is not allowed", d.failed_reason)
       assert.are.equal(before, count_subscriptions())
     end)
 
     it("refuses to drop a field required in the stored lifecycle and keeps the subscription readable", function()
-      local d = wait_for(start("auth_save", { status = "active" }), "completed")
+      local d = host:wait_status(start("auth_save", { status = "active" }), "completed")
       local id = d.current_state.subscription_id
       for _, how in ipairs({ "required", "list", "validate" }) do
-        local b = wait_for(start("auth_break", { subscription_id = id, how = how }), "failed")
+        local b = host:wait_status(start("auth_break", { subscription_id = id, how = how }), "failed")
         assert.matches("cannot be saved %(lifecycle 'active'%)", b.failed_reason)
       end
       local status, body, _, dm = host:request("GET", "/api/subscriptions/domain-model/" .. id)
@@ -206,14 +189,14 @@ local i = wf.inputstep("i", { frm = orch.forms.page({}) })]],
   describe("API misuse at run time (item 5)", function()
     it("model.get(nil) names the product script's line", function()
       local pid = start("auth_get_nil")
-      local d = wait_for(pid, "failed")
+      local d = host:wait_status(pid, "failed")
       assert.matches("authoring_products/prefix%.lua:%d+: orch%.model%.load expects a subscription id", d.failed_reason)
     end)
   end)
 
   describe("domain-model JSON (item 7)", function()
     it("writes the blocks' keys in declaration order, the same bytes every time", function()
-      local d = wait_for(start("auth_save", { ranges = 2 }), "completed")
+      local d = host:wait_status(start("auth_save", { ranges = 2 }), "completed")
       local id = d.current_state.subscription_id
       local first
       for _ = 1, 10 do

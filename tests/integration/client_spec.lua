@@ -51,26 +51,8 @@ describe("orch.client", function()
     return json.id
   end
 
-  local function wait_for(pid, statuses, seconds)
-    local want = {}
-    for _, s in ipairs(statuses) do
-      want[s] = true
-    end
-    local detail
-    for _ = 1, (seconds or 10) * 20 do
-      local _, _, _, json = host:request("GET", "/api/processes/" .. pid)
-      detail = json
-      if json and want[json.last_status] then
-        return json
-      end
-      H.sleep(0.05)
-    end
-    error("process " .. pid .. " stayed " .. tostring(detail and detail.last_status) .. ": "
-      .. H.json.encode(detail) .. "\n" .. host:log())
-  end
-
   it("sends and receives JSON through a configured service", function()
-    local d = wait_for(start("test_client_roundtrip"), { "completed", "failed" })
+    local d = host:wait_status(start("test_client_roundtrip"), { "completed", "failed" })
     assert.are.equal("completed", d.last_status, d.failed_reason)
     local s = d.current_state
     assert.are.equal(201, s.created_status)
@@ -94,7 +76,7 @@ describe("orch.client", function()
   end)
 
   it("runs the NetBox calls of create_node and terminate_node against the fake", function()
-    local d = wait_for(start("test_client_node"), { "completed", "failed", "waiting" })
+    local d = host:wait_status(start("test_client_node"), { "completed", "failed", "waiting" })
     assert.are.equal("completed", d.last_status, d.failed_reason)
     local s = d.current_state
     assert.are.equal("10.0.127.1/24", s.ipv4)
@@ -115,7 +97,7 @@ describe("orch.client", function()
   end)
 
   it("fails the step on a non-2xx status, with the status and the body in the reason", function()
-    local d = wait_for(start("test_client_http_error"), { "failed" })
+    local d = host:wait_status(start("test_client_http_error"), { "failed" })
     assert.matches("client_workflows%.lua:%d+: netbox: POST /api/dcim/devices/ returned 400: ", d.failed_reason)
     assert.matches("This field is required", d.failed_reason)
     local last = failed_step(d)
@@ -125,7 +107,7 @@ describe("orch.client", function()
   end)
 
   it("puts a retry step that gets a 503 in waiting", function()
-    local d = wait_for(start("test_client_retry"), { "waiting", "failed" })
+    local d = host:wait_status(start("test_client_retry"), { "waiting", "failed" })
     assert.are.equal("waiting", d.last_status)
     assert.matches("returned 503: .*fake status 503", d.failed_reason)
   end)
@@ -133,7 +115,7 @@ describe("orch.client", function()
   -- These run as tasks: a connection error fails a task as `api_unavailable`, as core does.
   it("times out a slow call and fails the step", function()
     local t0 = H.now()
-    local d = wait_for(start("test_client_timeout"), { "api_unavailable" })
+    local d = host:wait_status(start("test_client_timeout"), { "api_unavailable" })
     assert.matches("netbox: GET /api/_fake/respond/200%?delay_ms=2000 failed %(timeout%): timed out after 300 ms",
       d.failed_reason)
     assert.is_true(H.now() - t0 < 5)
@@ -142,7 +124,7 @@ describe("orch.client", function()
 
   it("caps a script's timeout at the host's limit", function()
     local t0 = H.now()
-    local d = wait_for(start("test_client_capped_timeout"), { "api_unavailable", "completed" })
+    local d = host:wait_status(start("test_client_capped_timeout"), { "api_unavailable", "completed" })
     assert.are.equal("api_unavailable", d.last_status)
     assert.matches("failed %(timeout%): timed out after 2000 ms", d.failed_reason)
     assert.is_true(H.now() - t0 < 3.9, "took " .. (H.now() - t0) .. " s")
@@ -150,13 +132,13 @@ describe("orch.client", function()
   end)
 
   it("does not count the wait for a response against the Lua time budget", function()
-    local d = wait_for(start("test_client_slow_ok"), { "completed", "failed" })
+    local d = host:wait_status(start("test_client_slow_ok"), { "completed", "failed" })
     assert.are.equal("completed", d.last_status, d.failed_reason)
     assert.are.equal(200, d.current_state.slow_status)
   end)
 
   it("caps the size of a response", function()
-    local d = wait_for(start("test_client_too_large"), { "completed", "failed" })
+    local d = host:wait_status(start("test_client_too_large"), { "completed", "failed" })
     assert.are.equal("completed", d.last_status, d.failed_reason)
     local s = d.current_state
     assert.is_true(s.small_ok)
@@ -166,10 +148,10 @@ describe("orch.client", function()
   end)
 
   it("refuses services that are not configured and paths outside a service", function()
-    local d = wait_for(start("test_client_unconfigured"), { "failed" })
+    local d = host:wait_status(start("test_client_unconfigured"), { "failed" })
     assert.matches("client_workflows%.lua:%d+: orch.client: crm: GET /api/customers/: service 'crm' is not configured",
       d.failed_reason)
-    d = wait_for(start("test_client_escape"), { "completed", "failed" })
+    d = host:wait_status(start("test_client_escape"), { "completed", "failed" })
     assert.are.equal("completed", d.last_status, d.failed_reason)
     local refused = d.current_state.refused
     assert.are.equal(5, #refused)
@@ -187,7 +169,7 @@ describe("orch.client", function()
   end)
 
   it("reports a refused connection", function()
-    local d = wait_for(start("test_client_refused"), { "api_unavailable" })
+    local d = host:wait_status(start("test_client_refused"), { "api_unavailable" })
     assert.matches("closed: GET /api/ failed %(connect%)", d.failed_reason)
   end)
 
@@ -202,7 +184,7 @@ describe("orch.client", function()
       set_lso(true)
       fake:must("PUT", "/api/_fake/lso", { result = "success", delay_ms = 50 })
       local pid = start("test_client_lso")
-      local d = wait_for(pid, { "completed", "failed" })
+      local d = host:wait_status(pid, { "completed", "failed" })
       assert.are.equal("completed", d.last_status, d.failed_reason)
       assert.are.equal("successful", d.current_state.lso_status)
       assert.is_true(d.current_state.after)
@@ -219,7 +201,7 @@ describe("orch.client", function()
     it("fails the process when the playbook fails", function()
       set_lso(true)
       fake:must("PUT", "/api/_fake/lso", { result = "failure", delay_ms = 0 })
-      local d = wait_for(start("test_client_lso"), { "completed", "failed" })
+      local d = host:wait_status(start("test_client_lso"), { "completed", "failed" })
       assert.are.equal("failed", d.last_status)
       assert.matches("Provisioning proxy failure: failed", d.failed_reason)
       local runs = fake:must("GET", "/api/_fake/lso/runs")
@@ -231,7 +213,7 @@ describe("orch.client", function()
     it("is skipped when LSO is switched off at run time", function()
       set_lso(false)
       local before = #fake:must("GET", "/api/_fake/lso/runs")
-      local d = wait_for(start("test_client_lso"), { "completed", "failed" })
+      local d = host:wait_status(start("test_client_lso"), { "completed", "failed" })
       assert.are.equal("completed", d.last_status, d.failed_reason)
       assert.are.equal("skipped", d.steps[2].status)
       assert.are.equal(before, #fake:must("GET", "/api/_fake/lso/runs"))

@@ -88,17 +88,6 @@ describe("GraphQL API", function()
     return json.data, text
   end
 
-  local function wait_for(pid, status)
-    for _ = 1, 200 do
-      local _, _, _, json = host:request("GET", "/api/processes/" .. pid)
-      if json and json.last_status == status then
-        return json
-      end
-      H.sleep(0.05)
-    end
-    error("process " .. pid .. " did not reach " .. status .. "\n" .. host:log())
-  end
-
   local function start(name)
     local status, text, _, json = host:request("POST", "/api/processes/" .. name, "[{}]")
     assert.are.equal(201, status, text)
@@ -123,9 +112,9 @@ describe("GraphQL API", function()
     pids.completed = start("test_ten_steps")
     pids.failed = start("test_fails")
     pids.suspended = start("test_input")
-    wait_for(pids.completed, "completed")
-    wait_for(pids.failed, "failed")
-    wait_for(pids.suspended, "suspended")
+    host:wait_status(pids.completed, "completed")
+    host:wait_status(pids.failed, "failed")
+    host:wait_status(pids.suspended, "suspended")
     H.psql(dir, dbname, CATALOGUE)
     -- the completed and the failed process worked on S1 (oldest link first)
     H.psql(dir, dbname, "INSERT INTO processes_subscriptions (pid, subscription_id, created_at) VALUES ('"

@@ -124,17 +124,6 @@ describe("metrics", function()
     return json.id
   end
 
-  local function wait_status(pid, want)
-    for _ = 1, 200 do
-      local _, _, _, json = host:request("GET", "/api/processes/" .. pid)
-      if json and json.last_status == want then
-        return
-      end
-      H.sleep(0.05)
-    end
-    error("process " .. pid .. " did not reach " .. want)
-  end
-
   it("follows the exposition format and moves with a run", function()
     local before, types = scrape()
     assert.are.equal("histogram", types.orch_step_duration_seconds)
@@ -155,10 +144,10 @@ describe("metrics", function()
       H.sleep(0.02)
     end
     assert.truthy(during['orch_steps_total{workflow="test_slow_ten_steps",status="success"}'] > 0)
-    wait_status(ten, "completed")
-    wait_status(slow, "completed")
+    host:wait_status(ten, "completed")
+    host:wait_status(slow, "completed")
     local fails = start("test_fails")
-    wait_status(fails, "failed")
+    host:wait_status(fails, "failed")
 
     local after = scrape()
     -- Start + ten steps + Done, each recorded once.
@@ -256,7 +245,7 @@ describe("metrics", function()
     local request_id = headers["x-request-id"]
     assert.is_string(request_id)
     local pid = start("test_logs")
-    wait_status(pid, "completed")
+    host:wait_status(pid, "completed")
     os.execute("rm -rf " .. H.shell_quote(products))
     local access, step_line
     for _ = 1, 50 do

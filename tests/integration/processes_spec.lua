@@ -25,27 +25,10 @@ describe("processes", function()
   end
 
   -- Poll until the process reaches one of the statuses; returns the detail.
-  local function wait_for(pid, statuses)
-    local want = {}
-    for _, s in ipairs(statuses) do
-      want[s] = true
-    end
-    local detail
-    for _ = 1, 200 do
-      local _, _, _, json = host:request("GET", "/api/processes/" .. pid)
-      detail = json
-      if json and want[json.last_status] then
-        return json
-      end
-      H.sleep(0.05)
-    end
-    error("process " .. pid .. " stayed " .. tostring(detail and detail.last_status) .. "\n" .. host:log())
-  end
-
   it("runs a ten-step task to completion, one success row per step", function()
     local status, json = start("test_ten_steps")
     assert.are.equal(201, status)
-    local d = wait_for(json.id, { "completed" })
+    local d = host:wait_status(json.id, { "completed" })
     local names = {}
     for _, s in ipairs(d.steps) do
       names[#names + 1] = s.name .. ":" .. s.status
@@ -71,7 +54,7 @@ describe("processes", function()
 
   it("fails a step with core's error dict, then a retry completes it", function()
     local _, json = start("test_fails")
-    local d = wait_for(json.id, { "failed" })
+    local d = host:wait_status(json.id, { "failed" })
     assert.are.equal("Maybe fail", d.last_step)
     assert.matches("the fake system is broken", d.failed_reason)
     local last = d.steps[3]
@@ -80,7 +63,7 @@ describe("processes", function()
     -- A retry is a resume with an empty object body.
     local status = host:request("PUT", "/api/processes/" .. json.id .. "/resume", "{}")
     assert.are.equal(204, status)
-    d = wait_for(json.id, { "completed" })
+    d = host:wait_status(json.id, { "completed" })
     assert.is_true(d.current_state.succeeded_on_retry)
     assert.is_true(d.current_state.prepared)
     -- Resuming a completed process is refused.
@@ -90,14 +73,14 @@ describe("processes", function()
 
   it("puts a failing retry step in waiting", function()
     local _, json = start("test_retry")
-    local d = wait_for(json.id, { "waiting" })
+    local d = host:wait_status(json.id, { "waiting" })
     assert.are.equal("Flaky call", d.last_step)
     assert.are.equal("waiting", d.steps[#d.steps - 1].status)
   end)
 
   it("suspends at an input step with its form and resumes with the answers", function()
     local _, json = start("test_input")
-    local d = wait_for(json.id, { "suspended" })
+    local d = host:wait_status(json.id, { "suspended" })
     assert.are.equal("NOC", d.assignee)
     assert.are.equal("Wait for approval", d.last_step)
     assert.is_table(d.form)
@@ -110,7 +93,7 @@ describe("processes", function()
     assert.are.equal("approved", bad.validation_errors[1].loc[1])
     status = host:request("PUT", "/api/processes/" .. json.id .. "/resume", { { approved = true, comment = "ok" } })
     assert.are.equal(204, status)
-    d = wait_for(json.id, { "completed" })
+    d = host:wait_status(json.id, { "completed" })
     assert.is_true(d.current_state.approved)
     assert.is_true(d.current_state.after)
     -- The suspend row stays in the log, followed by the success row with the answers.
@@ -147,11 +130,11 @@ describe("processes", function()
 
   it("sub-classifies failed tasks as core does (inconsistent_data, api_unavailable)", function()
     local _, a = start("test_inconsistent")
-    local d = wait_for(a.id, { "inconsistent_data" })
+    local d = host:wait_status(a.id, { "inconsistent_data" })
     assert.are.equal("NOC", d.assignee)
     assert.are.equal("two records disagree", d.failed_reason)
     local _, b = start("test_api_down")
-    d = wait_for(b.id, { "api_unavailable" })
+    d = host:wait_status(b.id, { "api_unavailable" })
     assert.are.equal("SYSTEM", d.assignee)
     -- Both are resumable, and resume-all retries failed tasks of every kind.
     local status, _, _, body = host:request("PUT", "/api/processes/resume-all")
@@ -161,20 +144,20 @@ describe("processes", function()
 
   it("runs focused steps on a sub-key of the state", function()
     local _, json = start("test_focus")
-    local d = wait_for(json.id, { "completed" })
+    local d = host:wait_status(json.id, { "completed" })
     assert.are.same({ n = 2, keep = "yes" }, d.current_state.settings)
   end)
 
   it("skips conditional steps", function()
     local _, json = start("test_conditional")
-    local d = wait_for(json.id, { "completed" })
+    local d = host:wait_status(json.id, { "completed" })
     assert.are.equal("skipped", d.steps[2].status)
     assert.is_nil(d.current_state.ran)
   end)
 
   it("waits for a callback; bad tokens and duplicates do not move it", function()
     local _, json = start("test_callback")
-    local d = wait_for(json.id, { "awaiting_callback" })
+    local d = host:wait_status(json.id, { "awaiting_callback" })
     -- The API masks the token (the external system gets the route from the action step).
     assert.are.equal("/api/processes/" .. json.id .. "/callback/***", d.current_state.route_seen)
     local route = H.psql(H.pg_dir(), dbname, "SELECT state->>'route_seen' FROM process_steps WHERE pid = '"
@@ -188,17 +171,17 @@ describe("processes", function()
     assert.are.equal(200, status)
     status = host:request("POST", route, { ok = true })
     assert.are.equal(409, status)
-    d = wait_for(json.id, { "completed" })
+    d = host:wait_status(json.id, { "completed" })
     assert.is_true(d.current_state.validated)
     assert.is_nil(d.current_state.__callback_token)
   end)
 
   it("aborts a process and deletes a task", function()
     local _, json = start("test_retry")
-    wait_for(json.id, { "waiting" })
+    host:wait_status(json.id, { "waiting" })
     local status = host:request("PUT", "/api/processes/" .. json.id .. "/abort")
     assert.are.equal(204, status)
-    local d = wait_for(json.id, { "aborted" })
+    local d = host:wait_status(json.id, { "aborted" })
     assert.are.equal("User Aborted", d.last_step)
     status = host:request("DELETE", "/api/processes/" .. json.id)
     assert.are.equal(204, status)
@@ -239,7 +222,7 @@ describe("processes", function()
 
   it("pauses the engine between steps (PAUSING, PAUSED) and continues after unpausing", function()
     local _, json = start("test_slow_ten_steps")
-    wait_for(json.id, { "running" })
+    host:wait_status(json.id, { "running" })
     local status, _, _, settings = host:request("PUT", "/api/settings/status", { global_lock = true })
     assert.are.equal(200, status)
     assert.is_true(settings.global_status == "PAUSING" or settings.global_status == "PAUSED")
@@ -269,7 +252,7 @@ describe("processes", function()
     assert.are.equal(executed(d1), executed(d2), "no step ran while paused")
     status = host:request("PUT", "/api/settings/status", { global_lock = false })
     assert.are.equal(200, status)
-    local done = wait_for(json.id, { "completed" })
+    local done = host:wait_status(json.id, { "completed" })
     assert.are.equal(10, done.current_state.count)
   end)
 

@@ -42,21 +42,13 @@ describe("workflow RBAC", function()
     return op:token({ sub = name, name = name, groups = g })
   end
 
-  local function req(token, method, path, body)
-    return host:request(method, path, body, { authorization = "Bearer " .. token })
+  -- Options of host:wait_status that read the process as a user who may.
+  local function watching()
+    return { headers = { authorization = "Bearer " .. as("watcher") } }
   end
 
-  local function wait_for(pid, status)
-    local d
-    for _ = 1, 200 do
-      local _
-      _, _, _, d = req(as("watcher"), "GET", "/api/processes/" .. pid)
-      if d.last_status == status then
-        return d
-      end
-      H.sleep(0.05)
-    end
-    error("process " .. pid .. " is " .. tostring(d and d.last_status) .. ", not " .. status)
+  local function req(token, method, path, body)
+    return host:request(method, path, body, { authorization = "Bearer " .. token })
   end
 
   local function start(token, name)
@@ -70,7 +62,7 @@ describe("workflow RBAC", function()
     assert.matches("not authorized to execute 'rbac_start'", json.detail)
     status, json = start(as("sam", { "starters" }), "rbac_start")
     assert.are.equal(201, status)
-    local d = wait_for(json.id, "completed")
+    local d = host:wait_status(json.id, "completed", watching())
     assert.are.equal("sam", d.created_by)
   end)
 
@@ -102,12 +94,12 @@ describe("workflow RBAC", function()
 
   it("resumes with the input step's resume_auth_callback, else authorize_callback", function()
     local _, json = start(as("sam", { "starters" }), "rbac_resume")
-    wait_for(json.id, "suspended")
+    host:wait_status(json.id, "suspended", watching())
     assert.are.equal(403, (req(as("sam", { "starters" }), "PUT", "/api/processes/" .. json.id .. "/resume",
       { { approved = true } })))
     assert.are.equal(204, (req(as("ann", { "approvers" }), "PUT", "/api/processes/" .. json.id .. "/resume",
       { { approved = true } })))
-    local d = wait_for(json.id, "completed")
+    local d = host:wait_status(json.id, "completed", watching())
     local by
     for _, s in ipairs(d.steps) do
       if s.name == "Approve" then
@@ -116,7 +108,7 @@ describe("workflow RBAC", function()
     end
     assert.are.equal("ann", by) -- the user on the resumed step
     local _, j2 = start(as("sam", { "starters" }), "rbac_resume_default")
-    wait_for(j2.id, "suspended")
+    host:wait_status(j2.id, "suspended", watching())
     assert.are.equal(403, (req(as("ann", { "approvers" }), "PUT", "/api/processes/" .. j2.id .. "/resume",
       { { approved = true } })))
     assert.are.equal(204, (req(as("sam", { "starters" }), "PUT", "/api/processes/" .. j2.id .. "/resume",
@@ -131,7 +123,7 @@ describe("workflow RBAC", function()
     }
     for _, c in ipairs(cases) do
       local _, json = start(as("sam", { "starters" }), c[1])
-      wait_for(json.id, "failed")
+      host:wait_status(json.id, "failed", watching())
       local path = "/api/processes/" .. json.id .. "/resume"
       local status = req(as("x", { c[3] }), "PUT", path, {})
       assert(status == 403, c[1] .. " retried by the wrong group: " .. tostring(status))
@@ -148,7 +140,7 @@ describe("workflow RBAC", function()
     assert.is_true(json.data.workflows.page[1].isAllowed)
 
     local _, started = start(as("sam", { "starters" }), "rbac_resume")
-    wait_for(started.id, "suspended")
+    host:wait_status(started.id, "suspended", watching())
     local pq = "{ processes(first: 100) { page { processId userPermissions { retryAllowed resumeAllowed } } } }"
     local function perms(token)
       local _, _, _, j = req(token, "POST", "/api/graphql", { query = pq })
@@ -167,7 +159,7 @@ describe("workflow RBAC", function()
     local status, _, _, json = req(as("sam"), "POST", "/api/processes/create_widget",
       { { product = widget }, { widget_name = "w1", size = 5 } })
     assert.are.equal(201, status)
-    local sub = wait_for(json.id, "completed").current_state.subscription_id
+    local sub = host:wait_status(json.id, "completed", watching()).current_state.subscription_id
     local function reason(token)
       local _, _, _, j = req(token, "GET", "/api/subscriptions/workflows/" .. sub)
       for _, w in ipairs(j.modify) do
@@ -183,10 +175,10 @@ describe("workflow RBAC", function()
 
   it("records the starter in processes.created_by and the reporter", function()
     local _, json = start(as("rita", { "starters" }), "rbac_start")
-    wait_for(json.id, "completed")
+    host:wait_status(json.id, "completed", watching())
     assert.are.equal("rita", H.psql(H.pg_dir(), dbname,
       "SELECT created_by FROM processes WHERE pid = '" .. json.id .. "'"))
-    local d = wait_for(json.id, "completed")
+    local d = host:wait_status(json.id, "completed", watching())
     assert.are.equal("rita", d.current_state.reporter)
   end)
 end)

@@ -75,17 +75,6 @@ describe("reload", function()
     os.execute("rm -rf " .. H.shell_quote(dir))
   end)
 
-  local function wait_for(pid, status)
-    for _ = 1, 200 do
-      local _, _, _, d = host:request("GET", "/api/processes/" .. pid)
-      if d and d.last_status == status then
-        return d
-      end
-      H.sleep(0.05)
-    end
-    error("process " .. pid .. " never reached " .. status .. "\n" .. host:log())
-  end
-
   local function reload()
     local status, _, _, report = host:request("POST", "/api/settings/reload")
     return status, report
@@ -93,14 +82,14 @@ describe("reload", function()
 
   it("runs the next step of a running process with the new code", function()
     local _, _, _, started = host:request("POST", "/api/processes/reload_me", "[{}]")
-    wait_for(started.id, "failed")
+    host:wait_status(started.id, "failed")
     write(dir .. "/reload_me.lua", workflow_source("v2", true))
     local status, report = reload()
     assert.are.equal(200, status, H.json.encode(report))
     assert.is_true(report.ok)
     assert.are.same({ dir .. "/reload_me.lua" }, report.changed)
     host:request("PUT", "/api/processes/" .. started.id .. "/resume", "{}")
-    local d = wait_for(started.id, "completed")
+    local d = host:wait_status(started.id, "completed")
     assert.are.equal("v2", d.current_state.marker)
     -- Each step records the scripts that ran it: before and after the reload differ.
     local _, _, _, gen = host:request("GET", "/api/settings/generation")
@@ -123,7 +112,7 @@ orch.workflows.task({ name = "brand_new", description = "Added by a reload",
     assert.are.same({ dir .. "/extra.lua" }, report.added)
     local s2, _, _, started = host:request("POST", "/api/processes/brand_new", "[{}]")
     assert.are.equal(201, s2)
-    assert.are.equal("world", wait_for(started.id, "completed").current_state.hello)
+    assert.are.equal("world", host:wait_status(started.id, "completed").current_state.hello)
   end)
 
   it("refuses a broken reload, keeps serving the old scripts and says where the error is", function()
@@ -146,19 +135,19 @@ orch.workflows.task({ name = "brand_new", description = "Added by a reload",
 
   it("fails a process whose step disappeared with a clear reason; putting it back lets it finish", function()
     local _, _, _, started = host:request("POST", "/api/processes/reload_me", "[{}]")
-    wait_for(started.id, "failed")
+    host:wait_status(started.id, "failed")
     write(dir .. "/reload_me.lua", workflow_source("v3", false))
     assert.are.equal(200, (reload()))
     local status, _, _, problem = host:request("PUT", "/api/processes/" .. started.id .. "/resume", "{}")
     assert.are.equal(409, status)
     assert.matches("workflow changed: step 'Two' no longer exists", problem.detail)
-    local d = wait_for(started.id, "failed")
+    local d = host:wait_status(started.id, "failed")
     assert.matches("step 'Two' no longer exists", d.failed_reason)
     write(dir .. "/reload_me.lua", workflow_source("v4", true))
     assert.are.equal(200, (reload()))
     status = host:request("PUT", "/api/processes/" .. started.id .. "/resume", "{}")
     assert.are.equal(204, status)
-    assert.are.equal("v4", wait_for(started.id, "completed").current_state.marker)
+    assert.are.equal("v4", host:wait_status(started.id, "completed").current_state.marker)
   end)
 
   it("updates the catalogue when a product gains a field", function()
@@ -176,21 +165,21 @@ orch.workflows.task({ name = "brand_new", description = "Added by a reload",
 
   it("fails a suspended process whose input step disappeared; putting it back lets it finish", function()
     local _, _, _, started = host:request("POST", "/api/processes/wait_me", "[{}]")
-    wait_for(started.id, "suspended")
+    host:wait_status(started.id, "suspended")
     write(dir .. "/wait_me.lua", suspending_source(true))
     assert.are.equal(200, (reload()))
     local status, _, _, problem = host:request("PUT", "/api/processes/" .. started.id .. "/resume", { { ok = true } })
     assert.are.equal(409, status)
     assert.matches("workflow changed: step 'Approve' no longer exists", problem.detail)
-    assert.matches("step 'Approve' no longer exists", wait_for(started.id, "failed").failed_reason)
+    assert.matches("step 'Approve' no longer exists", host:wait_status(started.id, "failed").failed_reason)
     write(dir .. "/wait_me.lua", suspending_source(false))
     assert.are.equal(200, (reload()))
     status = host:request("PUT", "/api/processes/" .. started.id .. "/resume", "{}")
     assert.are.equal(204, status)
-    wait_for(started.id, "suspended")
+    host:wait_status(started.id, "suspended")
     status = host:request("PUT", "/api/processes/" .. started.id .. "/resume", { { ok = true } })
     assert.are.equal(204, status)
-    local d = wait_for(started.id, "completed")
+    local d = host:wait_status(started.id, "completed")
     assert.is_true(d.current_state.ok)
     assert.is_true(d.current_state.after)
   end)
@@ -213,7 +202,7 @@ orch.workflows.task({ name = "brand_new", description = "Round %d",
       assert.are.equal(200, status)
     end
     for _, pid in ipairs(pids) do
-      local d = wait_for(pid, "completed")
+      local d = host:wait_status(pid, "completed")
       assert.are.equal("world", d.current_state.hello)
     end
   end)

@@ -25,19 +25,6 @@ describe("HTTP hygiene", function()
     return "http://127.0.0.1:" .. host.port
   end
 
-  local function wait_for(pid, statuses)
-    local detail, text
-    for _ = 1, 200 do
-      local _
-      _, text, _, detail = host:request("GET", "/api/processes/" .. pid)
-      if detail and statuses[detail.last_status] then
-        return detail, text
-      end
-      H.sleep(0.05)
-    end
-    error("process " .. pid .. " stayed " .. tostring(detail and detail.last_status))
-  end
-
   describe("CORS", function()
     it("allows no foreign origin by default, only the same one and the UI's", function()
       local _, _, headers = host:request("GET", "/api/health", nil, { origin = "http://evil.example" })
@@ -107,7 +94,7 @@ describe("HTTP hygiene", function()
     it("shows no callback token in REST, GraphQL or the access log", function()
       local _, _, _, started = host:request("POST", "/api/processes/test_callback", "[{}]")
       local pid = started.id
-      local _, text = wait_for(pid, { awaiting_callback = true })
+      local _, text = host:wait_status(pid, { awaiting_callback = true })
       local route = H.psql(H.pg_dir(), dbname, "SELECT state->>'route_seen' FROM process_steps WHERE pid = '"
         .. pid .. "' AND state ? 'route_seen' ORDER BY completed_at DESC LIMIT 1")
       local token = route:match("/callback/([^/]+)$")
@@ -129,7 +116,7 @@ describe("HTTP hygiene", function()
       assert.are.equal(200, status)
       status = host:request("POST", route, { ok = true })
       assert.are.equal(200, status)
-      local d, dtext = wait_for(pid, { completed = true })
+      local d, dtext = host:wait_status(pid, { completed = true })
       assert.is_true(d.current_state.validated)
       assert.is_nil(dtext:find(token, 1, true))
       -- the redacted answer keeps the REST wire format: epoch-second timestamps

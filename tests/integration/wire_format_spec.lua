@@ -82,19 +82,6 @@ describe("REST wire format", function()
     return H.psql(dir, dbname, q)
   end
 
-  local function wait_for(pid, status)
-    local d
-    for _ = 1, 300 do
-      local _, _, _, json = host:request("GET", "/api/processes/" .. pid)
-      d = json
-      if json and json.last_status == status then
-        return json
-      end
-      H.sleep(0.05)
-    end
-    error("process " .. pid .. " is " .. tostring(d and d.last_status) .. ", not " .. status .. "\n" .. host:log())
-  end
-
   setup(function()
     local uri
     dir = H.pg_dir()
@@ -106,7 +93,7 @@ describe("REST wire format", function()
       { { product = ids.product_id }, { gizmo_name = "g1" } })
     assert.are.equal(201, status, text)
     ids.process_id = json.id
-    local d = wait_for(json.id, "completed")
+    local d = host:wait_status(json.id, "completed")
     ids.subscription_id = d.current_state.subscription_id
     if sql("SELECT count(*) FROM processes_subscriptions") == "0" then -- the process lists its subscription
       sql("INSERT INTO processes_subscriptions (pid, subscription_id) VALUES ('" .. ids.process_id .. "', '"
@@ -115,7 +102,7 @@ describe("REST wire format", function()
     status, text, _, json = host:request("POST", "/api/processes/test_wire_asks", "[{}]")
     assert.are.equal(201, status, text)
     ids.suspended_id = json.id
-    wait_for(json.id, "suspended")
+    host:wait_status(json.id, "suspended")
     status = host:request("POST", "/api/subscription_customer_descriptions/",
       { customer_id = "wire-customer", subscription_id = ids.subscription_id, description = "mine" })
     assert.are.equal(204, status)

@@ -25,20 +25,6 @@ describe("workflow kinds", function()
     return H.psql(dir, name, q)
   end
 
-  local function wait_for(pid, status)
-    local d
-    for _ = 1, 200 do
-      local _, _, _, json = host:request("GET", "/api/processes/" .. pid)
-      d = json
-      if json and json.last_status == status then
-        return json
-      end
-      H.sleep(0.05)
-    end
-    error("process " .. pid .. " is " .. tostring(d and d.last_status) .. " (" .. tostring(d and d.failed_reason)
-      .. "), not " .. status .. "\n" .. host:log())
-  end
-
   local function start(workflow, pages)
     local status, _, _, json = host:request("POST", "/api/processes/" .. workflow, pages)
     return status, json
@@ -68,7 +54,7 @@ describe("workflow kinds", function()
     assert.is_table(json.form.properties.widget_name)
     status, json = start("create_widget", { { product = widget_product }, { widget_name = "w1", size = 5 } })
     assert.are.equal(201, status)
-    local d = wait_for(json.id, "completed")
+    local d = host:wait_status(json.id, "completed")
     widget_id = d.current_state.subscription_id
     assert.are.equal("active", sql("SELECT status FROM subscriptions WHERE subscription_id = '" .. widget_id .. "'"))
     assert.are.equal("t", sql("SELECT insync FROM subscriptions WHERE subscription_id = '" .. widget_id .. "'"))
@@ -96,7 +82,7 @@ describe("workflow kinds", function()
     assert.matches("Stale data", H.json.encode(json.validation_errors))
     status, json = start("modify_widget", { { subscription_id = widget_id }, { size = 9 } })
     assert.are.equal(201, status)
-    local d = wait_for(json.id, "completed")
+    local d = host:wait_status(json.id, "completed")
     assert.are.equal(9, d.current_state.subscription.widget.size)
     assert.is_table(d.current_state.__old_subscriptions__[widget_id])
     local names = {}
@@ -120,7 +106,7 @@ describe("workflow kinds", function()
     assert.matches("This workflow cannot be started", H.json.encode(body.validation_errors))
     status, body = start("modify_note", { { subscription_id = widget_id }, { note = "hello" } })
     assert.are.equal(201, status)
-    wait_for(body.id, "completed")
+    host:wait_status(body.id, "completed")
     assert.are.equal("hello", sql("SELECT note FROM subscriptions WHERE subscription_id = '" .. widget_id .. "'"))
     -- set_in_sync unlocks (no open workflow holds it).
     local s2 = host:request("PUT", "/api/subscriptions/" .. widget_id .. "/set_in_sync")
@@ -133,7 +119,7 @@ describe("workflow kinds", function()
     local pages = { { product = gadget_product }, { widget_subscription_id = widget_id } }
     local status, json = start("create_gadget", pages)
     assert.are.equal(201, status)
-    local d = wait_for(json.id, "completed")
+    local d = host:wait_status(json.id, "completed")
     local gadget_id = d.current_state.subscription_id
     local by_name = available(widget_id)
     assert.are.equal("subscription.no_modify_subscription_in_use_by_others", by_name.terminate_widget.reason)
@@ -143,14 +129,14 @@ describe("workflow kinds", function()
     -- Terminate the gadget first, then the widget may go.
     status, json = start("terminate_gadget", { { subscription_id = gadget_id } })
     assert.are.equal(201, status)
-    wait_for(json.id, "completed")
+    host:wait_status(json.id, "completed")
     local gadget_status = sql("SELECT status FROM subscriptions WHERE subscription_id = '" .. gadget_id .. "'")
     assert.are.equal("terminated", gadget_status)
     by_name = available(widget_id)
     assert.is_nil(by_name.terminate_widget.reason)
     status, json = start("terminate_widget", { { subscription_id = widget_id } })
     assert.are.equal(201, status)
-    wait_for(json.id, "completed")
+    host:wait_status(json.id, "completed")
     local widget_status = sql("SELECT status FROM subscriptions WHERE subscription_id = '" .. widget_id .. "'")
     assert.are.equal("terminated", widget_status)
     local ended = sql("SELECT end_date FROM subscriptions WHERE subscription_id = '" .. widget_id .. "'")
@@ -162,10 +148,10 @@ describe("workflow kinds", function()
   it("runs a validate workflow as a task on an active subscription", function()
     local status, json = start("create_widget", { { product = widget_product }, { widget_name = "w2", size = 500 } })
     assert.are.equal(201, status)
-    local id = wait_for(json.id, "completed").current_state.subscription_id
+    local id = host:wait_status(json.id, "completed").current_state.subscription_id
     status, json = start("validate_widget", { { subscription_id = id } })
     assert.are.equal(201, status)
-    local d = wait_for(json.id, "failed")
+    local d = host:wait_status(json.id, "failed")
     assert.is_true(d.is_task)
     assert.matches("widget too big", d.failed_reason)
     -- Validation leaves the lock taken until someone looks: the subscription is out of sync.

@@ -45,19 +45,6 @@ describe("WebSocket events", function()
     return json.id
   end
 
-  local function wait_for(pid, status)
-    local d
-    for _ = 1, 400 do
-      local _, _, _, json = host:request("GET", "/api/processes/" .. pid)
-      d = json
-      if json and json.last_status == status then
-        return json
-      end
-      H.sleep(0.05)
-    end
-    error("process " .. pid .. " is " .. tostring(d and d.last_status) .. ", not " .. status .. "\n" .. host:log())
-  end
-
   local function set_lock(h, locked)
     local status = h:request("PUT", "/api/settings/status", { global_lock = locked })
     assert.are.equal(200, status)
@@ -113,7 +100,7 @@ describe("WebSocket events", function()
     end)
     assert.is_true(ws.has_all(seen, { "processes/LIST", "processes/" .. pid, "processStatusCounts/-" }),
       table.concat(seen, " "))
-    wait_for(pid, "completed")
+    host:wait_status(pid, "completed")
     -- Twelve step commits, but events are deduplicated per window: far fewer detail messages.
     local more = c:collect(0.5)
     local details = 0
@@ -130,7 +117,7 @@ describe("WebSocket events", function()
   it("invalidates the process on abort and sends engineStatus when the engine pauses", function()
     local c = open()
     local pid = start("test_input")
-    wait_for(pid, "suspended")
+    host:wait_status(pid, "suspended")
     c:collect(0.3) -- drain what the start and the steps caused
     assert.are.equal(204, (host:request("PUT", "/api/processes/" .. pid .. "/abort")))
     local seen = c:collect(5, function(s) return ws.has_all(s, { "processes/" .. pid, "processStatusCounts/-" }) end)
@@ -155,11 +142,12 @@ describe("WebSocket events", function()
       end
     end
     assert.is_string(product)
-    local d = wait_for(start("create_widget", { { product = product }, { widget_name = "ws", size = 2 } }), "completed")
+    local pid = start("create_widget", { { product = product }, { widget_name = "ws", size = 2 } })
+    local d = host:wait_status(pid, "completed")
     local sid = d.current_state.subscription_id
     -- A modify workflow links the subscription to its process; when it ends, the subscription is invalidated.
     local c = open()
-    wait_for(start("modify_widget", { { subscription_id = sid }, { size = 3 } }), "completed")
+    host:wait_status(start("modify_widget", { { subscription_id = sid }, { size = 3 } }), "completed")
     local seen = c:collect(5, function(s) return ws.has_all(s, { "subscriptions/" .. sid }) end)
     assert.is_true(ws.has_all(seen, { "subscriptions/LIST", "subscriptions/" .. sid }), table.concat(seen, " "))
     assert.are.equal(200, (host:request("PUT", "/api/subscriptions/" .. sid .. "/set_in_sync")))

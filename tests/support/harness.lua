@@ -183,6 +183,33 @@ function Host:request(method, path, body, headers)
   return status, text, resp_headers or {}, ok and decoded or nil
 end
 
+-- wait_status(pid, wanted [, {seconds = 20, headers = {...}}]) -> detail, text
+-- Poll GET /api/processes/{pid} until last_status is one of `wanted` (a status, a list of
+-- statuses or a set {status = true}); fail with the last detail and the host's log.
+function Host:wait_status(pid, wanted, opts)
+  opts = opts or {}
+  local want = {}
+  if type(wanted) == "string" then
+    want[wanted] = true
+  else
+    for k, v in pairs(wanted) do
+      want[type(k) == "number" and v or k] = true
+    end
+  end
+  local detail, text
+  local deadline = H.now() + (opts.seconds or 20)
+  repeat
+    local _
+    _, text, _, detail = self:request("GET", "/api/processes/" .. pid, nil, opts.headers)
+    if detail and want[detail.last_status] then
+      return detail, text
+    end
+    H.sleep(0.05)
+  until H.now() > deadline
+  error(string.format("process %s is %s (%s), not what was waited for\n%s", pid,
+    tostring(detail and detail.last_status), tostring(detail and detail.failed_reason), self:log()), 2)
+end
+
 -- SIGTERM, wait, and check a clean exit without sanitizer reports.
 function Host:stop()
   if not self.pid then
