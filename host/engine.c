@@ -77,6 +77,7 @@ void orch_step_result_clear(orch_step_result *res) {
   free(res->failed_reason);
   free(res->traceback);
   free(res->assignee);
+  free(res->process_status);
   free(res->code_hash);
   memset(res, 0, sizeof *res);
 }
@@ -334,23 +335,31 @@ static int exec_simple(orch_db *db, const char *sql, orch_error *err) {
   return orch_db_exec(db, sql, 0, NULL, NULL, err) < 0 ? ORCH_EDB : ORCH_OK;
 }
 
-/* Fence: extend the leases that are still ours; mark those items fenced. */
-static int fence(const orch_engine_params *p, orch_db *db, orch_batch *b, orch_error *err) {
-  static const char *sql =
-      "UPDATE orch_work_queue q SET lease_expires = now() + make_interval(secs => $3::int),"
-      "   run_at = now() + make_interval(secs => $3::int)"
-      " FROM unnest($1::uuid[], $2::uuid[]) AS f(pid, token)"
-      " WHERE q.pid = ANY($1::uuid[]) AND q.pid = f.pid AND q.lease_token = f.token"
-      "   AND q.lease_owner = $4 AND q.lease_expires > now()"
-      " RETURNING q.pid";
-  char *pids = uuid_array(b, 0, 1), *tokens = uuid_array(b, 1, 1), ttl[16];
+/* Extend the leases of the batch's items (those that ran, with only_ran) that are still
+   ours: the rows of the ones extended come back in *res, pid first, then `returning`. */
+#define EXTEND_LEASES(returning)                                                                   \
+  "UPDATE orch_work_queue q SET lease_expires = now() + make_interval(secs => $3::int),"           \
+  "   run_at = now() + make_interval(secs => $3::int)"                                             \
+  " FROM unnest($1::uuid[], $2::uuid[]) AS f(pid, token)"                                          \
+  " WHERE q.pid = ANY($1::uuid[]) AND q.pid = f.pid AND q.lease_token = f.token"                   \
+  "   AND q.lease_owner = $4 AND q.lease_expires > now()"                                          \
+  " RETURNING q.pid" returning
+
+static int extend_leases(const orch_engine_params *p, orch_db *db, orch_batch *b, int only_ran,
+                         const char *sql, PGresult **res, orch_error *err) {
+  char *pids = uuid_array(b, 0, only_ran), *tokens = uuid_array(b, 1, only_ran), ttl[16];
   snprintf(ttl, sizeof ttl, "%d", p->lease_seconds);
   const char *params[] = {pids, tokens, ttl, p->owner};
-  PGresult *res = NULL;
-  orch_dbstatus st = orch_db_exec(db, sql, 4, params, &res, err);
+  orch_dbstatus st = orch_db_exec(db, sql, 4, params, res, err);
   free(pids);
   free(tokens);
-  if (st < 0) return ORCH_EDB;
+  return st < 0 ? ORCH_EDB : ORCH_OK;
+}
+
+/* Fence: extend the leases that are still ours; mark those items fenced. */
+static int fence(const orch_engine_params *p, orch_db *db, orch_batch *b, orch_error *err) {
+  PGresult *res = NULL;
+  if (extend_leases(p, db, b, 1, EXTEND_LEASES(""), &res, err) != ORCH_OK) return ORCH_EDB;
   for (int r = 0; r < PQntuples(res); r++) {
     const char *pid = PQgetvalue(res, r, 0);
     for (int i = 0; i < b->n; i++)
@@ -372,6 +381,16 @@ static const char *action_of(const held *h) {
   }
 }
 
+/* The process status a result leaves: the runner's word for a failed step (which kind of
+   failure it is, policy in Lua) when it is one of the failure statuses, else the step's. */
+static const char *process_status_of(const orch_step_result *r) {
+  static const char *const failure_kinds[] = {"failed", "inconsistent_data", "api_unavailable"};
+  if (r->status == ORCH_STEP_FAILED && r->process_status)
+    for (size_t i = 0; i < ORCH_ARRAY_LEN(failure_kinds); i++)
+      if (!strcmp(r->process_status, failure_kinds[i])) return failure_kinds[i];
+  return orch_step_process_status(r->status);
+}
+
 /* The row of one item in the write statement's JSON array. */
 static void write_row(orch_buf *j, const held *h) {
   const orch_step_result *r = &h->res;
@@ -389,7 +408,7 @@ static void write_row(orch_buf *j, const held *h) {
   orch_buf_puts(j, ",\"name\":");
   orch_buf_json_cstr(j, r->step_name);
   orch_buf_printf(j, ",\"status\":\"%s\",\"pstatus\":\"%s\"", orch_step_status_name(r->status),
-                  orch_step_process_status(r->status));
+                  process_status_of(r));
   orch_buf_puts(j, ",\"log_state\":");
   orch_buf_puts(j, log_state && *log_state ? log_state : "{}");
   orch_buf_puts(j, ",\"state\":");
@@ -451,19 +470,10 @@ static const char *write_sql =
     "     state = xs.log_state, completed_at = now(), commit_hash = left(xs.hash, 40)"
     "   FROM xs WHERE s.stepid = xs.replace_id RETURNING s.pid),"
     /* = ANY keeps the planner on the primary key whatever it guesses about x. */
-    /* Failed tasks are sub-classified as core does: inconsistent data (assignee NOC) or
-       an unavailable API (connection errors and 502/503/504 answers). */
-    " procs AS (UPDATE processes p SET last_step = x.name,"
-    "     last_status = CASE WHEN x.status <> 'failed' OR NOT p.is_task THEN x.pstatus"
-    "       WHEN x.log_state->>'class' IN ('AssertionError', 'InconsistentData')"
-    "         THEN 'inconsistent_data'"
-    "       WHEN x.log_state->>'class' IN ('MaxRetryError', 'HTTPConnectionError')"
-    "         OR (x.log_state->>'class' IN ('ApiException', 'HTTPError')"
-    "             AND x.log_state->'details'->>'status' IN ('502', '503', '504'))"
-    "         THEN 'api_unavailable' ELSE x.pstatus END,"
-    "     assignee = CASE WHEN x.status = 'failed' AND p.is_task"
-    "         AND x.log_state->>'class' IN ('AssertionError', 'InconsistentData') THEN 'NOC'"
-    "       ELSE coalesce(x.assignee, p.assignee) END,"
+    /* The runner says which kind of failure a failed task is (pstatus) and who it is
+       assigned to (core: inconsistent data goes to the NOC): policy in Lua. */
+    " procs AS (UPDATE processes p SET last_step = x.name, last_status = x.pstatus,"
+    "     assignee = coalesce(x.assignee, p.assignee),"
     "     failed_reason = CASE WHEN x.status IN ('failed', 'waiting') THEN left(x.reason, 10000)"
     "       END,"
     "     traceback = CASE WHEN x.status IN ('failed', 'waiting') THEN left(x.tb, 50000) END,"
@@ -637,27 +647,18 @@ static void drop_released(orch_batch *b) {
 }
 
 int orch_engine_confirm(const orch_engine_params *p, orch_db *db, orch_batch *b, orch_error *err) {
-  static const char *sql =
-      "UPDATE orch_work_queue q SET lease_expires = now() + make_interval(secs => $3::int),"
-      "   run_at = now() + make_interval(secs => $3::int)"
-      " FROM unnest($1::uuid[], $2::uuid[]) AS f(pid, token)"
-      " WHERE q.pid = ANY($1::uuid[]) AND q.pid = f.pid AND q.lease_token = f.token"
-      "   AND q.lease_owner = $4 AND q.lease_expires > now()"
-      " RETURNING q.pid, q.step_index, q.attempts, q.state::text, coalesce(q.generation, 0)";
   drop_released(b);
   if (!b->unconfirmed) return b->n;
   if (b->n == 0) {
     b->unconfirmed = 0;
     return 0;
   }
-  char *pids = uuid_array(b, 0, 0), *tokens = uuid_array(b, 1, 0), ttl[16];
-  snprintf(ttl, sizeof ttl, "%d", p->lease_seconds);
-  const char *params[] = {pids, tokens, ttl, p->owner};
   PGresult *res = NULL;
-  orch_dbstatus st = orch_db_exec(db, sql, 4, params, &res, err);
-  free(pids);
-  free(tokens);
-  if (st < 0) return ORCH_EDB;
+  if (extend_leases(p, db, b, 0,
+                    EXTEND_LEASES(", q.step_index, q.attempts, q.state::text,"
+                                  " coalesce(q.generation, 0)"),
+                    &res, err) != ORCH_OK)
+    return ORCH_EDB;
   for (int i = 0; i < b->n; i++)
     b->items[i].keep = 0;
   for (int r = 0; r < PQntuples(res); r++) {

@@ -75,6 +75,8 @@ typedef struct orch_step_result {
   char *failed_reason;  /* failed/waiting: processes.failed_reason (truncated to 10000) */
   char *traceback;      /* failed/waiting: processes.traceback (truncated to 50000) */
   char *assignee;       /* processes.assignee after the step; NULL = unchanged */
+  char *process_status; /* processes.last_status when the runner decides it (a failed task's
+                           kind: inconsistent_data, api_unavailable); NULL = the status's own */
   long generation;      /* scripts generation that ran the step (0 = unknown) */
   char *code_hash;      /* up to 40 hex digits naming the scripts that ran the step, logged as
                            process_steps.commit_hash; NULL = none */

@@ -69,6 +69,20 @@ void orch_lapi_where(lua_State *L, int level) {
     lua_pushliteral(L, "");
 }
 
+void orch_lapi_push_line(lua_State *L, char sep) {
+  int n = lua_gettop(L);
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  orch_lapi_where(L, 1);
+  luaL_addvalue(&b);
+  for (int i = 1; i <= n; i++) {
+    if (i > 1) luaL_addchar(&b, sep);
+    luaL_tolstring(L, i, NULL);
+    luaL_addvalue(&b);
+  }
+  luaL_pushresult(&b);
+}
+
 /* Push "file:line: " of the innermost product-script frame (else the innermost Lua frame). */
 void orch_lapi_author_where(lua_State *L) {
   orch_lapi_state *lh = from_state(L);

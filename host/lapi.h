@@ -85,6 +85,10 @@ int orch_lapi_caller_is_product(lua_State *L, const char *module);
 /* [-0, +1] Like luaL_where, but with the whole file path (luaL_where cuts it at 60 bytes). */
 void orch_lapi_where(lua_State *L, int level);
 
+/* [-0, +1, m] The calling function's arguments as print shows them, separated by sep and
+   prefixed with the caller's "file:line: " (print and orch.log). */
+void orch_lapi_push_line(lua_State *L, char sep);
+
 /* [-0, +0, e] Each adds its sub-table or functions to the table on top of the stack. */
 void orch_lapi_log_inject(lua_State *L);
 void orch_lapi_json_inject(lua_State *L);

@@ -114,9 +114,8 @@ static int l_perform(lua_State *L) {
   return 4;
 }
 
-/* orch._http_client.base_url(service) -> the configured base URL or nil (never the token). */
-static int l_base_url(lua_State *L) {
-  char *url = orch_outbound_base_url(luaL_checkstring(L, 1));
+/* [-0, +1] Push a malloc'd URL (or nil for NULL) and free it. */
+static int push_url(lua_State *L, char *url) {
   if (url)
     lua_pushstring(L, url);
   else
@@ -125,15 +124,14 @@ static int l_base_url(lua_State *L) {
   return 1;
 }
 
+/* orch._http_client.base_url(service) -> the configured base URL or nil (never the token). */
+static int l_base_url(lua_State *L) {
+  return push_url(L, orch_outbound_base_url(luaL_checkstring(L, 1)));
+}
+
 /* orch._http_client.public_url() -> where external systems reach this host, or nil. */
 static int l_public_url(lua_State *L) {
-  char *url = orch_outbound_public_url();
-  if (url)
-    lua_pushstring(L, url);
-  else
-    lua_pushnil(L);
-  free(url);
-  return 1;
+  return push_url(L, orch_outbound_public_url());
 }
 
 static int raise_here(lua_State *L) {

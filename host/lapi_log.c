@@ -8,17 +8,7 @@
 
 /* Concatenate the arguments like print does, prefixed with the caller's position. */
 static int log_at(lua_State *L, int level) {
-  int n = lua_gettop(L);
-  luaL_Buffer b;
-  luaL_buffinit(L, &b);
-  orch_lapi_where(L, 1);
-  luaL_addvalue(&b);
-  for (int i = 1; i <= n; i++) {
-    if (i > 1) luaL_addchar(&b, ' ');
-    luaL_tolstring(L, i, NULL);
-    luaL_addvalue(&b);
-  }
-  luaL_pushresult(&b);
+  orch_lapi_push_line(L, ' ');
   orch_log(level, "lua", "%s", lua_tostring(L, -1));
   return 0;
 }

@@ -729,6 +729,7 @@ static int run_step_protected(lua_State *L) {
   res->failed_reason = dup_field(L, r, "failed_reason");
   res->traceback = dup_field(L, r, "traceback");
   res->assignee = dup_field(L, r, "assignee");
+  res->process_status = dup_field(L, r, "process_status");
   lua_getfield(L, r, "next_index");
   res->next_step_index = (int)luaL_optinteger(L, -1, job->step_index + 1) - 1;
   lua_getfield(L, r, "continue");
@@ -769,14 +770,7 @@ int orch_lua_run_step(orch_lua *lh, const orch_step_job *job, orch_step_result *
   int rc = lcall(lh, 2, 1, NULL, 0, err);
   lh->api.ctx.phase = 0;
   if (rc != ORCH_OK) {
-    free(res->step_name);
-    free(res->state);
-    free(res->log_state);
-    free(res->failed_reason);
-    free(res->traceback);
-    free(res->assignee);
-    free(res->code_hash);
-    *res = (orch_step_result){0};
+    orch_step_result_clear(res);
     lua_settop(L, top);
     return rc;
   }

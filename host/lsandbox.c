@@ -294,17 +294,7 @@ static int l_load(lua_State *L) {
 
 /* print(...) goes to the host log, with the caller's position. */
 static int l_print(lua_State *L) {
-  int n = lua_gettop(L);
-  luaL_Buffer b;
-  luaL_buffinit(L, &b);
-  orch_lapi_where(L, 1);
-  luaL_addvalue(&b);
-  for (int i = 1; i <= n; i++) {
-    if (i > 1) luaL_addchar(&b, '\t');
-    luaL_tolstring(L, i, NULL);
-    luaL_addvalue(&b);
-  }
-  luaL_pushresult(&b);
+  orch_lapi_push_line(L, '\t');
   LOG_INFO("lua", "%s", lua_tostring(L, -1));
   return 0;
 }

@@ -41,72 +41,32 @@ static const double handoff_bounds[] = {0.00005, 0.0001, 0.00025, 0.0005, 0.001,
                                         0.005,   0.01,   0.025,   0.05,   0.1,   1};
 #define NB(a) ((int)(sizeof(a) / sizeof((a)[0])))
 
-static family http_requests = {"orch_http_requests_total",
-                               "HTTP requests answered, by route action and status",
-                               "counter",
-                               NULL,
-                               0,
-                               PTHREAD_MUTEX_INITIALIZER,
-                               NULL,
-                               0,
-                               0};
-static family http_latency = {"orch_http_request_duration_seconds",
-                              "Time from the request's arrival to its response, by route action",
-                              "histogram",
-                              latency_bounds,
-                              NB(latency_bounds),
-                              PTHREAD_MUTEX_INITIALIZER,
-                              NULL,
-                              0,
-                              0};
-static family steps = {"orch_steps_total",
-                       "Step outcomes recorded by this host's workers, by workflow and step status "
-                       "(waiting = to be retried)",
-                       "counter",
-                       NULL,
-                       0,
-                       PTHREAD_MUTEX_INITIALIZER,
-                       NULL,
-                       0,
-                       0};
-static family step_duration = {"orch_step_duration_seconds",
-                               "Time from a step's start to the commit of its outcome, by workflow",
-                               "histogram",
-                               latency_bounds,
-                               NB(latency_bounds),
-                               PTHREAD_MUTEX_INITIALIZER,
-                               NULL,
-                               0,
-                               0};
-static family handoff = {"orch_step_handoff_seconds",
-                         "Time from a step's commit to the next step of the process starting under "
-                         "the same lease",
-                         "histogram",
-                         handoff_bounds,
-                         NB(handoff_bounds),
-                         PTHREAD_MUTEX_INITIALIZER,
-                         NULL,
-                         0,
-                         0};
-static family reloads = {"orch_reloads_total",
-                         "Reloads of the scripts, by result (ok = published, refused)",
-                         "counter",
-                         NULL,
-                         0,
-                         PTHREAD_MUTEX_INITIALIZER,
-                         NULL,
-                         0,
-                         0};
-static family db_errors = {"orch_db_errors_total",
-                           "Failed database statements (soft: connection lost, serialization "
-                           "failure or deadlock; hard: any other)",
-                           "counter",
-                           NULL,
-                           0,
-                           PTHREAD_MUTEX_INITIALIZER,
-                           NULL,
-                           0,
-                           0};
+/* A family's constant part; the mutex and the series start empty. */
+#define COUNTER(name, help)                                                                        \
+  { name, help, "counter", NULL, 0, PTHREAD_MUTEX_INITIALIZER, NULL, 0, 0 }
+#define HISTOGRAM(name, help, bounds)                                                              \
+  { name, help, "histogram", bounds, NB(bounds), PTHREAD_MUTEX_INITIALIZER, NULL, 0, 0 }
+
+static family http_requests =
+    COUNTER("orch_http_requests_total", "HTTP requests answered, by route action and status");
+static family http_latency =
+    HISTOGRAM("orch_http_request_duration_seconds",
+              "Time from the request's arrival to its response, by route action", latency_bounds);
+static family steps = COUNTER("orch_steps_total",
+                              "Step outcomes recorded by this host's workers, by workflow and step "
+                              "status (waiting = to be retried)");
+static family step_duration =
+    HISTOGRAM("orch_step_duration_seconds",
+              "Time from a step's start to the commit of its outcome, by workflow", latency_bounds);
+static family handoff = HISTOGRAM("orch_step_handoff_seconds",
+                                  "Time from a step's commit to the next step of the process "
+                                  "starting under the same lease",
+                                  handoff_bounds);
+static family reloads =
+    COUNTER("orch_reloads_total", "Reloads of the scripts, by result (ok = published, refused)");
+static family db_errors =
+    COUNTER("orch_db_errors_total", "Failed database statements (soft: connection lost, "
+                                    "serialization failure or deadlock; hard: any other)");
 
 static family *const families[] = {&http_requests, &http_latency, &steps,    &step_duration,
                                    &handoff,       &reloads,      &db_errors};

@@ -141,6 +141,18 @@ long long orch_now_ns(void) {
   return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
+struct timespec orch_deadline_ms(clockid_t clock, int ms) {
+  struct timespec until;
+  clock_gettime(clock, &until);
+  until.tv_sec += ms / 1000;
+  until.tv_nsec += (long)(ms % 1000) * 1000000L;
+  if (until.tv_nsec >= 1000000000L) {
+    until.tv_sec++;
+    until.tv_nsec -= 1000000000L;
+  }
+  return until;
+}
+
 void orch_sha256_hex(const void *data, size_t len, char hex[65]) {
   static const char digits[] = "0123456789abcdef";
   unsigned char md[EVP_MAX_MD_SIZE];

@@ -7,6 +7,7 @@
 
 #include <stdarg.h>
 #include <stddef.h>
+#include <time.h>
 
 #define ORCH_VERSION ORCH_VERSION_STRING
 
@@ -67,6 +68,9 @@ int orch_read_file(const char *path, char **out, size_t *len, orch_error *err) O
 
 /* Monotonic clock in nanoseconds. */
 long long orch_now_ns(void);
+
+/* The time `ms` milliseconds from now on `clock` (a pthread_cond_timedwait deadline). */
+struct timespec orch_deadline_ms(clockid_t clock, int ms);
 
 /* SHA-256 of data as 64 lowercase hex digits plus NUL. */
 void orch_sha256_hex(const void *data, size_t len, char hex[65]);

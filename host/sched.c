@@ -95,14 +95,7 @@ static unsigned long wake_seq(orch_sched *s) {
 
 /* Sleep until a wake-up newer than `seen`, a stop, or `ms` milliseconds. */
 static void wait_for_wake(orch_sched *s, unsigned long seen, int ms) {
-  struct timespec until;
-  clock_gettime(CLOCK_MONOTONIC, &until);
-  until.tv_sec += ms / 1000;
-  until.tv_nsec += (long)(ms % 1000) * 1000000L;
-  if (until.tv_nsec >= 1000000000L) {
-    until.tv_sec++;
-    until.tv_nsec -= 1000000000L;
-  }
+  struct timespec until = orch_deadline_ms(CLOCK_MONOTONIC, ms);
   pthread_mutex_lock(&s->mu);
   while (s->wake_seq == seen && !atomic_load(&s->stopping))
     if (pthread_cond_timedwait(&s->cv, &s->mu, &until) == ETIMEDOUT) break;
@@ -111,14 +104,7 @@ static void wait_for_wake(orch_sched *s, unsigned long seen, int ms) {
 
 /* Sleep `ms` milliseconds or until a stop; wake-ups do not end it (a back-off). */
 static void wait_for_stop(orch_sched *s, int ms) {
-  struct timespec until;
-  clock_gettime(CLOCK_MONOTONIC, &until);
-  until.tv_sec += ms / 1000;
-  until.tv_nsec += (long)(ms % 1000) * 1000000L;
-  if (until.tv_nsec >= 1000000000L) {
-    until.tv_sec++;
-    until.tv_nsec -= 1000000000L;
-  }
+  struct timespec until = orch_deadline_ms(CLOCK_MONOTONIC, ms);
   pthread_mutex_lock(&s->mu);
   while (!atomic_load(&s->stopping))
     if (pthread_cond_timedwait(&s->cv, &s->mu, &until) == ETIMEDOUT) break;

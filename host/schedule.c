@@ -46,14 +46,7 @@ static void complain(const char *what, orch_error *err, long long *last) {
 
 /* Sleep ms milliseconds or until stopped; returns 1 when stopping. */
 static int sleep_or_stop(orch_ticker *t, int ms) {
-  struct timespec until;
-  clock_gettime(CLOCK_REALTIME, &until);
-  until.tv_sec += ms / 1000;
-  until.tv_nsec += (long)(ms % 1000) * 1000000L;
-  if (until.tv_nsec >= 1000000000L) {
-    until.tv_sec++;
-    until.tv_nsec -= 1000000000L;
-  }
+  struct timespec until = orch_deadline_ms(CLOCK_REALTIME, ms);
   pthread_mutex_lock(&t->mu);
   while (!t->stopping)
     if (pthread_cond_timedwait(&t->cv, &t->mu, &until) == ETIMEDOUT) break;

@@ -16,6 +16,8 @@
 --   replace_last true when the engine must overwrite the last logged row (step groups)
 --   retry_after  seconds to wait before a `waiting` step runs again
 --   failed_reason, traceback, assignee
+--   process_status  for a failed task: which kind of failure (core's inconsistent_data or
+--                api_unavailable); the engine writes it as processes.last_status
 --   effects      functions to run in the persist phase, in order
 
 local json = require("orch.json")
@@ -54,6 +56,24 @@ local function error_dict(err, traceback)
   end
   local msg = tostring(err)
   return { class = "LuaError", error = msg, traceback = traceback }
+end
+
+-- core's kinds of a failed task, from the error's class: inconsistent data (assigned to the
+-- NOC) and an unavailable API (connection errors, 502/503/504 answers), which the resume task
+-- retries. Returns the process status and assignee, or nil for a plain failure.
+local INCONSISTENT = { AssertionError = true, InconsistentData = true }
+local UNREACHABLE = { MaxRetryError = true, HTTPConnectionError = true }
+local HTTP_ERRORS = { ApiException = true, HTTPError = true }
+local UNAVAILABLE_STATUS = { [502] = true, [503] = true, [504] = true }
+local function failed_task_kind(dict)
+  if INCONSISTENT[dict.class] then
+    return "inconsistent_data", "NOC"
+  end
+  local details = type(dict.details) == "table" and dict.details or {}
+  if UNREACHABLE[dict.class] or (HTTP_ERRORS[dict.class] and UNAVAILABLE_STATUS[tonumber(details.status)]) then
+    return "api_unavailable"
+  end
+  return nil
 end
 
 local function backoff(attempt)
@@ -338,6 +358,11 @@ function runner.run(job)
   if extra.error then
     result.failed_reason = extra.error.error
     result.traceback = extra.error.traceback
+    if status == "failed" and wf.is_task then
+      local kind, assignee = failed_task_kind(extra.error)
+      result.process_status = kind
+      result.assignee = assignee or result.assignee
+    end
     -- The traceback goes to the process row, not into the logged step state (as core).
     log_state.traceback = nil
   end
