@@ -9,7 +9,9 @@
 #include "gen.h"
 #include "lapi.h"
 #include "lhost.h"
+#include "log.h"
 #include "metrics.h"
+#include "sched.h"
 
 #include <lauxlib.h>
 #include <stdlib.h>
@@ -126,12 +128,26 @@ static int l_host_metrics(lua_State *L) {
   return 1;
 }
 
+/* orch._host.wake_workers(): work was queued and committed; wake the workers now (this host's
+   at once, the other hosts' by a rate-limited NOTIFY: sched.h). Best effort: a failure is
+   logged, and the workers find the work at their next poll anyway. */
+static int l_host_wake_workers(lua_State *L) {
+  orch_db *db = orch_lapi_ctx(L)->db;
+  orch_error err = ORCH_ERROR_INIT;
+  if (db && orch_sched_notify(db, &err) != ORCH_OK)
+    LOG_WARN("sched", "cannot notify the other hosts of new work: %s",
+             err.message ? err.message : "unknown error");
+  orch_error_clear(&err);
+  return 0;
+}
+
 static const luaL_Reg host_funcs[] = {
     {"auth", l_host_auth},
     {"folders", l_host_folders},
     {"metrics", l_host_metrics},
     {"emit", l_host_emit},
     {"reload", l_host_reload},
+    {"wake_workers", l_host_wake_workers},
     {"status", l_host_status},
     {"generation", l_host_generation},
     {"code_hash", l_host_code_hash},

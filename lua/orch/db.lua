@@ -59,16 +59,36 @@ function db.one(sql, ...)
   return rows[1]
 end
 
--- Run fn() inside BEGIN/COMMIT; ROLLBACK and re-raise if it fails.
+-- What db.after_commit queued in the running transaction (an upvalue: the module is sealed).
+local after_commit
+
+-- Run fn() inside BEGIN/COMMIT; ROLLBACK and re-raise if it fails. After the COMMIT, the
+-- functions given to db.after_commit meanwhile run in order.
 function db.transaction(fn, ...)
   db.must("BEGIN")
+  local pending, outer = {}, after_commit
+  after_commit = pending
   local results = table.pack(pcall(fn, ...))
+  after_commit = outer
   if not results[1] then
     db.query("ROLLBACK")
     error(results[2], 0)
   end
   db.must("COMMIT")
+  for _, f in ipairs(pending) do
+    f()
+  end
   return table.unpack(results, 2, results.n)
+end
+
+-- Run fn once the running db.transaction has committed (at once outside one); never when it
+-- rolls back. For what must not be seen before the data is (waking the workers).
+function db.after_commit(fn)
+  if after_commit then
+    after_commit[#after_commit + 1] = fn
+  else
+    fn()
+  end
 end
 
 return db

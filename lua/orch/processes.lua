@@ -6,8 +6,9 @@
 -- Every transition runs in one transaction that locks the processes row
 -- (SELECT ... FOR UPDATE), so identical concurrent requests serialise: the
 -- first one changes the status, the others see the new status and get 409.
--- Work for the engine is a row in orch_work_queue; a NOTIFY on channel
--- orch_work wakes the workers (API side only, never per step).
+-- Work for the engine is a row in orch_work_queue; once it is committed the host wakes
+-- this host's idle workers and, with a NOTIFY at most every few milliseconds, the other
+-- hosts' (orch._host.wake_workers: the scheduler's one way to be woken; never per step).
 
 local db = require("orch.db")
 local json = require("orch.json")
@@ -47,7 +48,7 @@ local function linked_subscriptions(pid)
 end
 
 local function wake_workers()
-  db.must("SELECT pg_notify('orch_work', 'queued')")
+  db.after_commit(orch._host.wake_workers)
 end
 
 local function queue(pid, step_index, state)

@@ -1,6 +1,6 @@
 -- A pure-Lua stand-in for the C half of `orch` (host/lapi_*.c), so that the
 -- core ruleset in lua/ can be unit-tested with busted outside the host.
--- The real C half is exercised by tests/c/test_lhost.c and the HTTP tests.
+-- The real C half is exercised by tests/c/test_lua.c, test_sandbox.c and the integration specs.
 
 local fake = {}
 
