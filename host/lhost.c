@@ -457,10 +457,8 @@ static void push_kvlist(lua_State *L, const orch_kvlist *l) {
   }
 }
 
-/* [-0, +1] The request table handed to orch.http.dispatch. */
-static int push_request(lua_State *L) {
-  const orch_http_request *req = lua_touserdata(L, 1);
-  lua_settop(L, 0);
+/* [-0, +2, e] orch.http.dispatch and the request table handed to it. */
+static void push_dispatch(lua_State *L, const orch_http_request *req) {
   orch_sandbox_require(L, "orch.http");
   lua_getfield(L, -1, "dispatch");
   lua_remove(L, -2);
@@ -493,29 +491,41 @@ static int push_request(lua_State *L) {
     lua_pushlstring(L, req->body, req->body_len);
     lua_setfield(L, -2, "body");
   }
-  return 2; /* dispatch, request */
 }
 
-/* [-0, +0] Read dispatch's results (status, body, headers, content_type) into resp. */
-static int read_response(lua_State *L) {
-  orch_http_response *resp = lua_touserdata(L, 1);
-  /* 2 status, 3 body, 4 headers, 5 content type */
-  resp->status = (int)luaL_checkinteger(L, 2);
-  if (lua_type(L, 3) == LUA_TSTRING) {
+/* [-0, +0, e] Read dispatch's results (status, body, headers, content_type from index r on)
+   into resp. */
+static void read_response(lua_State *L, int r, orch_http_response *resp) {
+  resp->status = (int)luaL_checkinteger(L, r);
+  if (lua_type(L, r + 1) == LUA_TSTRING) {
     size_t len;
-    const char *body = lua_tolstring(L, 3, &len);
+    const char *body = lua_tolstring(L, r + 1, &len);
     resp->body = orch_strndup(body, len);
     resp->body_len = len;
   }
-  if (lua_type(L, 4) == LUA_TTABLE) {
+  if (lua_type(L, r + 2) == LUA_TTABLE) {
     lua_pushnil(L);
-    while (lua_next(L, 4)) {
+    while (lua_next(L, r + 2)) {
       if (lua_type(L, -2) == LUA_TSTRING && lua_type(L, -1) == LUA_TSTRING)
         orch_kvlist_add(&resp->headers, lua_tostring(L, -2), lua_tostring(L, -1));
       lua_pop(L, 1);
     }
   }
-  if (lua_type(L, 5) == LUA_TSTRING) resp->content_type = orch_strdup(lua_tostring(L, 5));
+  if (lua_type(L, r + 3) == LUA_TSTRING) resp->content_type = orch_strdup(lua_tostring(L, r + 3));
+}
+
+typedef struct handle_args {
+  const orch_http_request *req;
+  orch_http_response *resp;
+} handle_args;
+
+/* [-0, +0] Protected: the whole request in one call into Lua (one budget, one handler):
+   build the request table, dispatch, read the answer. */
+static int handle_protected(lua_State *L) {
+  const handle_args *a = lua_touserdata(L, 1);
+  push_dispatch(L, a->req);
+  lua_call(L, 1, 4);
+  read_response(L, lua_gettop(L) - 3, a->resp);
   return 0;
 }
 
@@ -569,18 +579,13 @@ void orch_lua_handle(orch_lua *lh, const orch_http_request *req, orch_http_respo
   orch_error err = ORCH_ERROR_INIT;
   lh->api.ctx.phase = ORCH_CTX_REQUEST;
   lh->api.ctx.route = req->route->handler;
-  /* Build the arguments in protected mode too: requiring orch.http may fail. */
-  lua_pushcfunction(L, push_request);
-  lua_pushlightuserdata(L, (void *)req);
-  if (lcall(lh, 1, 2, NULL, 0, &err) == ORCH_OK && lcall(lh, 1, 4, NULL, 1, &err) == ORCH_OK) {
-    lua_pushcfunction(L, read_response); /* status, body, headers, ctype, fn */
-    lua_insert(L, -5);
-    lua_pushlightuserdata(L, resp);
-    lua_insert(L, -5);
-    if (lcall(lh, 5, 0, NULL, 0, &err) == ORCH_OK) goto done;
-  } else if (lua_gettop(L) > top && problem_from_error(L, resp)) {
-    goto done;
-  }
+  handle_args args = {req, resp};
+  lua_pushcfunction(L, handle_protected);
+  lua_pushlightuserdata(L, &args);
+  if (lcall(lh, 1, 0, NULL, 1, &err) == ORCH_OK) goto done;
+  /* A failed call may have read part of an answer: start the error answer afresh. */
+  orch_http_response_clear(resp);
+  if (lua_gettop(L) > top && problem_from_error(L, resp)) goto done;
   if (orch_db_unavailable(lh->api.ctx.db)) {
     /* The database is away (restart, lost connection): a temporary condition, not a bug. */
     char *why = orch_error_format(&err);
