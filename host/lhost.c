@@ -661,173 +661,29 @@ int orch_lua_invoke(orch_lua *lh, const char *module, const char *func, const ch
   return rc;
 }
 
-/* ---- workflow steps ---- */
+/* ---- calls for the other parts of the bridge (step_runner.c) ---- */
 
-/* res->opaque of a step run by Lua: the state and a registry reference to the result table. */
-typedef struct step_box {
-  orch_lua *lh;
-  int ref;
-} step_box;
-
-static char *dup_field(lua_State *L, int t, const char *name) {
-  char *s = NULL;
-  if (lua_getfield(L, t, name) == LUA_TSTRING) s = orch_strdup(lua_tostring(L, -1));
-  lua_pop(L, 1);
-  return s;
-}
-
-static const struct {
-  const char *name;
-  orch_step_status status;
-} step_statuses[] = {
-    {"success", ORCH_STEP_SUCCESS},
-    {"skipped", ORCH_STEP_SKIPPED},
-    {"suspend", ORCH_STEP_SUSPEND},
-    {"waiting", ORCH_STEP_WAITING},
-    {"awaiting_callback", ORCH_STEP_AWAITING_CALLBACK},
-    {"abort", ORCH_STEP_ABORT},
-    {"failed", ORCH_STEP_FAILED},
-    {"complete", ORCH_STEP_COMPLETE},
-};
-
-/* [-0, +0] Protected: run the step and translate the result table into res. */
-static int run_step_protected(lua_State *L) {
-  const orch_step_job *job = lua_touserdata(L, 1);
-  orch_step_result *res = lua_touserdata(L, 2);
-  orch_sandbox_require(L, "orch.json");
-  int json = lua_gettop(L);
-  orch_sandbox_require(L, "orch.runner");
-  lua_getfield(L, -1, "run");
-  lua_createtable(L, 0, 8); /* job */
-  lua_pushstring(L, job->pid);
-  lua_setfield(L, -2, "process_id");
-  lua_pushstring(L, job->workflow);
-  lua_setfield(L, -2, "workflow_name");
-  lua_pushinteger(L, job->step_index + 1); /* Lua lists count from 1 */
-  lua_setfield(L, -2, "step_index");
-  lua_pushinteger(L, job->attempt);
-  lua_setfield(L, -2, "attempt");
-  lua_pushinteger(L, job->generation);
-  lua_setfield(L, -2, "generation");
-  if (job->created_by) {
-    lua_pushstring(L, job->created_by);
-    lua_setfield(L, -2, "created_by");
-  }
-  lua_getfield(L, json, "decode");
-  lua_pushstring(L, job->state ? job->state : "{}");
-  lua_call(L, 1, 1);
-  lua_setfield(L, -2, "state");
-  lua_call(L, 1, 1); /* result */
-  int r = lua_gettop(L);
-  luaL_checktype(L, r, LUA_TTABLE);
-  const char *status = (lua_getfield(L, r, "status"), lua_tostring(L, -1));
-  int found = 0;
-  for (size_t i = 0; status && i < ORCH_ARRAY_LEN(step_statuses); i++)
-    if (!strcmp(status, step_statuses[i].name)) {
-      res->status = step_statuses[i].status;
-      found = 1;
-    }
-  if (!found)
-    return luaL_error(L, "runner returned an unknown step status '%s'", status ? status : "nil");
-  lua_pop(L, 1);
-  res->step_name = dup_field(L, r, "step_name");
-  res->failed_reason = dup_field(L, r, "failed_reason");
-  res->traceback = dup_field(L, r, "traceback");
-  res->assignee = dup_field(L, r, "assignee");
-  res->process_status = dup_field(L, r, "process_status");
-  lua_getfield(L, r, "next_index");
-  res->next_step_index = (int)luaL_optinteger(L, -1, job->step_index + 1) - 1;
-  lua_getfield(L, r, "continue");
-  res->continue_now = lua_toboolean(L, -1);
-  lua_getfield(L, r, "replace_last");
-  res->replace_last = lua_toboolean(L, -1);
-  lua_getfield(L, r, "retry_after");
-  res->retry_delay_s = (double)luaL_optnumber(L, -1, 0);
-  lua_pop(L, 4);
-  static const char *const encoded[] = {"state", "log_state"};
-  for (int i = 0; i < 2; i++) {
-    lua_getfield(L, json, "encode");
-    if (lua_getfield(L, r, encoded[i]) == LUA_TNIL) {
-      lua_pop(L, 2);
-      continue;
-    }
-    lua_call(L, 1, 1);
-    char *text = orch_strdup(lua_tostring(L, -1));
-    if (i == 0)
-      res->state = text;
-    else
-      res->log_state = text;
-    lua_pop(L, 1);
-  }
-  lua_pushvalue(L, r);
-  lua_pushinteger(L, luaL_ref(L, LUA_REGISTRYINDEX)); /* the result table, kept for persist */
-  return 1;
-}
-
-int orch_lua_run_step(orch_lua *lh, const orch_step_job *job, orch_step_result *res,
-                      orch_error *err) {
-  lua_State *L = lh->L;
-  int top = lua_gettop(L);
-  lua_pushcfunction(L, run_step_protected);
-  lua_pushlightuserdata(L, (void *)job);
-  lua_pushlightuserdata(L, res);
-  lh->api.ctx.phase = ORCH_CTX_STEP;
-  int rc = lcall(lh, 2, 1, NULL, 0, err);
-  lh->api.ctx.phase = 0;
-  if (rc != ORCH_OK) {
-    orch_step_result_clear(res);
-    lua_settop(L, top);
-    return rc;
-  }
-  step_box *box = orch_xcalloc(1, sizeof *box);
-  box->lh = lh;
-  box->ref = (int)lua_tointeger(L, -1); /* referenced inside the protected call */
-  res->opaque = box;
-  res->generation = lh->gen->number;
-  res->code_hash = orch_strdup(lh->gen->code_hash);
-  lh->outstanding++;
-  lua_settop(L, top);
-  return ORCH_OK;
-}
-
-static int persist_protected(lua_State *L) {
-  int ref = (int)lua_tointeger(L, 1);
-  orch_sandbox_require(L, "orch.runner");
-  lua_getfield(L, -1, "persist");
-  lua_rawgeti(L, LUA_REGISTRYINDEX, ref);
-  lua_call(L, 1, 0);
-  return 0;
-}
-
-int orch_lua_persist_step(orch_step_result *res, orch_error *err) {
-  step_box *box = res->opaque;
-  if (!box) return ORCH_OK;
-  lua_State *L = box->lh->L;
-  int top = lua_gettop(L);
-  lua_pushcfunction(L, persist_protected);
-  lua_pushinteger(L, box->ref);
-  box->lh->api.ctx.phase = ORCH_CTX_PERSIST;
-  int rc = lcall(box->lh, 1, 0, NULL, 0, err);
-  box->lh->api.ctx.phase = 0;
-  lua_settop(L, top);
+int orch_lua_call(orch_lua *lh, unsigned phase, int (*body)(lua_State *L), void *ud, int nres,
+                  orch_error *err) {
+  lua_pushcfunction(lh->L, body);
+  lua_pushlightuserdata(lh->L, ud);
+  unsigned outer = lh->api.ctx.phase;
+  lh->api.ctx.phase = phase;
+  int rc = lcall(lh, 1, nres, NULL, 0, err);
+  lh->api.ctx.phase = outer;
   return rc;
 }
 
-static int unref_protected(lua_State *L) {
-  luaL_unref(L, LUA_REGISTRYINDEX, (int)lua_tointeger(L, 1));
-  return 0;
+lua_State *orch_lua_state(orch_lua *lh) {
+  return lh->L;
 }
 
-void orch_lua_step_done(orch_step_result *res) {
-  step_box *box = res->opaque;
-  if (!box) return;
-  lua_State *L = box->lh->L;
-  lua_pushcfunction(L, unref_protected);
-  lua_pushinteger(L, box->ref);
-  if (lua_pcall(L, 1, 0, 0) != LUA_OK) lua_pop(L, 1);
-  box->lh->outstanding--;
-  free(box);
-  res->opaque = NULL;
+const orch_gen *orch_lua_gen(const orch_lua *lh) {
+  return lh->gen;
+}
+
+void orch_lua_hold(orch_lua *lh, int delta) {
+  lh->outstanding += delta;
 }
 
 int orch_lua_busy(const orch_lua *lh) {

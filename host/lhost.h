@@ -78,18 +78,18 @@ int orch_lua_invoke(orch_lua *lh, const char *module, const char *func, const ch
                     char **result_json, orch_error *err) ORCH_MUSTCHECK;
 
 /*
- * Workflow steps (the Lua half of the step runner, see step_runner.h).
- * run: require("orch.runner").run(job) with no transaction open; fills res
- * (strings malloc'd, state as JSON) and keeps the Lua result for persist in
- * res->opaque. persist: runner.persist(result) inside the engine's
- * transaction. done: releases res->opaque (always called once per run that
- * returned ORCH_OK). While results are outstanding the state is "busy" and
- * must not be replaced (orch_lua_busy).
+ * For the rest of the Lua bridge (step_runner.c): one protected call of body(L) under the
+ * state's budget in call context `phase` (lapi.h's ORCH_CTX_*), with ud as a light userdata
+ * argument; body leaves nres results on the stack (on failure nothing, err filled).
  */
-int orch_lua_run_step(orch_lua *lh, const orch_step_job *job, orch_step_result *res,
-                      orch_error *err) ORCH_MUSTCHECK;
-int orch_lua_persist_step(orch_step_result *res, orch_error *err) ORCH_MUSTCHECK;
-void orch_lua_step_done(orch_step_result *res);
+typedef struct lua_State lua_State;
+int orch_lua_call(orch_lua *lh, unsigned phase, int (*body)(lua_State *L), void *ud, int nres,
+                  orch_error *err) ORCH_MUSTCHECK;
+lua_State *orch_lua_state(orch_lua *lh);
+const orch_gen *orch_lua_gen(const orch_lua *lh);
+/* Count results that still reference the state (+1 when kept, -1 when released): while any
+   is outstanding the state is "busy" and must not be replaced (orch_lua_busy). */
+void orch_lua_hold(orch_lua *lh, int delta);
 int orch_lua_busy(const orch_lua *lh);
 
 /*

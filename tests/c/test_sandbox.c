@@ -9,6 +9,7 @@
 
 #include "gen.h"
 #include "lhost.h"
+#include "step_runner.h"
 #include "test.h"
 
 #include <stdio.h>
