@@ -27,9 +27,12 @@ struct orch_watch {
   int fd;
   int stop_pipe[2];
   pthread_t thread;
+  char **roots; /* owned copies of the folders given */
+  size_t nroots;
 };
 
-/* Watch dir and every folder below it (new folders are added when they appear). */
+/* Watch dir and every folder below it. Folders watched already keep their watch (inotify
+   gives back the same descriptor), so calling it again adds just the new ones. */
 static void add_tree(int fd, const char *dir) {
   if (inotify_add_watch(fd, dir, WATCH_MASK) < 0) {
     LOG_WARN("watch", "cannot watch %s: %s", dir, strerror(errno));
@@ -51,7 +54,7 @@ static void add_tree(int fd, const char *dir) {
 static void *watch_main(void *arg) {
   orch_watch *w = arg;
   char buf[8192] __attribute__((aligned(__alignof__(struct inotify_event))));
-  int pending = 0;
+  int pending = 0, new_folder = 0;
   for (;;) {
     struct pollfd pfd[2] = {{w->fd, POLLIN, 0}, {w->stop_pipe[0], POLLIN, 0}};
     int n = poll(pfd, 2, pending ? DEBOUNCE_MS : -1);
@@ -60,6 +63,11 @@ static void *watch_main(void *arg) {
     if (n == 0 && pending) {
       /* Quiet for DEBOUNCE_MS after the last change: reload. */
       pending = 0;
+      if (new_folder) { /* watch the folders that appeared (and what they hold) first */
+        new_folder = 0;
+        for (size_t i = 0; i < w->nroots; i++)
+          add_tree(w->fd, w->roots[i]);
+      }
       LOG_INFO("watch", "scripts changed; reloading");
       orch_reload_from("watch", NULL);
       continue;
@@ -68,12 +76,24 @@ static void *watch_main(void *arg) {
     ssize_t len = read(w->fd, buf, sizeof buf);
     for (char *p = buf; len > 0 && p < buf + len;) {
       const struct inotify_event *ev = (const struct inotify_event *)p;
-      if ((ev->mask & IN_ISDIR) && (ev->mask & IN_CREATE)) pending = 1; /* folders: rescan below */
+      if ((ev->mask & IN_ISDIR) && (ev->mask & (IN_CREATE | IN_MOVED_TO)))
+        pending = new_folder = 1; /* watched before the reload */
       if (ev->len && strstr(ev->name, ".lua")) pending = 1;
       p += sizeof *ev + ev->len;
     }
   }
   return NULL;
+}
+
+/* Close what orch_watch_start opened and free w. */
+static void release_watch(orch_watch *w) {
+  close(w->fd);
+  close(w->stop_pipe[0]);
+  close(w->stop_pipe[1]);
+  for (size_t i = 0; i < w->nroots; i++)
+    free(w->roots[i]);
+  free(w->roots);
+  free(w);
 }
 
 int orch_watch_start(orch_watch **out, const char *const *dirs, size_t ndirs, orch_error *err) {
@@ -85,14 +105,15 @@ int orch_watch_start(orch_watch **out, const char *const *dirs, size_t ndirs, or
     free(w);
     return ORCH_EIO;
   }
-  for (size_t i = 0; i < ndirs; i++)
+  w->roots = orch_xcalloc(ndirs ? ndirs : 1, sizeof *w->roots);
+  w->nroots = ndirs;
+  for (size_t i = 0; i < ndirs; i++) {
+    w->roots[i] = orch_strdup(dirs[i]);
     add_tree(w->fd, dirs[i]);
+  }
   if (pthread_create(&w->thread, NULL, watch_main, w) != 0) {
     orch_error_set(err, ORCH_EIO, "cannot start the watcher thread");
-    close(w->fd);
-    close(w->stop_pipe[0]);
-    close(w->stop_pipe[1]);
-    free(w);
+    release_watch(w);
     return ORCH_EIO;
   }
   *out = w;
@@ -104,8 +125,5 @@ void orch_watch_stop(orch_watch *w) {
   ssize_t ignored = write(w->stop_pipe[1], "x", 1);
   ORCH_UNUSED(ignored);
   pthread_join(w->thread, NULL);
-  close(w->fd);
-  close(w->stop_pipe[0]);
-  close(w->stop_pipe[1]);
-  free(w);
+  release_watch(w);
 }

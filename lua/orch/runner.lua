@@ -1,5 +1,5 @@
 -- The step runner: runs ONE step of a process and says what the engine must
--- record. The engine (host/sched.c) calls run() with no database transaction
+-- record. The engine (host/engine.c, on a worker of host/sched.c) calls run() with no database transaction
 -- open, then - inside its fenced transaction on the same connection -
 -- persist() to apply what the step deferred (subscription saves, relation
 -- rows...). If the engine lost its lease it drops the result instead.

@@ -456,4 +456,25 @@ describe("refused reloads under --watch", function()
     assert.are.equal(before.generation + 1, g.generation)
     assert.are.equal(H.json.null, g.last_error)
   end)
+
+  it("watches a folder created after the start (a script saved in it reloads)", function()
+    os.execute("mkdir " .. H.shell_quote(dir .. "/later"))
+    H.sleep(1.5) -- the new folder's own reload (debounced) has come and gone
+    local before = generation()
+    write(dir .. "/later/c.lua", 'orch.workflows.task({ name = "w_three", description = "three", steps = {} })\n')
+    local g
+    for _ = 1, 100 do
+      g = generation()
+      if g.generation ~= before.generation then
+        break
+      end
+      H.sleep(0.1)
+    end
+    assert.are.equal(before.generation + 1, g.generation)
+    local paths = {}
+    for _, file in ipairs(g.files) do
+      paths[#paths + 1] = file.path
+    end
+    assert.matches("later/c%.lua", table.concat(paths, " "))
+  end)
 end)
