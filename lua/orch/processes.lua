@@ -268,8 +268,8 @@ end
 -- The index is the step after the last cleared one (or the failed/waiting/suspended
 -- step itself), counted by position within one script generation and by name across
 -- a reload, so a changed step list never makes a process silently run the wrong step.
-function processes.recover(pid, wf)
-  local rows = step_rows(pid)
+function processes.recover(pid, wf, rows)
+  rows = rows or step_rows(pid)
   local last = rows[#rows]
   local state, cleared = {}, 0
   local last_cleared_name
@@ -544,17 +544,42 @@ local function nn(v)
   return v
 end
 
--- detail(pid, wf, last_status, time) -> {steps, current_state, form}: what the detail of a
--- process shows besides its row (REST GET /api/processes/{id} and GraphQL's Process.steps,
--- currentState and form read it). steps: the recorded steps in order, with the state each
+-- details(list, time) -> {[pid] = {steps, current_state, form}} for list = {{pid, wf,
+-- last_status}, ...}: what the detail of a process shows besides its row (REST
+-- GET /api/processes/{id} and GraphQL's Process.steps, currentState and form read it), for a
+-- whole page in two statements. steps: the recorded steps in order, with the state each
 -- changed (state_delta), then the workflow's steps still to run as "pending"; current_state:
 -- the newest state (the queue row's while the process is queued); form: the input form of a
 -- suspended process (nil otherwise). time(column) is the SQL of a timestamp as the caller's
 -- wire format wants it (epoch seconds for REST, ISO text for GraphQL).
-function processes.detail(pid, wf, last_status, time)
-  local steps = db.must("SELECT stepid::text, name, status, state, created_by, " .. time("started_at")
-    .. " AS started, " .. time("completed_at") .. [[ AS completed, commit_hash
-    FROM process_steps WHERE pid = $1 ORDER BY completed_at, started_at]], pid)
+function processes.details(list, time)
+  local pids = {}
+  for i, p in ipairs(list) do
+    pids[i] = p.pid
+  end
+  local array = "{" .. table.concat(pids, ",") .. "}"
+  local by_pid = {}
+  for _, s in ipairs(db.must("SELECT pid::text, stepid::text, name, status, state, created_by, "
+    .. time("started_at") .. " AS started, " .. time("completed_at") .. [[ AS completed, commit_hash
+    FROM process_steps WHERE pid = ANY($1::uuid[]) ORDER BY pid, completed_at, started_at]], array)) do
+    local rows = by_pid[s.pid] or {}
+    rows[#rows + 1] = s
+    by_pid[s.pid] = rows
+  end
+  local queued = {}
+  -- A queued process (created, resumed, running) carries its newest state in the queue row.
+  for _, q in ipairs(db.must("SELECT pid::text, state FROM orch_work_queue WHERE pid = ANY($1::uuid[])", array)) do
+    queued[q.pid] = q.state
+  end
+  local out = {}
+  for _, p in ipairs(list) do
+    out[p.pid] = processes.detail_of(p.pid, p.wf, p.last_status, by_pid[p.pid] or {}, queued[p.pid])
+  end
+  return out
+end
+
+-- The detail of one process from its step rows (in log order) and its queued state.
+function processes.detail_of(pid, wf, last_status, steps, queued_state)
   local list = json.array()
   local previous
   for _, s in ipairs(steps) do
@@ -568,13 +593,8 @@ function processes.detail(pid, wf, last_status, time)
       previous = s
     end
   end
-  local at = processes.recover(pid, wf)
-  local current = at and at.state or {}
-  -- A queued process (created, resumed, running) carries its newest state in the queue row.
-  local queued = db.one("SELECT state FROM orch_work_queue WHERE pid = $1", pid)
-  if queued then
-    current = queued.state
-  end
+  local at = processes.recover(pid, wf, steps)
+  local current = queued_state or (at and at.state) or {}
   local form
   if at and wf and last_status ~= "completed" and last_status ~= "aborted" then
     local from = at.index + 1
@@ -593,6 +613,11 @@ function processes.detail(pid, wf, last_status, time)
     end
   end
   return { steps = list, current_state = current, form = form }
+end
+
+-- detail(pid, wf, last_status, time): details() of one process.
+function processes.detail(pid, wf, last_status, time)
+  return processes.details({ { pid = pid, wf = wf, last_status = last_status } }, time)[pid]
 end
 
 return processes

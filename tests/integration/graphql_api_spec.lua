@@ -664,6 +664,28 @@ describe("GraphQL API", function()
     end)
   end)
 
+  it("reads the steps of a whole page of processes in a bounded number of statements", function()
+    local invoke_bin = assert(os.getenv("ORCH_INVOKE"), "ORCH_INVOKE is not set")
+    local body = { query = [[{ processes(first: 15) { page { processId steps { name status stateDelta }
+      currentState } pageInfo { totalItems } } }]] }
+    local cmd = string.format("%s --database %s --lua-dir %s --products %s gqlcount execute %s 2>&1",
+      H.shell_quote(invoke_bin), H.shell_quote(string.format("postgresql://postgres@/%s?host=%s", dbname, dir)),
+      H.shell_quote(H.source .. "/lua"), H.shell_quote(H.source .. "/tests/fixtures/graphql_api"),
+      H.shell_quote(H.json.encode(body)))
+    local p = io.popen(cmd)
+    local out = p:read("a")
+    assert(p:close(), "orch_invoke failed:\n" .. out)
+    local result = H.json.decode(out)
+    assert.is_nil(result.response.errors, out)
+    local page = result.response.data.processes.page
+    assert.is_true(#page >= 3, out)
+    for _, proc in ipairs(page) do
+      assert.is_true(#proc.steps > 0, out)
+    end
+    -- page + count, then the steps and the queue rows of the whole page (not per process)
+    assert.is_true(result.statements <= 4, "statements: " .. result.statements)
+  end)
+
   it("loads nested lists for a whole page in a bounded number of statements", function()
     -- 40 more subscriptions with one process each: the list with nested processes, products and
     -- metadata must not issue one statement per row.

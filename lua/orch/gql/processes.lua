@@ -118,14 +118,21 @@ local function iso(column)
 end
 
 -- Steps, current state and form: the detail service the REST detail uses too (orch.processes),
--- one process at a time, as core does; the UI asks for them on the detail page only.
+-- for the whole page at once (two statements) the first time a process of it asks.
 local function detail(parent)
-  if not parent._detail then
-    local wf = require("orch.workflow").get(parent.workflow_name)
-    parent._detail = require("orch.redact").value(
-      require("orch.processes").detail(parent.process_id, wf, tostring(parent.last_status):lower(), iso))
+  local batch = parent._batch or { items = { parent }, cache = {} }
+  local details = batch.cache.detail
+  if not details then
+    local workflow = require("orch.workflow")
+    local list = {}
+    for i, item in ipairs(batch.items) do
+      list[i] = { pid = item.process_id, wf = workflow.get(item.workflow_name),
+        last_status = tostring(item.last_status):lower() }
+    end
+    details = require("orch.redact").value(require("orch.processes").details(list, iso))
+    batch.cache.detail = details
   end
-  return parent._detail
+  return details[parent.process_id] or {}
 end
 
 local function steps(parent)
