@@ -105,8 +105,17 @@ static int run_step_protected(lua_State *L) {
   lua_getfield(L, r, "retry_after");
   res->retry_delay_s = (double)luaL_optnumber(L, -1, 0);
   lua_pop(L, 4);
+  /* state and log_state as JSON; most steps log the state itself: encode it once. */
+  lua_getfield(L, r, "state");
+  lua_getfield(L, r, "log_state");
+  int same = lua_rawequal(L, -1, -2);
+  lua_pop(L, 2);
   static const char *const encoded[] = {"state", "log_state"};
   for (int i = 0; i < 2; i++) {
+    if (i == 1 && same) {
+      res->log_state = res->state ? orch_strdup(res->state) : NULL;
+      break;
+    }
     lua_getfield(L, json, "encode");
     if (lua_getfield(L, r, encoded[i]) == LUA_TNIL) {
       lua_pop(L, 2);
@@ -120,8 +129,15 @@ static int run_step_protected(lua_State *L) {
       res->log_state = text;
     lua_pop(L, 1);
   }
+  /* The result table is kept for persist only when the step left effects to apply there. */
+  int effects = lua_getfield(L, r, "effects") == LUA_TTABLE && lua_rawlen(L, -1) > 0;
+  lua_pop(L, 1);
+  if (!effects) {
+    lua_pushnil(L);
+    return 1;
+  }
   lua_pushvalue(L, r);
-  lua_pushinteger(L, luaL_ref(L, LUA_REGISTRYINDEX)); /* the result table, kept for persist */
+  lua_pushinteger(L, luaL_ref(L, LUA_REGISTRYINDEX));
   return 1;
 }
 
@@ -136,13 +152,15 @@ int orch_lua_run_step(orch_lua *lh, const orch_step_job *job, orch_step_result *
     lua_settop(L, top);
     return rc;
   }
-  step_box *box = orch_xcalloc(1, sizeof *box);
-  box->lh = lh;
-  box->ref = (int)lua_tointeger(L, -1); /* referenced inside the protected call */
-  res->opaque = box;
   res->generation = orch_lua_gen(lh)->number;
   res->code_hash = orch_strdup(orch_lua_gen(lh)->code_hash);
-  orch_lua_hold(lh, +1);
+  if (!lua_isnil(L, -1)) { /* effects to apply in persist: keep the result (and the state) */
+    step_box *box = orch_xcalloc(1, sizeof *box);
+    box->lh = lh;
+    box->ref = (int)lua_tointeger(L, -1); /* referenced inside the protected call */
+    res->opaque = box;
+    orch_lua_hold(lh, +1);
+  }
   lua_settop(L, top);
   return ORCH_OK;
 }
