@@ -27,7 +27,10 @@ static const struct setting settings[] = {
     {"DATABASE_URI", "--database", K_STR, OFF(database_uri), "PostgreSQL URI or conninfo"},
     {"ORCH_HTTP_HOST", "--host", K_STR, OFF(http_host), "address to listen on (127.0.0.1)"},
     {"ORCH_HTTP_PORT", "--port", K_INT, OFF(http_port), "port to listen on (8080; 0 = any)"},
-    {"ORCH_HTTP_THREADS", "--http-threads", K_INT, OFF(http_threads), "HTTP threads (2)"},
+    {"ORCH_HTTP_THREADS", "--http-threads", K_INT, OFF(http_threads),
+     "HTTP requests served in Lua at once (2)"},
+    {"ORCH_HTTP_IO_THREADS", "--http-io-threads", K_INT, OFF(http_io_threads),
+     "libmicrohttpd threads: connections, and health without Lua (2)"},
     {"ORCH_MAX_BODY_BYTES", "--max-body", K_SIZE, OFF(max_body), "request body limit (1048576)"},
     {"ORCH_CORS_ORIGINS", "--cors-origins", K_STR, OFF(cors_origins),
      "other allowed origins, comma separated (none: same origin only)"},
@@ -187,6 +190,7 @@ int orch_config_init(orch_config *cfg, orch_error *err) {
   cfg->http_host = orch_strdup("127.0.0.1");
   cfg->http_port = 8080;
   cfg->http_threads = 2;
+  cfg->http_io_threads = 2;
   cfg->max_body = 1024 * 1024;
   cfg->cors_origins = orch_strdup("");
   cfg->ui_origin = orch_strdup("");

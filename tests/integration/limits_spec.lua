@@ -1,0 +1,95 @@
+-- Resource limits a hostile or merely heavy client cannot push the host past
+-- (docs/input-limits.md): health stays responsive while slow requests hold every Lua lane.
+local H = require("harness")
+local socket = require("socket")
+
+local function write(path, text)
+  local f = assert(io.open(path, "w"))
+  f:write(text)
+  f:close()
+end
+
+-- A policy that makes `GET /api/processes/?slow=1` a heavy request: a database statement
+-- that takes most of the request's time budget.
+local SLOW_POLICY = [[
+return function(ctx)
+  if ctx.action == "processes.read" and ctx.query.slow then
+    orch.db.query("SELECT pg_sleep(2.5)")
+  end
+end
+]]
+
+-- Send a request on a connection of its own without waiting for the answer.
+local function send_only(host, path)
+  local sock = socket.tcp()
+  sock:settimeout(10)
+  assert(sock:connect("127.0.0.1", host.port))
+  assert(sock:send("GET " .. path .. " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"))
+  return sock
+end
+
+-- Read a whole answer (the server closes); returns the status.
+local function finish(sock)
+  local text = sock:receive("*a")
+  sock:close()
+  return tonumber((text or ""):match("^HTTP/1%.1 (%d+)"))
+end
+
+describe("resource limits", function()
+  local host, products
+
+  setup(function()
+    products = os.tmpname()
+    os.remove(products)
+    assert(os.execute("cp -r " .. H.shell_quote(H.source .. "/tests/fixtures/engine_products") .. " "
+      .. H.shell_quote(products)))
+    write(products .. "/policy.lua", SLOW_POLICY)
+    local _, uri = H.new_database()
+    H.migrate(uri)
+    host = H.start_host({ database = uri, products = products,
+      args = { "--workers", "0", "--http-threads", "2", "--lua-timeout-ms", "4000" } })
+  end)
+
+  teardown(function()
+    if host then
+      host:stop()
+    end
+    os.execute("rm -rf " .. H.shell_quote(products))
+  end)
+
+  describe("the health lane", function()
+    it("answers /api/health/ at once while slow requests hold every Lua lane", function()
+      assert.are.equal(200, (host:request("GET", "/api/health/")))
+      -- Twice as many slow requests as lanes: two run, two wait for a lane.
+      local slow = {}
+      local t0 = socket.gettime()
+      for i = 1, 4 do
+        slow[i] = send_only(host, "/api/processes/?slow=1")
+      end
+      socket.sleep(0.3) -- the slow ones have started
+      local worst = 0
+      for _ = 1, 5 do
+        local t = socket.gettime()
+        local status, body = host:request("GET", "/api/health/")
+        worst = math.max(worst, socket.gettime() - t)
+        assert.are.equal(200, status)
+        assert.are.equal('"OK"', body)
+      end
+      -- The slow requests are still running: the health answers did not wait for them.
+      assert.is_true(socket.gettime() - t0 < 2.0, "health waited for the slow requests")
+      assert.is_true(worst < 0.5, string.format("health took %.3f s under load", worst))
+      -- Every slow request is answered; the waiting ones ran after a lane was free.
+      for i = 1, 4 do
+        assert.are.equal(200, finish(slow[i]))
+      end
+      local elapsed = socket.gettime() - t0
+      assert.is_true(elapsed >= 4.9, string.format("4 slow requests on 2 lanes took only %.1f s", elapsed))
+      -- ... and no lane stayed idle while one waited (two waves of 2.5 s, not three).
+      assert.is_true(elapsed < 7.0, string.format("4 slow requests on 2 lanes took %.1f s", elapsed))
+      -- HEAD and the health route's other spelling are answered the same way.
+      local status, body = host:request("HEAD", "/api/health")
+      assert.are.equal(200, status)
+      assert.are.equal("", body)
+    end)
+  end)
+end)
