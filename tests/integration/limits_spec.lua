@@ -92,4 +92,28 @@ describe("resource limits", function()
       assert.are.equal("", body)
     end)
   end)
+  describe("GraphQL", function()
+    it("refuses 500 aliased connections up front with a GraphQL error", function()
+      local parts = {}
+      for i = 1, 500 do
+        parts[i] = "s" .. i .. ": subscriptions(first: 100) { page { subscriptionId description } }"
+      end
+      local t = socket.gettime()
+      local status, text, _, json = host:request("POST", "/api/graphql",
+        { query = "{ " .. table.concat(parts, " ") .. " }" })
+      local took = socket.gettime() - t
+      assert.are.equal(200, status, text)
+      assert.is_nil(json.data)
+      assert.are.equal(1, #json.errors)
+      assert.matches("more than 20 root fields", json.errors[1].message)
+      assert.is_true(took < 1.0, string.format("the refusal took %.2f s", took))
+      assert.is_true(#text < 1000)
+      -- 20 connections are answered
+      status, text, _, json = host:request("POST", "/api/graphql",
+        { query = "{ " .. table.concat(parts, " ", 1, 20) .. " }" })
+      assert.are.equal(200, status)
+      assert.is_nil(json.errors, text)
+      assert.is_table(json.data.s20.page)
+    end)
+  end)
 end)
