@@ -36,7 +36,7 @@ static const struct setting settings[] = {
      "other allowed origins, comma separated (none: same origin only)"},
     {"ORCH_UI_ORIGIN", "--ui-origin", K_STR, OFF(ui_origin), "the UI's origin (allowed)"},
     {"ORCH_HTTP_TIMEOUT_S", "--http-timeout-s", K_INT, OFF(http_timeout_s),
-     "idle limit of an HTTP connection, and deadline of a request body (30)"},
+     "idle limit of an HTTP connection, deadline of request headers and of a body (30)"},
     {"ORCH_HTTP_MAX_CONNECTIONS", "--http-max-connections", K_INT, OFF(http_max_connections),
      "open HTTP connections, WebSockets included (512)"},
     {"ORCH_HTTP_MAX_PER_IP", "--http-max-per-ip", K_INT, OFF(http_max_per_ip),

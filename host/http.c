@@ -20,8 +20,19 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <time.h>
 
 typedef struct req_state req_state;
+
+/* One open connection, for the header deadline (MHD_OPTION_NOTIFY_CONNECTION). */
+typedef struct conn_entry {
+  int fd;
+  int phase;          /* CONN_HEADERS, CONN_REQUEST (being served) or CONN_EXEMPT */
+  long long since_ns; /* when it began to wait for the request it has not sent yet */
+  struct conn_entry *prev, *next;
+} conn_entry;
+
+enum { CONN_HEADERS, CONN_REQUEST, CONN_EXEMPT };
 
 struct orch_http {
   struct MHD_Daemon *daemon;
@@ -42,6 +53,16 @@ struct orch_http {
   int nlanes;
   int stopping;
   req_state *job_head, *job_tail; /* requests waiting for a lane, oldest first */
+  /* The header deadline: libmicrohttpd 0.9.75 only has an idle timeout, which a client that
+     trickles a header byte now and then never meets. The reaper thread shuts down (it does not
+     close: the socket stays libmicrohttpd's) every connection whose next request has not been
+     read completely within cfg->http_timeout_s; libmicrohttpd then closes it. */
+  pthread_mutex_t conn_mu;
+  conn_entry *conns;
+  pthread_t reaper;
+  int reaper_started;
+  int reaper_stop; /* under conn_mu */
+  pthread_cond_t reaper_cv;
 };
 
 /* Per-connection request state, created on the first callback, freed on completion. */
@@ -623,6 +644,80 @@ static enum MHD_Result route_and_dispatch(orch_http *h, struct MHD_Connection *c
   return ret;
 }
 
+/* ---- the header deadline ---- */
+
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code) {
+  orch_http *h = cls;
+  if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    conn_entry *e = orch_xcalloc(1, sizeof *e);
+    e->fd = ci ? ci->connect_fd : -1;
+    e->phase = e->fd >= 0 ? CONN_HEADERS : CONN_EXEMPT;
+    e->since_ns = orch_now_ns();
+    pthread_mutex_lock(&h->conn_mu);
+    e->next = h->conns;
+    if (h->conns) h->conns->prev = e;
+    h->conns = e;
+    pthread_mutex_unlock(&h->conn_mu);
+    *socket_context = e;
+  } else if (*socket_context) {
+    /* Called before libmicrohttpd closes the socket: under conn_mu the reaper cannot shut
+       down a descriptor that is being reused. */
+    conn_entry *e = *socket_context;
+    pthread_mutex_lock(&h->conn_mu);
+    if (e->prev)
+      e->prev->next = e->next;
+    else
+      h->conns = e->next;
+    if (e->next) e->next->prev = e->prev;
+    pthread_mutex_unlock(&h->conn_mu);
+    free(e);
+    *socket_context = NULL;
+  }
+}
+
+static void conn_phase(orch_http *h, struct MHD_Connection *conn, int phase) {
+  const union MHD_ConnectionInfo *ci =
+      MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+  conn_entry *e = ci ? ci->socket_context : NULL;
+  if (!e) return;
+  pthread_mutex_lock(&h->conn_mu);
+  if (e->phase != CONN_EXEMPT) {
+    e->phase = phase;
+    e->since_ns = orch_now_ns();
+  }
+  pthread_mutex_unlock(&h->conn_mu);
+}
+
+static void *reaper_main(void *arg) {
+  orch_http *h = arg;
+  long long limit_ns = h->cfg->http_timeout_s * 1000000000LL;
+  pthread_mutex_lock(&h->conn_mu);
+  while (!h->reaper_stop) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_nsec += 250 * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+      ts.tv_sec++;
+      ts.tv_nsec -= 1000000000L;
+    }
+    pthread_cond_timedwait(&h->reaper_cv, &h->conn_mu, &ts);
+    if (h->reaper_stop) break;
+    long long now = orch_now_ns();
+    for (conn_entry *e = h->conns; e; e = e->next)
+      if (e->phase == CONN_HEADERS && now - e->since_ns > limit_ns) {
+        shutdown(e->fd, SHUT_RDWR);
+        e->phase = CONN_EXEMPT; /* once */
+        LOG_WARN("http", "request not received within %d s: connection closed",
+                 h->cfg->http_timeout_s);
+      }
+  }
+  pthread_mutex_unlock(&h->conn_mu);
+  return NULL;
+}
+
 /* ---- Lua lanes and the health lane ---- */
 
 /* A lane thread: serve queued requests one after the other; the connection is resumed with the
@@ -717,6 +812,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     for (int i = 0; i < 8; i++)
       snprintf(rs->request_id + 2 * i, 3, "%02x", id[i]);
     *req_cls = rs;
+    conn_phase(h, conn, CONN_REQUEST); /* the request line and headers are in */
     const char *framing = ambiguous_framing(conn);
     if (framing) {
       rs->refuse_close = 1;
@@ -775,10 +871,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
                          enum MHD_RequestTerminationCode toe) {
-  ORCH_UNUSED(cls);
+  orch_http *h = cls;
   req_state *rs = *req_cls;
   if (!rs) return;
   if (rs->pending) MHD_destroy_response(rs->pending);
+  /* The next request on this connection gets the full time; an upgraded socket none. */
+  conn_phase(h, conn, rs->status == 101 ? CONN_EXEMPT : CONN_HEADERS);
   const union MHD_ConnectionInfo *ci =
       MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
   char addr[INET6_ADDRSTRLEN] = "-";
@@ -835,11 +933,15 @@ int orch_http_start(orch_http **out, const orch_config *cfg, orch_http_routes_fn
   h->arg = arg;
   pthread_mutex_init(&h->lane_mu, NULL);
   pthread_cond_init(&h->lane_cv, NULL);
+  pthread_mutex_init(&h->conn_mu, NULL);
+  pthread_cond_init(&h->reaper_cv, NULL);
   unsigned io_threads = (unsigned)(cfg->http_io_threads > 0 ? cfg->http_io_threads : 1);
   if (orch_ws_server_start(&h->ws, ws_release, err) != ORCH_OK) {
     freeaddrinfo(ai);
     pthread_cond_destroy(&h->lane_cv);
     pthread_mutex_destroy(&h->lane_mu);
+    pthread_cond_destroy(&h->reaper_cv);
+    pthread_mutex_destroy(&h->conn_mu);
     free(h);
     return ORCH_EIO;
   }
@@ -849,8 +951,8 @@ int orch_http_start(orch_http **out, const orch_config *cfg, orch_http_routes_fn
   h->daemon = MHD_start_daemon(
       flags, 0, NULL, NULL, on_request, h, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
       MHD_OPTION_SOCK_ADDR, ai->ai_addr, MHD_OPTION_THREAD_POOL_SIZE, io_threads,
-      MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_CONNECTION_TIMEOUT,
-      (unsigned)cfg->http_timeout_s, MHD_OPTION_CONNECTION_LIMIT,
+      MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_NOTIFY_CONNECTION, on_connection, h,
+      MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->http_timeout_s, MHD_OPTION_CONNECTION_LIMIT,
       (unsigned)(cfg->http_max_connections > 0 ? cfg->http_max_connections : 512),
       MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)cfg->http_max_per_ip,
       MHD_OPTION_CONNECTION_MEMORY_LIMIT,
@@ -864,6 +966,8 @@ int orch_http_start(orch_http **out, const orch_config *cfg, orch_http_routes_fn
     orch_ws_server_free(h->ws);
     pthread_cond_destroy(&h->lane_cv);
     pthread_mutex_destroy(&h->lane_mu);
+    pthread_cond_destroy(&h->reaper_cv);
+    pthread_mutex_destroy(&h->conn_mu);
     free(h);
     return ORCH_EIO;
   }
@@ -876,6 +980,8 @@ int orch_http_start(orch_http **out, const orch_config *cfg, orch_http_routes_fn
     orch_http_stop(h);
     return ORCH_EIO;
   }
+  if (cfg->http_timeout_s > 0)
+    h->reaper_started = !pthread_create(&h->reaper, NULL, reaper_main, h);
   const union MHD_DaemonInfo *di = MHD_get_daemon_info(h->daemon, MHD_DAEMON_INFO_BIND_PORT);
   h->port = di ? di->port : cfg->http_port;
   orch_events_set_sink(ws_sink, h->ws);
@@ -900,10 +1006,19 @@ void orch_http_stop(orch_http *h) {
   pthread_mutex_unlock(&h->lane_mu);
   for (int i = 0; i < h->nlanes; i++)
     pthread_join(h->lanes[i], NULL);
+  if (h->reaper_started) {
+    pthread_mutex_lock(&h->conn_mu);
+    h->reaper_stop = 1;
+    pthread_cond_signal(&h->reaper_cv);
+    pthread_mutex_unlock(&h->conn_mu);
+    pthread_join(h->reaper, NULL);
+  }
   MHD_stop_daemon(h->daemon);
   orch_ws_server_free(h->ws);
   pthread_cond_destroy(&h->lane_cv);
   pthread_mutex_destroy(&h->lane_mu);
+  pthread_cond_destroy(&h->reaper_cv);
+  pthread_mutex_destroy(&h->conn_mu);
   free(h->lanes);
   free(h);
 }

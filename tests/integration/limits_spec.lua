@@ -2,6 +2,7 @@
 -- (docs/input-limits.md): health stays responsive while slow requests hold every Lua lane.
 local H = require("harness")
 local socket = require("socket")
+local ws = require("wsclient")
 
 local function write(path, text)
   local f = assert(io.open(path, "w"))
@@ -47,7 +48,7 @@ describe("resource limits", function()
     local _, uri = H.new_database()
     H.migrate(uri)
     host = H.start_host({ database = uri, products = products,
-      args = { "--workers", "0", "--http-threads", "2", "--lua-timeout-ms", "4000" } })
+      args = { "--workers", "0", "--http-threads", "2", "--lua-timeout-ms", "4000", "--http-timeout-s", "3" } })
   end)
 
   teardown(function()
@@ -114,6 +115,60 @@ describe("resource limits", function()
       assert.are.equal(200, status)
       assert.is_nil(json.errors, text)
       assert.is_table(json.data.s20.page)
+    end)
+  end)
+  describe("the header deadline (ORCH_HTTP_TIMEOUT_S = 3)", function()
+    -- Sends `head`, then one more header byte every 0.2 s (the idle timeout never fires);
+    -- returns the seconds until the server closed the connection, or nil after `limit` s.
+    local function trickle(head, limit)
+      local sock = socket.tcp()
+      sock:settimeout(0.2)
+      assert(sock:connect("127.0.0.1", host.port))
+      local t0 = socket.gettime()
+      assert(sock:send(head))
+      while socket.gettime() - t0 < limit do
+        local _, err = sock:receive(1) -- waits 0.2 s
+        if err == "closed" or not sock:send("a") then
+          sock:close()
+          return socket.gettime() - t0
+        end
+      end
+      sock:close()
+    end
+
+    it("cuts a connection that trickles its request line or headers", function()
+      local took = trickle("GET /api/health/ HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ", 8)
+      assert.is_not_nil(took, "still open after 8 s")
+      assert.is_true(took >= 2.5 and took < 4.5, string.format("cut after %.1f s", took))
+      took = trickle("GET /api/health/", 8)
+      assert.is_not_nil(took, "still open after 8 s")
+      assert.is_true(took < 4.5, string.format("cut after %.1f s", took))
+      -- the host serves on
+      assert.are.equal(200, (host:request("GET", "/api/health/")))
+    end)
+
+    it("gives each request of a keep-alive connection the full time, and leaves WebSockets open", function()
+      local sock = socket.tcp()
+      sock:settimeout(5)
+      assert(sock:connect("127.0.0.1", host.port))
+      for _ = 1, 3 do
+        assert(sock:send("GET /api/health/ HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"))
+        local line = sock:receive("*l")
+        assert.matches("^HTTP/1%.1 200", line)
+        repeat
+          line = sock:receive("*l")
+        until line == ""
+        assert.are.equal('"OK"', sock:receive(4))
+        socket.sleep(2) -- 6 s in all on one connection, never 3 s within one request
+      end
+      sock:close()
+      local c, status = ws.handshake(host.port)
+      assert.are.equal(101, status)
+      socket.sleep(4.5)
+      c:send(9, "still there?") -- ping
+      local op, why = c:frame(3)
+      assert.are.equal(10, op, "no pong: " .. tostring(why)) -- the WebSocket is still open
+      c:close()
     end)
   end)
 end)
