@@ -799,7 +799,6 @@ static enum MHD_Result answer_health(orch_http *h, struct MHD_Connection *conn, 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_data_size, void **req_cls) {
-  ORCH_UNUSED(version);
   orch_http *h = cls;
   req_state *rs = *req_cls;
   if (!rs) {
@@ -818,6 +817,18 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
       rs->refuse_close = 1;
       return send_problem(h, conn, rs, 400, framing);
     }
+    /* A transfer coding other than chunked: libmicrohttpd would wait for a body it cannot
+       frame until the idle timeout. RFC 9112 6.1 suggests 501; bad input is a 4xx here. */
+    const char *te = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Transfer-Encoding");
+    if (te && strcasecmp(te, "chunked")) {
+      rs->refuse_close = 1;
+      return send_problem(h, conn, rs, 400,
+                          "Bad Request: only the chunked Transfer-Encoding is supported");
+    }
+    /* RFC 9112 3.2: an HTTP/1.1 request without Host is a 400. */
+    if (version && !strcmp(version, "HTTP/1.1") &&
+        !MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Host"))
+      return send_problem(h, conn, rs, 400, "Bad Request: an HTTP/1.1 request needs a Host header");
     /* A modestly oversized body is read and dropped so that the client sees
        the 413 (clients that send the body at once otherwise get a reset);
        an absurd declared size is refused before reading any of it. */

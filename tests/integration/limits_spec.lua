@@ -29,6 +29,19 @@ local function send_only(host, path)
   return sock
 end
 
+-- Send `text` as is and read until the server closes (or 5 s pass): status, head, body.
+local function raw(host, text)
+  local sock = socket.tcp()
+  sock:settimeout(5)
+  assert(sock:connect("127.0.0.1", host.port))
+  sock:send(text)
+  local data, _, partial = sock:receive("*a")
+  sock:close()
+  local resp = data or partial or ""
+  local head, body = resp:match("^(.-)\r\n\r\n(.*)$")
+  return tonumber(resp:match("^HTTP/1%.1 (%d+)")), (head or resp):lower(), body
+end
+
 -- Read a whole answer (the server closes); returns the status.
 local function finish(sock)
   local text = sock:receive("*a")
@@ -169,6 +182,39 @@ describe("resource limits", function()
       local op, why = c:frame(3)
       assert.are.equal(10, op, "no pong: " .. tostring(why)) -- the WebSocket is still open
       c:close()
+    end)
+  end)
+  describe("what libmicrohttpd would answer itself", function()
+    it("answers a Host-less HTTP/1.1 request and an unknown transfer coding with problem details", function()
+      local status, head, body = raw(host, "GET /api/health/ HTTP/1.1\r\n\r\n")
+      assert.are.equal(400, status)
+      assert.matches("content%-type: application/json", head)
+      assert.are.same({ detail = "Bad Request: an HTTP/1.1 request needs a Host header", status = 400,
+        title = "Bad Request" }, require("cjson").decode(body))
+      -- it waited for a body it could not frame until the idle timeout before
+      local t = socket.gettime()
+      status, head, body = raw(host, "POST /api/graphql HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n"
+        .. "Content-Type: application/json\r\n\r\n")
+      assert.are.equal(400, status)
+      assert.matches("connection: close", head)
+      assert.matches("only the chunked Transfer%-Encoding", require("cjson").decode(body).detail)
+      assert.is_true(socket.gettime() - t < 2)
+    end)
+
+    it("keeps the status of the answers it cannot replace (docs/input-limits.md)", function()
+      local cases = {
+        { 431, "GET /api/health/ HTTP/1.1\r\nHost: x\r\nX-Big: " .. string.rep("a", 200000) .. "\r\n\r\n" },
+        { 414, "GET /api/health/?" .. string.rep("a", 200000) .. " HTTP/1.1\r\nHost: x\r\n\r\n" },
+        { 505, "GET /api/health/ HTTP/2.5\r\nHost: x\r\n\r\n" },
+        { 400, "GET /api/health/ HTTP/1.1\r\nHost: x\r\nNo colon here\r\n\r\n" },
+        { 400, "POST /api/graphql HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+          .. "Content-Type: application/json\r\n\r\nzz\r\nabc\r\n0\r\n\r\n" },
+      }
+      for _, c in ipairs(cases) do
+        local status = raw(host, c[2])
+        assert.are.equal(c[1], status, c[2]:sub(1, 60))
+      end
+      assert.are.equal(200, (host:request("GET", "/api/health/")))
     end)
   end)
 end)
