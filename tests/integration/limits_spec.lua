@@ -217,4 +217,19 @@ describe("resource limits", function()
       assert.are.equal(200, (host:request("GET", "/api/health/")))
     end)
   end)
+  -- Last: stops the host.
+  it("stops cleanly with requests on every lane and more waiting: those answer 503", function()
+    local slow = {}
+    for i = 1, 4 do
+      slow[i] = send_only(host, "/api/processes/?slow=1")
+    end
+    socket.sleep(0.5)
+    host:stop() -- SIGTERM; checks a clean exit without sanitizer reports
+    local statuses = {}
+    for i = 1, 4 do
+      statuses[#statuses + 1] = finish(slow[i])
+    end
+    table.sort(statuses)
+    assert.are.same({ 200, 200, 503, 503 }, statuses)
+  end)
 end)
