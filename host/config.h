@@ -13,7 +13,8 @@ typedef struct orch_config {
   char *database_uri;       /* DATABASE_URI / --database; libpq URI or conninfo; NULL if unset */
   char *http_host;          /* ORCH_HTTP_HOST / --host (127.0.0.1) */
   int http_port;            /* ORCH_HTTP_PORT / --port (8080; 0 = any free port) */
-  int http_threads;         /* ORCH_HTTP_THREADS / --http-threads (2) */
+  int http_threads;         /* ORCH_HTTP_THREADS / --http-threads (2): Lua lanes of HTTP */
+  int http_io_threads;      /* ORCH_HTTP_IO_THREADS (2): libmicrohttpd threads */
   size_t max_body;          /* ORCH_MAX_BODY_BYTES / --max-body (1 MiB) */
   char *cors_origins;       /* ORCH_CORS_ORIGINS / --cors-origins (comma list; "" = same origin) */
   char *ui_origin;          /* ORCH_UI_ORIGIN / --ui-origin: the UI's origin, also allowed */

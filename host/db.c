@@ -5,6 +5,7 @@
 #include "log.h"
 #include "metrics.h"
 
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,7 +52,19 @@ static void notice_quiet(void *arg, const char *message) {
   LOG_DEBUG("db", "notice: %s", message);
 }
 
+/* An idle connection whose server went away (a restart) has unread input: its FATAL message or
+   the end of the stream. Reading it now marks the connection bad, so that it is replaced before
+   a statement is sent on it rather than failing that statement. */
+static void notice_closed_while_idle(orch_db *db) {
+  if (!db->conn || PQstatus(db->conn) != CONNECTION_OK ||
+      PQtransactionStatus(db->conn) != PQTRANS_IDLE)
+    return;
+  struct pollfd p = {.fd = PQsocket(db->conn), .events = POLLIN};
+  if (p.fd >= 0 && poll(&p, 1, 0) > 0) PQconsumeInput(db->conn); /* notifications stay queued */
+}
+
 int orch_db_ensure(orch_db *db, orch_error *err) {
+  notice_closed_while_idle(db);
   if (db->conn && PQstatus(db->conn) == CONNECTION_OK) return ORCH_OK;
   if (db->conn) {
     PQfinish(db->conn);

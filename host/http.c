@@ -14,24 +14,59 @@
 #include <ctype.h>
 #include <microhttpd.h>
 #include <netdb.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <time.h>
+
+typedef struct req_state req_state;
+
+/* One open connection, for the header deadline (MHD_OPTION_NOTIFY_CONNECTION). */
+typedef struct conn_entry {
+  int fd;
+  int phase;          /* CONN_HEADERS, CONN_REQUEST (being served) or CONN_EXEMPT */
+  long long since_ns; /* when it began to wait for the request it has not sent yet */
+  struct conn_entry *prev, *next;
+} conn_entry;
+
+enum { CONN_HEADERS, CONN_REQUEST, CONN_EXEMPT };
 
 struct orch_http {
   struct MHD_Daemon *daemon;
   const orch_config *cfg;
   orch_http_routes_fn routes;
   orch_http_dispatch_fn dispatch;
+  orch_http_health_fn health;
   void *arg;
   int port;
   orch_ws_server *ws; /* the upgraded sockets of /api/ws/events */
+  /* The Lua lanes: libmicrohttpd's threads (cfg->http_io_threads) only read and write
+     connections and answer health; every other request is routed and served by one of
+     cfg->http_threads lane threads while its connection is suspended. The response is built
+     there and queued by the connection's own thread once it is resumed. */
+  pthread_mutex_t lane_mu;
+  pthread_cond_t lane_cv;
+  pthread_t *lanes;
+  int nlanes;
+  int stopping;
+  req_state *job_head, *job_tail; /* requests waiting for a lane, oldest first */
+  /* The header deadline: libmicrohttpd 0.9.75 only has an idle timeout, which a client that
+     trickles a header byte now and then never meets. The reaper thread shuts down (it does not
+     close: the socket stays libmicrohttpd's) every connection whose next request has not been
+     read completely within cfg->http_timeout_s; libmicrohttpd then closes it. */
+  pthread_mutex_t conn_mu;
+  conn_entry *conns;
+  pthread_t reaper;
+  int reaper_started;
+  int reaper_stop; /* under conn_mu */
+  pthread_cond_t reaper_cv;
 };
 
 /* Per-connection request state, created on the first callback, freed on completion. */
-typedef struct req_state {
+struct req_state {
   orch_buf body;
   int too_large;
   int refuse_close; /* an ambiguous framing (smuggling): answered 400 and closed */
@@ -42,7 +77,15 @@ typedef struct req_state {
   char action[64]; /* the matched route's action, for the metrics ("" = none) */
   char *method;    /* owned copies for the access log */
   char *url;
-} req_state;
+  /* Served on a lane: */
+  struct MHD_Connection *conn;
+  const char *req_url, *req_method; /* libmicrohttpd's, valid for the request */
+  req_state *next;                  /* in the lane queue */
+  int on_lane;                      /* responses are kept in `pending`, not queued */
+  int served;                       /* the lane is done; `pending` is the answer (NULL: close) */
+  struct MHD_Response *pending;
+  unsigned pending_status;
+};
 
 void orch_kvlist_add(orch_kvlist *l, const char *key, const char *value) {
   if (l->n == l->cap)
@@ -146,6 +189,20 @@ static int foreign_write(const orch_http *h, struct MHD_Connection *conn, const 
 
 /* ---- sending ---- */
 
+/* Queue r (taking it over), or on a lane keep it for the connection's thread. */
+static enum MHD_Result queue_response(struct MHD_Connection *conn, req_state *rs, unsigned status,
+                                      struct MHD_Response *r) {
+  if (rs->on_lane) {
+    if (rs->pending) MHD_destroy_response(rs->pending);
+    rs->pending = r;
+    rs->pending_status = status;
+    return MHD_YES;
+  }
+  enum MHD_Result ret = MHD_queue_response(conn, status, r);
+  MHD_destroy_response(r);
+  return ret;
+}
+
 static enum MHD_Result send_response(orch_http *h, struct MHD_Connection *conn, req_state *rs,
                                      orch_http_response *resp) {
   size_t len = resp->body ? resp->body_len : 0;
@@ -172,9 +229,7 @@ static enum MHD_Result send_response(orch_http *h, struct MHD_Connection *conn, 
   add_cors_headers(h, conn, r);
   rs->status = resp->status;
   rs->sent = len;
-  enum MHD_Result ret = MHD_queue_response(conn, (unsigned)resp->status, r);
-  MHD_destroy_response(r);
-  return ret;
+  return queue_response(conn, rs, (unsigned)resp->status, r);
 }
 
 static enum MHD_Result send_problem(orch_http *h, struct MHD_Connection *conn, req_state *rs,
@@ -493,9 +548,7 @@ static enum MHD_Result websocket_upgrade(orch_http *h, struct MHD_Connection *co
     MHD_add_response_header(r, "X-Request-Id", rs->request_id);
     rs->status = 101;
     snprintf(rs->action, sizeof rs->action, "events.read");
-    enum MHD_Result ret = MHD_queue_response(conn, MHD_HTTP_SWITCHING_PROTOCOLS, r);
-    MHD_destroy_response(r);
-    return ret;
+    return queue_response(conn, rs, MHD_HTTP_SWITCHING_PROTOCOLS, r);
   }
   enum MHD_Result ret = send_response(h, conn, rs, &resp);
   orch_http_response_clear(&resp);
@@ -591,10 +644,161 @@ static enum MHD_Result route_and_dispatch(orch_http *h, struct MHD_Connection *c
   return ret;
 }
 
+/* ---- the header deadline ---- */
+
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code) {
+  orch_http *h = cls;
+  if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    conn_entry *e = orch_xcalloc(1, sizeof *e);
+    e->fd = ci ? ci->connect_fd : -1;
+    e->phase = e->fd >= 0 ? CONN_HEADERS : CONN_EXEMPT;
+    e->since_ns = orch_now_ns();
+    pthread_mutex_lock(&h->conn_mu);
+    e->next = h->conns;
+    if (h->conns) h->conns->prev = e;
+    h->conns = e;
+    pthread_mutex_unlock(&h->conn_mu);
+    *socket_context = e;
+  } else if (*socket_context) {
+    /* Called before libmicrohttpd closes the socket: under conn_mu the reaper cannot shut
+       down a descriptor that is being reused. */
+    conn_entry *e = *socket_context;
+    pthread_mutex_lock(&h->conn_mu);
+    if (e->prev)
+      e->prev->next = e->next;
+    else
+      h->conns = e->next;
+    if (e->next) e->next->prev = e->prev;
+    pthread_mutex_unlock(&h->conn_mu);
+    free(e);
+    *socket_context = NULL;
+  }
+}
+
+static void conn_phase(orch_http *h, struct MHD_Connection *conn, int phase) {
+  const union MHD_ConnectionInfo *ci =
+      MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+  conn_entry *e = ci ? ci->socket_context : NULL;
+  if (!e) return;
+  pthread_mutex_lock(&h->conn_mu);
+  if (e->phase != CONN_EXEMPT) {
+    e->phase = phase;
+    e->since_ns = orch_now_ns();
+  }
+  pthread_mutex_unlock(&h->conn_mu);
+}
+
+static void *reaper_main(void *arg) {
+  orch_http *h = arg;
+  long long limit_ns = h->cfg->http_timeout_s * 1000000000LL;
+  pthread_mutex_lock(&h->conn_mu);
+  while (!h->reaper_stop) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_nsec += 250 * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+      ts.tv_sec++;
+      ts.tv_nsec -= 1000000000L;
+    }
+    pthread_cond_timedwait(&h->reaper_cv, &h->conn_mu, &ts);
+    if (h->reaper_stop) break;
+    long long now = orch_now_ns();
+    for (conn_entry *e = h->conns; e; e = e->next)
+      if (e->phase == CONN_HEADERS && now - e->since_ns > limit_ns) {
+        shutdown(e->fd, SHUT_RDWR);
+        e->phase = CONN_EXEMPT; /* once */
+        LOG_WARN("http", "request not received within %d s: connection closed",
+                 h->cfg->http_timeout_s);
+      }
+  }
+  pthread_mutex_unlock(&h->conn_mu);
+  return NULL;
+}
+
+/* ---- Lua lanes and the health lane ---- */
+
+/* A lane thread: serve queued requests one after the other; the connection is resumed with the
+   answer in rs->pending. When the server stops, what is still queued is answered 503. */
+static void *lane_main(void *arg) {
+  orch_http *h = arg;
+  for (;;) {
+    pthread_mutex_lock(&h->lane_mu);
+    while (!h->job_head && !h->stopping)
+      pthread_cond_wait(&h->lane_cv, &h->lane_mu);
+    req_state *rs = h->job_head;
+    if (rs) {
+      h->job_head = rs->next;
+      if (!h->job_head) h->job_tail = NULL;
+      rs->next = NULL;
+    }
+    int stopping = h->stopping;
+    pthread_mutex_unlock(&h->lane_mu);
+    if (!rs) break;
+    rs->on_lane = 1;
+    if (stopping) {
+      orch_http_response resp = {0};
+      orch_http_problem(&resp, 503, "Service Unavailable: the server is stopping");
+      orch_kvlist_add(&resp.headers, "Retry-After", "5");
+      send_response(h, rs->conn, rs, &resp);
+      orch_http_response_clear(&resp);
+    } else {
+      orch_log_context(rs->request_id, NULL); /* JSON log lines of this request carry its id */
+      handle(h, rs->conn, rs->req_url, rs->req_method, rs);
+      orch_log_context(NULL, NULL);
+    }
+    rs->on_lane = 0;
+    rs->served = 1;
+    MHD_resume_connection(rs->conn);
+  }
+  return NULL;
+}
+
+/* Hand the request to the lanes: 1 if queued (the connection is suspended), 0 if stopping. */
+static int lane_enqueue(orch_http *h, struct MHD_Connection *conn, req_state *rs, const char *url,
+                        const char *method) {
+  pthread_mutex_lock(&h->lane_mu);
+  int ok = !h->stopping;
+  if (ok) {
+    rs->conn = conn;
+    rs->req_url = url;
+    rs->req_method = method;
+    rs->next = NULL;
+    if (h->job_tail)
+      h->job_tail->next = rs;
+    else
+      h->job_head = rs;
+    h->job_tail = rs;
+    /* Under the lock: no lane can resume it before it is suspended. */
+    MHD_suspend_connection(conn);
+    pthread_cond_signal(&h->lane_cv);
+  }
+  pthread_mutex_unlock(&h->lane_mu);
+  return ok;
+}
+
+/* GET or HEAD of /api/health(/): answered by the host on any HTTP thread, without a lane. */
+static int is_health(const char *method, const char *url) {
+  return (!strcmp(method, "GET") || !strcmp(method, "HEAD")) &&
+         (!strcmp(url, "/api/health") || !strcmp(url, "/api/health/"));
+}
+
+static enum MHD_Result answer_health(orch_http *h, struct MHD_Connection *conn, req_state *rs) {
+  orch_http_response resp = {0};
+  snprintf(rs->action, sizeof rs->action, "health.read");
+  h->health(&resp, h->arg);
+  if (resp.status == 503 && !orch_kvlist_get(&resp.headers, "Retry-After"))
+    orch_kvlist_add(&resp.headers, "Retry-After", "5");
+  enum MHD_Result ret = send_response(h, conn, rs, &resp);
+  orch_http_response_clear(&resp);
+  return ret;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_data_size, void **req_cls) {
-  ORCH_UNUSED(version);
   orch_http *h = cls;
   req_state *rs = *req_cls;
   if (!rs) {
@@ -607,11 +811,24 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     for (int i = 0; i < 8; i++)
       snprintf(rs->request_id + 2 * i, 3, "%02x", id[i]);
     *req_cls = rs;
+    conn_phase(h, conn, CONN_REQUEST); /* the request line and headers are in */
     const char *framing = ambiguous_framing(conn);
     if (framing) {
       rs->refuse_close = 1;
       return send_problem(h, conn, rs, 400, framing);
     }
+    /* A transfer coding other than chunked: libmicrohttpd would wait for a body it cannot
+       frame until the idle timeout. RFC 9112 6.1 suggests 501; bad input is a 4xx here. */
+    const char *te = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Transfer-Encoding");
+    if (te && strcasecmp(te, "chunked")) {
+      rs->refuse_close = 1;
+      return send_problem(h, conn, rs, 400,
+                          "Bad Request: only the chunked Transfer-Encoding is supported");
+    }
+    /* RFC 9112 3.2: an HTTP/1.1 request without Host is a 400. */
+    if (version && !strcmp(version, "HTTP/1.1") &&
+        !MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Host"))
+      return send_problem(h, conn, rs, 400, "Bad Request: an HTTP/1.1 request needs a Host header");
     /* A modestly oversized body is read and dropped so that the client sees
        the 413 (clients that send the body at once otherwise get a reset);
        an absurd declared size is refused before reading any of it. */
@@ -641,18 +858,36 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     *upload_data_size = 0;
     return MHD_YES;
   }
+  if (rs->served) {
+    /* Back from a lane: queue its answer on this, the connection's own, thread. */
+    struct MHD_Response *r = rs->pending;
+    rs->pending = NULL;
+    if (!r) return MHD_NO;
+    enum MHD_Result ret = MHD_queue_response(conn, rs->pending_status, r);
+    MHD_destroy_response(r);
+    return ret;
+  }
   if (rs->too_large) return send_problem(h, conn, rs, 413, "Request body too large");
-  orch_log_context(rs->request_id, NULL); /* JSON log lines of this request carry its id */
-  enum MHD_Result ret = handle(h, conn, url, method, rs);
-  orch_log_context(NULL, NULL);
+  if (h->health && is_health(method, url) &&
+      !MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, NULL, NULL))
+    return answer_health(h, conn, rs);
+  if (lane_enqueue(h, conn, rs, url, method)) return MHD_YES; /* resumed when served */
+  orch_http_response resp = {0};
+  orch_http_problem(&resp, 503, "Service Unavailable: the server is stopping");
+  orch_kvlist_add(&resp.headers, "Retry-After", "5");
+  enum MHD_Result ret = send_response(h, conn, rs, &resp);
+  orch_http_response_clear(&resp);
   return ret;
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
                          enum MHD_RequestTerminationCode toe) {
-  ORCH_UNUSED(cls);
+  orch_http *h = cls;
   req_state *rs = *req_cls;
   if (!rs) return;
+  if (rs->pending) MHD_destroy_response(rs->pending);
+  /* The next request on this connection gets the full time; an upgraded socket none. */
+  conn_phase(h, conn, rs->status == 101 ? CONN_EXEMPT : CONN_HEADERS);
   const union MHD_ConnectionInfo *ci =
       MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
   char addr[INET6_ADDRSTRLEN] = "-";
@@ -688,7 +923,8 @@ static void mhd_log(void *cls, const char *fmt, va_list ap) {
 }
 
 int orch_http_start(orch_http **out, const orch_config *cfg, orch_http_routes_fn routes,
-                    orch_http_dispatch_fn dispatch, void *arg, orch_error *err) {
+                    orch_http_dispatch_fn dispatch, orch_http_health_fn health, void *arg,
+                    orch_error *err) {
   struct addrinfo hints = {
       .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
   struct addrinfo *ai = NULL;
@@ -704,35 +940,59 @@ int orch_http_start(orch_http **out, const orch_config *cfg, orch_http_routes_fn
   h->cfg = cfg;
   h->routes = routes;
   h->dispatch = dispatch;
+  h->health = health;
   h->arg = arg;
+  pthread_mutex_init(&h->lane_mu, NULL);
+  pthread_cond_init(&h->lane_cv, NULL);
+  pthread_mutex_init(&h->conn_mu, NULL);
+  pthread_cond_init(&h->reaper_cv, NULL);
+  unsigned io_threads = (unsigned)(cfg->http_io_threads > 0 ? cfg->http_io_threads : 1);
   if (orch_ws_server_start(&h->ws, ws_release, err) != ORCH_OK) {
     freeaddrinfo(ai);
+    pthread_cond_destroy(&h->lane_cv);
+    pthread_mutex_destroy(&h->lane_mu);
+    pthread_cond_destroy(&h->reaper_cv);
+    pthread_mutex_destroy(&h->conn_mu);
     free(h);
     return ORCH_EIO;
   }
-  unsigned flags =
-      MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ERROR_LOG | MHD_ALLOW_UPGRADE;
+  unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ERROR_LOG |
+                   MHD_ALLOW_UPGRADE | MHD_ALLOW_SUSPEND_RESUME;
   if (ai->ai_family == AF_INET6) flags |= MHD_USE_IPv6;
-  h->daemon =
-      MHD_start_daemon(flags, 0, NULL, NULL, on_request, h, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
-                       NULL, MHD_OPTION_SOCK_ADDR, ai->ai_addr, MHD_OPTION_THREAD_POOL_SIZE,
-                       (unsigned)(cfg->http_threads > 0 ? cfg->http_threads : 1),
-                       MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_CONNECTION_TIMEOUT,
-                       (unsigned)cfg->http_timeout_s, MHD_OPTION_CONNECTION_LIMIT,
-                       (unsigned)(cfg->http_max_connections > 0 ? cfg->http_max_connections : 512),
-                       MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)cfg->http_max_per_ip,
-                       MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-                       (size_t)(cfg->http_pool_bytes >= 16384 ? cfg->http_pool_bytes : 16384),
-                       MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL, MHD_OPTION_END);
+  h->daemon = MHD_start_daemon(
+      flags, 0, NULL, NULL, on_request, h, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+      MHD_OPTION_SOCK_ADDR, ai->ai_addr, MHD_OPTION_THREAD_POOL_SIZE, io_threads,
+      MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_NOTIFY_CONNECTION, on_connection, h,
+      MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->http_timeout_s, MHD_OPTION_CONNECTION_LIMIT,
+      (unsigned)(cfg->http_max_connections > 0 ? cfg->http_max_connections : 512),
+      MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)cfg->http_max_per_ip,
+      MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+      (size_t)(cfg->http_pool_bytes >= 16384 ? cfg->http_pool_bytes : 16384),
+      MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL, MHD_OPTION_END);
   freeaddrinfo(ai);
   if (!h->daemon) {
     orch_error_set(err, ORCH_EIO, "cannot listen on %s:%d (address in use?)", cfg->http_host,
                    cfg->http_port);
     orch_ws_server_stop(h->ws);
     orch_ws_server_free(h->ws);
+    pthread_cond_destroy(&h->lane_cv);
+    pthread_mutex_destroy(&h->lane_mu);
+    pthread_cond_destroy(&h->reaper_cv);
+    pthread_mutex_destroy(&h->conn_mu);
     free(h);
     return ORCH_EIO;
   }
+  int want = cfg->http_threads > 0 ? cfg->http_threads : 1;
+  h->lanes = orch_xcalloc((size_t)want, sizeof *h->lanes);
+  while (h->nlanes < want && pthread_create(&h->lanes[h->nlanes], NULL, lane_main, h) == 0)
+    h->nlanes++;
+  if (h->nlanes < want) {
+    orch_error_set(err, ORCH_EIO, "cannot start the HTTP lane threads");
+    orch_http_stop(h);
+    return ORCH_EIO;
+  }
+  if (cfg->http_timeout_s > 0)
+    h->reaper_started = !pthread_create(&h->reaper, NULL, reaper_main, h);
   const union MHD_DaemonInfo *di = MHD_get_daemon_info(h->daemon, MHD_DAEMON_INFO_BIND_PORT);
   h->port = di ? di->port : cfg->http_port;
   orch_events_set_sink(ws_sink, h->ws);
@@ -749,7 +1009,27 @@ void orch_http_stop(orch_http *h) {
   /* Upgraded sockets go back to MHD before it stops; late upgrades are released at once. */
   orch_events_set_sink(NULL, NULL);
   orch_ws_server_stop(h->ws);
+  /* The lanes finish the requests they serve and answer the queued ones 503, so that no
+     connection is left suspended (libmicrohttpd must not stop with one). */
+  pthread_mutex_lock(&h->lane_mu);
+  h->stopping = 1;
+  pthread_cond_broadcast(&h->lane_cv);
+  pthread_mutex_unlock(&h->lane_mu);
+  for (int i = 0; i < h->nlanes; i++)
+    pthread_join(h->lanes[i], NULL);
+  if (h->reaper_started) {
+    pthread_mutex_lock(&h->conn_mu);
+    h->reaper_stop = 1;
+    pthread_cond_signal(&h->reaper_cv);
+    pthread_mutex_unlock(&h->conn_mu);
+    pthread_join(h->reaper, NULL);
+  }
   MHD_stop_daemon(h->daemon);
   orch_ws_server_free(h->ws);
+  pthread_cond_destroy(&h->lane_cv);
+  pthread_mutex_destroy(&h->lane_mu);
+  pthread_cond_destroy(&h->reaper_cv);
+  pthread_mutex_destroy(&h->conn_mu);
+  free(h->lanes);
   free(h);
 }

@@ -82,6 +82,12 @@ typedef void (*orch_http_dispatch_fn)(const orch_http_request *req, orch_http_re
  */
 typedef orch_route_table *(*orch_http_routes_fn)(void *arg);
 
+/*
+ * Called on an HTTP thread, without a Lua lane, for `GET /api/health`: set resp to 200 "OK"
+ * when the database answers, else a problem detail (503). It must not enter Lua.
+ */
+typedef void (*orch_http_health_fn)(orch_http_response *resp, void *arg);
+
 /* 1 if the host itself answers `host` routes of this method and pattern ("websocket"). */
 int orch_http_host_route_known(const char *host, const char *method, const char *pattern);
 
@@ -89,7 +95,8 @@ typedef struct orch_http orch_http;
 
 /* Start listening (cfg is borrowed and must outlive the server). */
 int orch_http_start(orch_http **out, const orch_config *cfg, orch_http_routes_fn routes,
-                    orch_http_dispatch_fn dispatch, void *arg, orch_error *err) ORCH_MUSTCHECK;
+                    orch_http_dispatch_fn dispatch, orch_http_health_fn health, void *arg,
+                    orch_error *err) ORCH_MUSTCHECK;
 /* The port actually bound (useful with port 0). */
 int orch_http_port(const orch_http *h);
 /* Stop accepting, finish in-flight requests, free. NULL is a no-op. */

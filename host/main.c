@@ -204,6 +204,26 @@ static void serve_dispatch(const orch_http_request *req, orch_http_response *res
   orch_lua_handle(lh, req, resp);
 }
 
+/* GET /api/health on any HTTP thread, without Lua: "OK" when the database answers. */
+static void serve_health(orch_http_response *resp, void *arg) {
+  ORCH_UNUSED(arg);
+  orch_db *db = orch_threadctx_db(orch_threadctx_get());
+  orch_error err = ORCH_ERROR_INIT;
+  PGresult *res = NULL;
+  if (orch_db_exec(db, "SELECT 1 AS ok", 0, NULL, &res, &err) == ORCH_DB_ONE_RESULT) {
+    resp->status = 200;
+    resp->body = orch_strdup("\"OK\"");
+    resp->body_len = strlen(resp->body);
+  } else {
+    char *detail =
+        orch_sprintf("Database unavailable: %s", err.message ? err.message : "no answer");
+    orch_http_problem(resp, 503, detail);
+    free(detail);
+  }
+  PQclear(res);
+  orch_error_clear(&err);
+}
+
 static void warn_about_database(const orch_config *cfg) {
   orch_db *db = orch_db_new(cfg->database_uri);
   orch_error err = ORCH_ERROR_INIT;
@@ -505,7 +525,8 @@ static int cmd_serve(const orch_config *cfg) {
   sync_workflows(); /* then the workflows table and the product links */
   orch_http *http = NULL;
   orch_error err = ORCH_ERROR_INIT;
-  if (orch_http_start(&http, cfg, serve_routes, serve_dispatch, NULL, &err) != ORCH_OK) {
+  if (orch_http_start(&http, cfg, serve_routes, serve_dispatch, serve_health, NULL, &err) !=
+      ORCH_OK) {
     fprintf(stderr, "orchestrator: %s\n", err.message);
     orch_error_clear(&err);
     orch_events_stop();

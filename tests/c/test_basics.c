@@ -189,6 +189,7 @@ TEST(config_defaults) {
   ASSERT_STR_EQ(cfg.http_host, "127.0.0.1");
   ASSERT_EQ(cfg.http_port, 8080);
   ASSERT_EQ(cfg.http_threads, 2);
+  ASSERT_EQ(cfg.http_io_threads, 2);
   ASSERT_EQ(cfg.max_body, 1024 * 1024);
   ASSERT_STR_EQ(cfg.cors_origins, "");
   ASSERT_STR_EQ(cfg.ui_origin, "");

@@ -50,4 +50,8 @@
   X(metrics_escape_label_values)                                                                   \
   X(metrics_exposition_follows_the_format)                                                         \
   X(metrics_bounded_series)                                                                        \
-  X(metrics_checker_catches_violations)
+  X(metrics_checker_catches_violations)                                                            \
+  X(outbound_redirects_are_not_followed)                                                           \
+  X(outbound_reaches_only_configured_services)                                                     \
+  X(outbound_caps_response_size)                                                                   \
+  X(outbound_caps_time_of_a_trickling_answer)

@@ -422,4 +422,69 @@ describe("orch.graphql executor", function()
     assert.are.equal(json.null, back.data.fails)
     assert.are.same({ "fails" }, back.errors[1].path)
   end)
+  describe("limits of one operation", function()
+    local executor, saved
+
+    before_each(function()
+      executor = require("orch.graphql.executor") -- the instance orch.graphql uses
+      saved = {}
+      for k, v in pairs(executor.limits) do
+        saved[k] = v
+      end
+    end)
+
+    after_each(function()
+      for k, v in pairs(saved) do
+        executor.limits[k] = v
+      end
+    end)
+
+    local function aliased(n, field)
+      local parts = {}
+      for i = 1, n do
+        parts[i] = "a" .. i .. ": " .. field
+      end
+      return "{ " .. table.concat(parts, " ") .. " }"
+    end
+
+    it("refuses 500 aliased connections before any resolver runs", function()
+      local r = run(aliased(500, "customers { page { fullname } }"))
+      assert.is_nil(r.data)
+      assert.are.equal(1, #r.errors)
+      assert.matches("more than 20 root fields", r.errors[1].message)
+      assert.are.equal(1, r.errors[1].locations[1].line)
+      assert.are.equal(0, #calls)
+      -- 20 are fine
+      assert.is_nil(run(aliased(20, "customers { page { fullname } }")).errors)
+    end)
+
+    it("counts root fields spread by fragments", function()
+      local r = run("query { ...F ...F } fragment F on Query { " .. aliased(11, "hello"):sub(3, -3) .. " }")
+      assert.matches("more than 20 root fields", r.errors[1].message)
+    end)
+
+    it("refuses too many aliases and too many fields", function()
+      executor.limits.max_aliases = 3
+      local r = run("{ customers { page { a: fullname b: fullname c: fullname d: fullname } } }")
+      assert.matches("more than 3 aliases", r.errors[1].message)
+      assert.is_nil(r.data)
+      executor.limits.max_fields = 10
+      -- a fragment spread 4 times counts 4 times: 1 + 1 + 4 * 3 fields
+      r = run("{ customers { page { ...C ...C ...C ...C } } } fragment C on Customer { fullname shortcode code }")
+      assert.matches("more than 10 fields", r.errors[1].message)
+      assert.are.equal(0, #calls)
+    end)
+
+    it("caps the size of the answer", function()
+      executor.limits.max_answer_bytes = 200
+      local r = run("{ customers { page { customerId fullname shortcode } } }")
+      assert.is_nil(r.errors, r.errors and json.encode(r.errors))
+      r = run("{ " .. aliased(10, "customers { page { customerId fullname shortcode } }"):sub(3, -3) .. " }")
+      assert.is_nil(r.data)
+      assert.matches("answer would be larger than 200 bytes", r.errors[1].message)
+      -- a JSON leaf counts as its encoding
+      r = run('{ echo(big: "' .. string.rep("x", 300) .. '") }')
+      assert.matches("larger than 200 bytes", r.errors[1].message)
+    end)
+  end)
 end)

@@ -1,4 +1,7 @@
 -- GET /api/health/: "OK" when the database answers, 503 (with Retry-After) otherwise.
+-- The host answers GET and HEAD of /api/health itself, in C and without a Lua lane
+-- (host/http.c, docs/input-limits.md), the same way; this row declares the route (OpenAPI)
+-- and answers what the host passes on (a request with a query string).
 
 local http = require("orch.http")
 local db = require("orch.db")

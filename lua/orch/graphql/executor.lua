@@ -14,7 +14,19 @@ local is_list, is_null = schema_mod.is_list, schema_mod.is_null
 
 local executor = {}
 
-executor.limits = { max_field_nodes = 100000, max_errors = 100 }
+-- max_field_nodes: selections collected while running (every object of every list counts);
+-- max_root_fields, max_aliases, max_fields: of the operation as written, fragments counted
+-- wherever they are spread, checked before any resolver runs (a document of 500 aliased
+-- connections is refused at once); max_answer_bytes: about the size of the JSON answer, checked
+-- while it is built (the answer is encoded afterwards in C, which no budget interrupts).
+executor.limits = {
+  max_field_nodes = 100000,
+  max_errors = 100,
+  max_root_fields = 20,
+  max_aliases = 100,
+  max_fields = 5000,
+  max_answer_bytes = 8 * 1024 * 1024,
+}
 
 local ABSENT = setmetatable({}, { __name = "absent" })
 local PROPAGATE = setmetatable({}, { __name = "null propagation" })
@@ -29,6 +41,27 @@ end
 -- Request-level failure: aborts the whole execution.
 local function fatal(message, node)
   error({ fatal = true, message = message, locations = loc_list(node) }, 0)
+end
+
+-- Account for `bytes` more of the answer; past max_answer_bytes the whole request fails.
+local function spend(ex, bytes, node)
+  ex.answer_bytes = ex.answer_bytes + bytes
+  if ex.answer_bytes > executor.limits.max_answer_bytes then
+    fatal("The answer would be larger than " .. executor.limits.max_answer_bytes
+      .. " bytes; select fewer fields or ask for smaller pages.", node)
+  end
+end
+
+-- About the JSON size of a leaf value.
+local function leaf_size(v)
+  local tv = type(v)
+  if tv == "string" then
+    return #v + 2
+  elseif tv == "table" then
+    local text = json.try_encode(v)
+    return text and #text or 16
+  end
+  return 8
 end
 
 local function path_copy(path)
@@ -384,8 +417,10 @@ local function complete(ex, t, nodes, path, value, field_desc)
         .. '" has no subfields.' }, 0)
     end
     if tname == "JSON" or not schema_mod.BUILTIN_SCALARS[tname] and not s.enums[tname] then
+      spend(ex, leaf_size(value), nodes[1])
       return value
     end
+    spend(ex, leaf_size(value), nodes[1])
     if (tname == "String" or tname == "ID") and (type(value) == "number" or type(value) == "boolean") then
       return tostring(value)
     end
@@ -403,6 +438,7 @@ local function complete(ex, t, nodes, path, value, field_desc)
       local message = 'Field "' .. field_desc .. '" of type "' .. tname .. '" must have a selection of subfields.'
       error({ message = message }, 0)
     end
+    spend(ex, leaf_size(value), nodes[1])
     return value -- an undeclared leaf: JSON as it is
   end
   if type(value) ~= "table" then
@@ -489,6 +525,7 @@ execute_fields = function(ex, type_name, parent, fields, path, is_root)
       end
       r = null
     end
+    spend(ex, #key + 4, nodes[1])
     out[key] = r
     path[#path] = nil
   end
@@ -542,6 +579,52 @@ local function variable_uses(ex, selection_set, fn, seen, depth)
       variable_uses(ex, sel.selection_set, fn, seen, depth + 1)
     end
   end
+end
+
+-- The operation as written, fragments counted wherever they are spread: too many root fields,
+-- aliases or fields in all is a request error before anything runs. The walk stops at the
+-- first limit it passes, so its work is bounded by the limits (fragment cycles are refused
+-- before).
+local function check_complexity(ex, op)
+  local L = executor.limits
+  local fields, roots, aliases = 0, 0, 0
+  local function walk(selection_set, root, depth)
+    if depth > 128 then
+      fatal("Query is nested too deeply.", selection_set)
+    end
+    for _, sel in ipairs(selection_set.selections) do
+      if sel.kind == "Field" then
+        fields = fields + 1
+        if fields > L.max_fields then
+          fatal("Query has more than " .. L.max_fields .. " fields (a fragment counts wherever it is spread).", sel)
+        end
+        if root then
+          roots = roots + 1
+          if roots > L.max_root_fields then
+            fatal("Query has more than " .. L.max_root_fields
+              .. " root fields (aliases included); send several requests instead.", sel)
+          end
+        end
+        if sel.alias then
+          aliases = aliases + 1
+          if aliases > L.max_aliases then
+            fatal("Query has more than " .. L.max_aliases .. " aliases.", sel)
+          end
+        end
+        if sel.selection_set then
+          walk(sel.selection_set, false, depth + 1)
+        end
+      elseif sel.kind == "FragmentSpread" then
+        local frag = ex.fragments[sel.name]
+        if frag then
+          walk(frag.selection_set, root, depth + 1)
+        end
+      else
+        walk(sel.selection_set, root, depth + 1)
+      end
+    end
+  end
+  walk(op.selection_set, true, 0)
 end
 
 local function spreads_of(selection_set, out)
@@ -660,6 +743,7 @@ function executor.execute(schema_def, document, variables, operation_name, ctx)
     field_cache = setmetatable({}, { __mode = "k" }),
     ctx = ctx,
     budget = executor.limits.max_field_nodes,
+    answer_bytes = 0,
   }
   local ok, result = pcall(function()
     ex.schema = schema_mod.compile(schema_def)
@@ -667,6 +751,7 @@ function executor.execute(schema_def, document, variables, operation_name, ctx)
     ex.operation = op
     check_fragment_cycles(ex)
     ex.variables = coerce_variables(ex, op, variables or {})
+    check_complexity(ex, op)
     local root
     if op.operation == "query" then
       root = ex.schema.query
