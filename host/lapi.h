@@ -96,7 +96,7 @@ void orch_lapi_time_inject(lua_State *L);
 void orch_lapi_uuid_inject(lua_State *L);
 void orch_lapi_db_inject(lua_State *L);
 void orch_lapi_host_inject(lua_State *L);
-void orch_lapi_http_client_inject(lua_State *L);
+void orch_lapi_client_inject(lua_State *L);
 
 /* Move the running call's time budget deadline by ns (time spent waiting on
    the network is not script time). No-op when the call has no budget. */

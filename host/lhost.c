@@ -242,7 +242,7 @@ static void push_orch_table(lua_State *L) {
   orch_lapi_uuid_inject(L);
   orch_lapi_db_inject(L);
   orch_lapi_host_inject(L);
-  orch_lapi_http_client_inject(L);
+  orch_lapi_client_inject(L);
 }
 
 static int build_base(lua_State *L) {

@@ -177,7 +177,7 @@ static int l_rawget(lua_State *L) {
 }
 
 /* __index of the `orch` that products see: the real one without its C halves and host
-   internals (orch._db, orch._json, orch._host, orch._http_client, ...). Upvalue 1: orch. */
+   internals (orch._db, orch._json, orch._host, orch._client, ...). Upvalue 1: orch. */
 static int product_orch_index(lua_State *L) {
   if (lua_type(L, 2) == LUA_TSTRING && lua_tostring(L, 2)[0] == '_')
     return orch_lapi_error(L, "orch.%s is not available to product scripts", lua_tostring(L, 2));

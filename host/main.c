@@ -14,7 +14,7 @@
 #include "lhost.h"
 #include "log.h"
 #include "migrate.h"
-#include "outbound.h"
+#include "client.h"
 #include "reload.h"
 #include "sched.h"
 #include "schedule.h"
@@ -535,7 +535,7 @@ static int cmd_serve(const orch_config *cfg) {
     return 1;
   }
   LOG_INFO("serve", "listening on http://%s:%d", cfg->http_host, orch_http_port(http));
-  orch_outbound_set_self_url(cfg->http_host, orch_http_port(http)); /* callback URLs of steps */
+  orch_client_set_self_url(cfg->http_host, orch_http_port(http)); /* callback URLs of steps */
   orch_sched *sched = NULL; /* the step workers start after HTTP and stop before it */
   if (orch_sched_start(&sched, cfg, orch_step_runner_lua(), orch_threadctx_thread_db, &err) !=
       ORCH_OK) {
@@ -639,8 +639,8 @@ int main(int argc, char **argv) {
      let the server end it so its row locks do not block the take-over. */
   orch_db_set_idle_transaction_timeout_ms(cfg.lease_seconds > 0 ? cfg.lease_seconds * 1000 : 0);
   /* libcurl's global state (orch.client in steps) before any thread starts. */
-  if (orch_outbound_global_init(&err) != ORCH_OK) goto bad_flags;
-  orch_outbound_set_max_timeout_ms(cfg.client_max_timeout_ms);
+  if (orch_client_global_init(&err) != ORCH_OK) goto bad_flags;
+  orch_client_set_max_timeout_ms(cfg.client_max_timeout_ms);
 
   if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
     usage(stdout);
@@ -669,7 +669,7 @@ bad_flags:
   fprintf(stderr, "orchestrator: %s\n", err.message);
   orch_error_clear(&err);
 done:
-  orch_outbound_global_cleanup();
+  orch_client_global_cleanup();
   orch_config_free(&cfg);
   return rc;
 }

@@ -8,7 +8,7 @@
 #include "lhost.h"
 #include "log.h"
 #include "lsandbox.h"
-#include "outbound.h"
+#include "client.h"
 #include "step_runner.h"
 #include "threadctx.h"
 
@@ -208,9 +208,9 @@ static int run(void *ud, const orch_step_job *job, orch_step_result *res) {
   orch_lua *lh = orch_threadctx_lua(tc, &err);
   orch_error_clear(&err);
   if (!lh) return ORCH_ELUA;
-  orch_outbound_set_deadline(job->deadline_ns); /* outbound calls end by the step's limit */
+  orch_client_set_deadline(job->deadline_ns); /* outbound calls end by the step's limit */
   int rc = orch_lua_run_step(lh, job, res, &err);
-  orch_outbound_set_deadline(0);
+  orch_client_set_deadline(0);
   if (rc != ORCH_OK) {
     /* The runner itself broke (not the step): record the step as failed with the reason. */
     char *where = orch_error_format(&err);

@@ -1,7 +1,7 @@
 -- orch.client: HTTP calls from workflow steps to the services configured in
 -- the host's environment (ORCH_SERVICE_<NAME>_URL / _TOKEN / _AUTH_SCHEME; see
 -- docs/client.md). Scripts name a service and a path, never a host: that keeps
--- steps from fetching arbitrary URLs. The transfer is host/lapi_http.c.
+-- steps from fetching arbitrary URLs. The transfer is host/lapi_client.c.
 --
 --   local r = orch.client.request{ service = "netbox", method = "POST", path = "/api/dcim/devices/",
 --                                  json = { name = "rtr1" } }
@@ -12,7 +12,7 @@
 -- with the message as its reason, a retrystep waits and is retried.
 
 local json = require("orch.json")
-local C = orch._http_client
+local C = orch._client
 
 local client = {}
 

@@ -23,7 +23,7 @@
   X(lua_finalize_reports_each_message)                                                             \
   X(lua_invoke_json_in_and_out)                                                                    \
   X(lua_routes_table_is_the_documented_one)                                                        \
-  X(sandbox_http_client_headers_must_be_strings)                                                   \
+  X(sandbox_client_headers_must_be_strings)                                                        \
   X(sandbox_budget_stops_pattern_backtracking)                                                     \
   X(sandbox_no_gc_metamethods)                                                                     \
   X(sandbox_budget_stops_xpcall_handlers)                                                          \
@@ -51,7 +51,7 @@
   X(metrics_exposition_follows_the_format)                                                         \
   X(metrics_bounded_series)                                                                        \
   X(metrics_checker_catches_violations)                                                            \
-  X(outbound_redirects_are_not_followed)                                                           \
-  X(outbound_reaches_only_configured_services)                                                     \
-  X(outbound_caps_response_size)                                                                   \
-  X(outbound_caps_time_of_a_trickling_answer)
+  X(client_redirects_are_not_followed)                                                             \
+  X(client_reaches_only_configured_services)                                                       \
+  X(client_caps_response_size)                                                                     \
+  X(client_caps_time_of_a_trickling_answer)

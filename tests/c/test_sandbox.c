@@ -111,12 +111,12 @@ static int invoke_core(const char *core_source, const char *fn, const char *arg,
 }
 
 /* Issue 14 item 5: number headers were converted to strings that nothing anchored. */
-TEST(sandbox_http_client_headers_must_be_strings) {
+TEST(sandbox_client_headers_must_be_strings) {
   char *out = NULL;
   int rc = invoke_core("return { probe = function()\n"
                        "  local h = {}\n"
                        "  for i = 1, 64 do h[i] = 2^60 + i * 0.5 end\n"
-                       "  return { orch._http_client.perform('nosuch', 'GET', '/', h) }\n"
+                       "  return { orch._client.perform('nosuch', 'GET', '/', h) }\n"
                        "end }\n",
                        "probe", NULL, &out);
   ASSERT_EQ(rc, ORCH_ELUA);
@@ -215,7 +215,7 @@ TEST(sandbox_shared_tables_are_read_only) {
       {"local x = orch._db\n", "orch._db is not available to product scripts"},
       {"local x = orch._json\n", "orch._json is not available to product scripts"},
       {"local x = orch._host\n", "orch._host is not available to product scripts"},
-      {"local x = orch._http_client\n", "orch._http_client is not available to product scripts"},
+      {"local x = orch._client\n", "orch._client is not available to product scripts"},
       {"orch.new_thing = 1\n", "orch.new_thing: the table is read-only"},
       /* the tables further down: standard steps, constants, metatables */
       {"orch.workflow.init.fn = print\n", "orch.workflow.init.fn: the table is read-only"},

@@ -1,6 +1,6 @@
 /*
- * lapi_http.c - orch._http_client: outbound HTTP calls from steps to the
- * services configured in the environment (outbound.h does the transfer).
+ * lapi_client.c - orch._client: outbound HTTP calls from steps to the
+ * services configured in the environment (client.h does the transfer).
  * The Lua half, lua/orch/client.lua, builds query strings, encodes and
  * decodes JSON bodies and turns failures into step errors; scripts use it as
  * orch.client. Not available while scripts are being loaded.
@@ -8,7 +8,7 @@
 #include "orch.h"
 
 #include "lapi.h"
-#include "outbound.h"
+#include "client.h"
 
 #include <lauxlib.h>
 #include <stdlib.h>
@@ -19,8 +19,8 @@
 
 /* The response lives in a box with __gc: a Lua error while pushing it can't leak it. */
 static int response_box_gc(lua_State *L) {
-  orch_outbound_response *resp = luaL_checkudata(L, 1, RESPONSE_BOX);
-  orch_outbound_response_free(resp);
+  orch_client_response *resp = luaL_checkudata(L, 1, RESPONSE_BOX);
+  orch_client_response_free(resp);
   return 0;
 }
 
@@ -57,7 +57,7 @@ static void push_headers(lua_State *L, const orch_buf *b) {
 }
 
 /*
- * orch._http_client.perform(service, method, path, headers, body, timeout_ms)
+ * orch._client.perform(service, method, path, headers, body, timeout_ms)
  *   -> status, headers, body, url | nil, message, kind, url
  * headers: array of "Name: value" strings or nil; body: string or nil;
  * timeout_ms: integer or nil (the configured default). kind is one of
@@ -65,7 +65,7 @@ static void push_headers(lua_State *L, const orch_buf *b) {
  */
 static int l_perform(lua_State *L) {
   check_context(L);
-  orch_outbound_request req = {0};
+  orch_client_request req = {0};
   req.service = luaL_checkstring(L, 1);
   req.method = luaL_checkstring(L, 2);
   req.path = luaL_checkstring(L, 3);
@@ -88,19 +88,19 @@ static int l_perform(lua_State *L) {
   req.timeout_ms = (long)luaL_optinteger(L, 6, 0);
   luaL_argcheck(L, req.timeout_ms >= 0, 6, "timeout must not be negative");
 
-  orch_outbound_response *box = lua_newuserdatauv(L, sizeof *box, 0);
-  *box = (orch_outbound_response)ORCH_OUTBOUND_RESPONSE_INIT;
+  orch_client_response *box = lua_newuserdatauv(L, sizeof *box, 0);
+  *box = (orch_client_response)ORCH_CLIENT_RESPONSE_INIT;
   luaL_setmetatable(L, RESPONSE_BOX);
   orch_error err = ORCH_ERROR_INIT;
   long long started = orch_now_ns();
-  orch_outbound_fail f = orch_outbound_perform(&req, box, &err);
+  orch_client_fail f = orch_client_perform(&req, box, &err);
   /* Waiting on the network is not script time: give it back to the call's budget. */
   orch_lapi_budget_extend(L, orch_now_ns() - started);
-  if (f != ORCH_OUTBOUND_OK) {
+  if (f != ORCH_CLIENT_OK) {
     lua_pushnil(L);
     lua_pushstring(L, err.message ? err.message : "request failed");
     orch_error_clear(&err);
-    lua_pushstring(L, orch_outbound_fail_name(f));
+    lua_pushstring(L, orch_client_fail_name(f));
   } else {
     lua_pushinteger(L, box->status);
     push_headers(L, &box->headers);
@@ -110,7 +110,7 @@ static int l_perform(lua_State *L) {
     lua_pushstring(L, box->url);
   else
     lua_pushnil(L);
-  orch_outbound_response_free(box);
+  orch_client_response_free(box);
   return 4;
 }
 
@@ -124,21 +124,21 @@ static int push_url(lua_State *L, char *url) {
   return 1;
 }
 
-/* orch._http_client.base_url(service) -> the configured base URL or nil (never the token). */
+/* orch._client.base_url(service) -> the configured base URL or nil (never the token). */
 static int l_base_url(lua_State *L) {
-  return push_url(L, orch_outbound_base_url(luaL_checkstring(L, 1)));
+  return push_url(L, orch_client_base_url(luaL_checkstring(L, 1)));
 }
 
-/* orch._http_client.public_url() -> where external systems reach this host, or nil. */
+/* orch._client.public_url() -> where external systems reach this host, or nil. */
 static int l_public_url(lua_State *L) {
-  return push_url(L, orch_outbound_public_url());
+  return push_url(L, orch_client_public_url());
 }
 
 static int raise_here(lua_State *L) {
   return orch_lapi_error(L, "%s", "");
 }
 
-/* orch._http_client.where() -> "file:line: " of the innermost product script frame. */
+/* orch._client.where() -> "file:line: " of the innermost product script frame. */
 static int l_where(lua_State *L) {
   lua_pushcfunction(L, raise_here);
   if (lua_pcall(L, 0, 0, 0) != LUA_OK && lua_type(L, -1) == LUA_TSTRING) return 1;
@@ -155,12 +155,12 @@ static const luaL_Reg http_client_funcs[] = {
     {NULL, NULL},
 };
 
-void orch_lapi_http_client_inject(lua_State *L) {
+void orch_lapi_client_inject(lua_State *L) {
   if (luaL_newmetatable(L, RESPONSE_BOX)) {
     lua_pushcfunction(L, response_box_gc);
     lua_setfield(L, -2, "__gc");
   }
   lua_pop(L, 1);
   luaL_newlib(L, http_client_funcs);
-  lua_setfield(L, -2, "_http_client");
+  lua_setfield(L, -2, "_client");
 }

@@ -1,9 +1,9 @@
-/* test_outbound.c - the outbound client (host/outbound.c) against local listeners: only
+/* test_client.c - the outbound client (host/client.c) against local listeners: only
    configured services are reached, redirects are not followed, response size and time are
    capped (docs/client.md, docs/input-limits.md). */
 #include "test.h"
 
-#include "outbound.h"
+#include "client.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -133,15 +133,15 @@ static void set_service(const char *name, const listener *l) {
   setenv(name, url, 1);
 }
 
-static orch_outbound_fail call(const char *service, const char *path, long timeout_ms,
-                               orch_outbound_response *resp, orch_error *err) {
-  orch_outbound_request req = {
+static orch_client_fail call(const char *service, const char *path, long timeout_ms,
+                             orch_client_response *resp, orch_error *err) {
+  orch_client_request req = {
       .service = service, .method = "GET", .path = path, .timeout_ms = timeout_ms};
-  return orch_outbound_perform(&req, resp, err);
+  return orch_client_perform(&req, resp, err);
 }
 
-TEST(outbound_redirects_are_not_followed) {
-  ASSERT(orch_outbound_global_init(NULL) == ORCH_OK);
+TEST(client_redirects_are_not_followed) {
+  ASSERT(orch_client_global_init(NULL) == ORCH_OK);
   listener target, svc;
   listener_start(&target, M_OK);
   listener_start(&svc, M_REDIRECT);
@@ -150,24 +150,24 @@ TEST(outbound_redirects_are_not_followed) {
   set_service("ORCH_SERVICE_SVC_URL", &svc);
   for (size_t i = 0; i < 2; i++) {
     snprintf(svc.location, sizeof svc.location, where[i], target.port);
-    orch_outbound_response resp = ORCH_OUTBOUND_RESPONSE_INIT;
+    orch_client_response resp = ORCH_CLIENT_RESPONSE_INIT;
     orch_error err = ORCH_ERROR_INIT;
-    ASSERT_EQ(call("svc", "/start", 2000, &resp, &err), ORCH_OUTBOUND_OK);
+    ASSERT_EQ(call("svc", "/start", 2000, &resp, &err), ORCH_CLIENT_OK);
     ASSERT_EQ(resp.status, 302);           /* the script sees the redirect; nothing follows it */
     orch_buf_append(&resp.headers, "", 1); /* a C string */
     ASSERT(strstr(resp.headers.data, "location:") != NULL);
-    orch_outbound_response_free(&resp);
+    orch_client_response_free(&resp);
     orch_error_clear(&err);
   }
   ASSERT_EQ(atomic_load(&svc.hits), 2);
   ASSERT_EQ(atomic_load(&target.hits), 0);
   listener_stop(&svc);
   listener_stop(&target);
-  orch_outbound_global_cleanup();
+  orch_client_global_cleanup();
 }
 
-TEST(outbound_reaches_only_configured_services) {
-  ASSERT(orch_outbound_global_init(NULL) == ORCH_OK);
+TEST(client_reaches_only_configured_services) {
+  ASSERT(orch_client_global_init(NULL) == ORCH_OK);
   listener other, svc;
   listener_start(&other, M_OK);
   listener_start(&svc, M_OK);
@@ -176,57 +176,57 @@ TEST(outbound_reaches_only_configured_services) {
   struct {
     const char *service;
     const char *path;
-    orch_outbound_fail want;
+    orch_client_fail want;
   } cases[] = {
-      {"unknown", "/x", ORCH_OUTBOUND_CONFIG},
-      {"SVC", "/x", ORCH_OUTBOUND_CONFIG},     /* names are lower case: no other variables */
-      {"svc_url", "/x", ORCH_OUTBOUND_CONFIG}, /* ORCH_SERVICE_SVC_URL_URL */
-      {"../svc", "/x", ORCH_OUTBOUND_CONFIG},
-      {"svc", p, ORCH_OUTBOUND_INVALID}, /* "@127.0.0.1:<other>/": the base as user info */
-      {"svc", "//127.0.0.1/x", ORCH_OUTBOUND_INVALID},
-      {"svc", "/../x", ORCH_OUTBOUND_INVALID},
-      {"svc", "/%2e%2e/x", ORCH_OUTBOUND_INVALID},
-      {"svc", "/a%2F..%2Fb", ORCH_OUTBOUND_INVALID},
-      {"svc", "/x@127.0.0.1/", ORCH_OUTBOUND_INVALID},
-      {"svc", "/x\\y", ORCH_OUTBOUND_INVALID},
-      {"svc", "/x#frag", ORCH_OUTBOUND_INVALID},
-      {"svc", "/x y", ORCH_OUTBOUND_INVALID},
-      {"svc", "/x\r\nHost: evil", ORCH_OUTBOUND_INVALID},
+      {"unknown", "/x", ORCH_CLIENT_CONFIG},
+      {"SVC", "/x", ORCH_CLIENT_CONFIG},     /* names are lower case: no other variables */
+      {"svc_url", "/x", ORCH_CLIENT_CONFIG}, /* ORCH_SERVICE_SVC_URL_URL */
+      {"../svc", "/x", ORCH_CLIENT_CONFIG},
+      {"svc", p, ORCH_CLIENT_INVALID}, /* "@127.0.0.1:<other>/": the base as user info */
+      {"svc", "//127.0.0.1/x", ORCH_CLIENT_INVALID},
+      {"svc", "/../x", ORCH_CLIENT_INVALID},
+      {"svc", "/%2e%2e/x", ORCH_CLIENT_INVALID},
+      {"svc", "/a%2F..%2Fb", ORCH_CLIENT_INVALID},
+      {"svc", "/x@127.0.0.1/", ORCH_CLIENT_INVALID},
+      {"svc", "/x\\y", ORCH_CLIENT_INVALID},
+      {"svc", "/x#frag", ORCH_CLIENT_INVALID},
+      {"svc", "/x y", ORCH_CLIENT_INVALID},
+      {"svc", "/x\r\nHost: evil", ORCH_CLIENT_INVALID},
   };
   snprintf(p, sizeof p, "@127.0.0.1:%d/", other.port);
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-    orch_outbound_response resp = ORCH_OUTBOUND_RESPONSE_INIT;
+    orch_client_response resp = ORCH_CLIENT_RESPONSE_INIT;
     orch_error err = ORCH_ERROR_INIT;
-    orch_outbound_fail got = call(cases[i].service, cases[i].path, 2000, &resp, &err);
+    orch_client_fail got = call(cases[i].service, cases[i].path, 2000, &resp, &err);
     if (got != cases[i].want)
-      FAIL("%s %s: %s, want %s", cases[i].service, cases[i].path, orch_outbound_fail_name(got),
-           orch_outbound_fail_name(cases[i].want));
-    orch_outbound_response_free(&resp);
+      FAIL("%s %s: %s, want %s", cases[i].service, cases[i].path, orch_client_fail_name(got),
+           orch_client_fail_name(cases[i].want));
+    orch_client_response_free(&resp);
     orch_error_clear(&err);
   }
   ASSERT_EQ(atomic_load(&svc.hits), 0);
   /* The configured one answers, and a query string may hold what a path may not. */
-  orch_outbound_response resp = ORCH_OUTBOUND_RESPONSE_INIT;
+  orch_client_response resp = ORCH_CLIENT_RESPONSE_INIT;
   orch_error err = ORCH_ERROR_INIT;
-  ASSERT_EQ(call("svc", "/ok?next=http://a@b/../c", 2000, &resp, &err), ORCH_OUTBOUND_OK);
+  ASSERT_EQ(call("svc", "/ok?next=http://a@b/../c", 2000, &resp, &err), ORCH_CLIENT_OK);
   ASSERT_EQ(resp.status, 200);
-  orch_outbound_response_free(&resp);
+  orch_client_response_free(&resp);
   ASSERT_EQ(atomic_load(&svc.hits), 1);
   ASSERT_EQ(atomic_load(&other.hits), 0);
   /* A service URL of another scheme is not fetched (http and https only). */
   setenv("ORCH_SERVICE_FILES_URL", "file:///etc", 1);
-  resp = (orch_outbound_response)ORCH_OUTBOUND_RESPONSE_INIT;
-  ASSERT(call("files", "/passwd", 2000, &resp, &err) != ORCH_OUTBOUND_OK);
+  resp = (orch_client_response)ORCH_CLIENT_RESPONSE_INIT;
+  ASSERT(call("files", "/passwd", 2000, &resp, &err) != ORCH_CLIENT_OK);
   ASSERT_EQ(resp.body.len, 0);
-  orch_outbound_response_free(&resp);
+  orch_client_response_free(&resp);
   orch_error_clear(&err);
   listener_stop(&svc);
   listener_stop(&other);
-  orch_outbound_global_cleanup();
+  orch_client_global_cleanup();
 }
 
-TEST(outbound_caps_response_size) {
-  ASSERT(orch_outbound_global_init(NULL) == ORCH_OK);
+TEST(client_caps_response_size) {
+  ASSERT(orch_client_global_init(NULL) == ORCH_OK);
   setenv("ORCH_CLIENT_MAX_RESPONSE_BYTES", "100000", 1);
   listener big, heads;
   listener_start(&big, M_BIG);
@@ -235,39 +235,39 @@ TEST(outbound_caps_response_size) {
   set_service("ORCH_SERVICE_HEADS_URL", &heads);
   const char *services[] = {"big", "heads"};
   for (size_t i = 0; i < 2; i++) {
-    orch_outbound_response resp = ORCH_OUTBOUND_RESPONSE_INIT;
+    orch_client_response resp = ORCH_CLIENT_RESPONSE_INIT;
     orch_error err = ORCH_ERROR_INIT;
-    ASSERT_EQ(call(services[i], "/", 5000, &resp, &err), ORCH_OUTBOUND_TOO_LARGE);
+    ASSERT_EQ(call(services[i], "/", 5000, &resp, &err), ORCH_CLIENT_TOO_LARGE);
     ASSERT(resp.body.len <= 100000);
     ASSERT(resp.headers.len <= 100000);
     ASSERT(strstr(err.message, "larger than 100000 bytes") != NULL);
-    orch_outbound_response_free(&resp);
+    orch_client_response_free(&resp);
     orch_error_clear(&err);
   }
   listener_stop(&big);
   listener_stop(&heads);
-  orch_outbound_global_cleanup();
+  orch_client_global_cleanup();
 }
 
-TEST(outbound_caps_time_of_a_trickling_answer) {
-  ASSERT(orch_outbound_global_init(NULL) == ORCH_OK);
+TEST(client_caps_time_of_a_trickling_answer) {
+  ASSERT(orch_client_global_init(NULL) == ORCH_OK);
   listener drip;
   listener_start(&drip, M_DRIP);
   set_service("ORCH_SERVICE_DRIP_URL", &drip);
   /* The call's own timeout, then the host's cap over a longer one a script asks for. */
   long asked[] = {400, 60000};
-  orch_outbound_set_max_timeout_ms(600);
+  orch_client_set_max_timeout_ms(600);
   for (size_t i = 0; i < 2; i++) {
-    orch_outbound_response resp = ORCH_OUTBOUND_RESPONSE_INIT;
+    orch_client_response resp = ORCH_CLIENT_RESPONSE_INIT;
     orch_error err = ORCH_ERROR_INIT;
     long long t0 = orch_now_ns();
-    ASSERT_EQ(call("drip", "/", asked[i], &resp, &err), ORCH_OUTBOUND_TIMEOUT);
+    ASSERT_EQ(call("drip", "/", asked[i], &resp, &err), ORCH_CLIENT_TIMEOUT);
     long long ms = (orch_now_ns() - t0) / 1000000;
     long want = i == 0 ? 400 : 600;
     if (ms < want - 50 || ms > want + 1500) FAIL("took %lld ms, want about %ld", ms, want);
-    orch_outbound_response_free(&resp);
+    orch_client_response_free(&resp);
     orch_error_clear(&err);
   }
   listener_stop(&drip);
-  orch_outbound_global_cleanup();
+  orch_client_global_cleanup();
 }

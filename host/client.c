@@ -1,7 +1,7 @@
-/* outbound.c - HTTP calls to configured services with libcurl (see outbound.h). */
+/* client.c - HTTP calls to configured services with libcurl (see client.h). */
 #include "orch.h"
 
-#include "outbound.h"
+#include "client.h"
 
 #include <ctype.h>
 #include <curl/curl.h>
@@ -22,29 +22,29 @@ static char *self_url; /* guarded by self_lock */
 static long max_timeout_ms = 60000;              /* set before threads start */
 static _Thread_local long long step_deadline_ns; /* orch_now_ns(); 0 = none */
 
-void orch_outbound_set_max_timeout_ms(long ms) {
+void orch_client_set_max_timeout_ms(long ms) {
   max_timeout_ms = ms;
 }
 
-void orch_outbound_set_deadline(long long deadline_ns) {
+void orch_client_set_deadline(long long deadline_ns) {
   step_deadline_ns = deadline_ns;
 }
 
-const char *orch_outbound_fail_name(orch_outbound_fail f) {
+const char *orch_client_fail_name(orch_client_fail f) {
   switch (f) {
-  case ORCH_OUTBOUND_OK: return "ok";
-  case ORCH_OUTBOUND_CONFIG: return "config";
-  case ORCH_OUTBOUND_INVALID: return "invalid";
-  case ORCH_OUTBOUND_DNS: return "dns";
-  case ORCH_OUTBOUND_CONNECT: return "connect";
-  case ORCH_OUTBOUND_TIMEOUT: return "timeout";
-  case ORCH_OUTBOUND_TOO_LARGE: return "too_large";
-  case ORCH_OUTBOUND_IO: return "io";
+  case ORCH_CLIENT_OK: return "ok";
+  case ORCH_CLIENT_CONFIG: return "config";
+  case ORCH_CLIENT_INVALID: return "invalid";
+  case ORCH_CLIENT_DNS: return "dns";
+  case ORCH_CLIENT_CONNECT: return "connect";
+  case ORCH_CLIENT_TIMEOUT: return "timeout";
+  case ORCH_CLIENT_TOO_LARGE: return "too_large";
+  case ORCH_CLIENT_IO: return "io";
   }
   return "io";
 }
 
-int orch_outbound_global_init(orch_error *err) {
+int orch_client_global_init(orch_error *err) {
   CURLcode rc = curl_global_init(CURL_GLOBAL_DEFAULT);
   if (rc != CURLE_OK) {
     orch_error_set(err, ORCH_EIO, "libcurl initialisation failed: %s", curl_easy_strerror(rc));
@@ -53,7 +53,7 @@ int orch_outbound_global_init(orch_error *err) {
   return ORCH_OK;
 }
 
-void orch_outbound_global_cleanup(void) {
+void orch_client_global_cleanup(void) {
   curl_global_cleanup();
   pthread_mutex_lock(&self_lock);
   free(self_url);
@@ -85,7 +85,7 @@ static const char *service_env(const char *service, const char *what) {
   return v && *v ? v : NULL;
 }
 
-char *orch_outbound_base_url(const char *service) {
+char *orch_client_base_url(const char *service) {
   const char *url = service_env(service, "URL");
   if (!url) return NULL;
   size_t n = strlen(url);
@@ -94,7 +94,7 @@ char *orch_outbound_base_url(const char *service) {
   return orch_strndup(url, n);
 }
 
-void orch_outbound_set_self_url(const char *listen_host, int port) {
+void orch_client_set_self_url(const char *listen_host, int port) {
   const char *host = listen_host && *listen_host ? listen_host : "127.0.0.1";
   /* A wildcard address is not something a caller can reach: use the loopback. */
   if (!strcmp(host, "0.0.0.0")) host = "127.0.0.1";
@@ -107,7 +107,7 @@ void orch_outbound_set_self_url(const char *listen_host, int port) {
   pthread_mutex_unlock(&self_lock);
 }
 
-char *orch_outbound_public_url(void) {
+char *orch_client_public_url(void) {
   const char *v = getenv("ORCH_PUBLIC_URL");
   if (v && *v) {
     size_t n = strlen(v);
@@ -121,7 +121,7 @@ char *orch_outbound_public_url(void) {
   return url;
 }
 
-/* The path rule of outbound.h: stays below the service's base URL. */
+/* The path rule of client.h: stays below the service's base URL. */
 static int path_ok(const char *path) {
   if (path[0] != '/') return 0;
   size_t plen = strcspn(path, "?");
@@ -158,7 +158,7 @@ static int header_ok(const char *h) {
 }
 
 typedef struct sink {
-  orch_outbound_response *resp;
+  orch_client_response *resp;
   size_t max;
   int too_large;
 } sink;
@@ -202,49 +202,49 @@ static size_t on_header(char *data, size_t size, size_t n, void *ud) {
   return len;
 }
 
-static orch_outbound_fail fail(orch_error *err, orch_outbound_fail kind, const char *fmt, ...)
+static orch_client_fail fail(orch_error *err, orch_client_fail kind, const char *fmt, ...)
     ORCH_PRINTF(3, 4);
-static orch_outbound_fail fail(orch_error *err, orch_outbound_fail kind, const char *fmt, ...) {
+static orch_client_fail fail(orch_error *err, orch_client_fail kind, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
-  orch_error_setv(err, kind == ORCH_OUTBOUND_CONFIG ? ORCH_ECONFIG : ORCH_EIO, fmt, ap);
+  orch_error_setv(err, kind == ORCH_CLIENT_CONFIG ? ORCH_ECONFIG : ORCH_EIO, fmt, ap);
   va_end(ap);
   return kind;
 }
 
-static orch_outbound_fail classify(CURLcode rc) {
+static orch_client_fail classify(CURLcode rc) {
   switch (rc) {
   case CURLE_COULDNT_RESOLVE_HOST:
-  case CURLE_COULDNT_RESOLVE_PROXY: return ORCH_OUTBOUND_DNS;
-  case CURLE_COULDNT_CONNECT: return ORCH_OUTBOUND_CONNECT;
-  case CURLE_OPERATION_TIMEDOUT: return ORCH_OUTBOUND_TIMEOUT;
-  default: return ORCH_OUTBOUND_IO;
+  case CURLE_COULDNT_RESOLVE_PROXY: return ORCH_CLIENT_DNS;
+  case CURLE_COULDNT_CONNECT: return ORCH_CLIENT_CONNECT;
+  case CURLE_OPERATION_TIMEDOUT: return ORCH_CLIENT_TIMEOUT;
+  default: return ORCH_CLIENT_IO;
   }
 }
 
-orch_outbound_fail orch_outbound_perform(const orch_outbound_request *req,
-                                         orch_outbound_response *resp, orch_error *err) {
+orch_client_fail orch_client_perform(const orch_client_request *req, orch_client_response *resp,
+                                     orch_error *err) {
   if (!req->method || !method_ok(req->method))
-    return fail(err, ORCH_OUTBOUND_INVALID, "unsupported method '%s'",
+    return fail(err, ORCH_CLIENT_INVALID, "unsupported method '%s'",
                 req->method ? req->method : "");
   if (!req->path || !path_ok(req->path))
-    return fail(err, ORCH_OUTBOUND_INVALID,
+    return fail(err, ORCH_CLIENT_INVALID,
                 "path must start with '/' and stay below the service's URL (got '%s')",
                 req->path ? req->path : "");
-  char *base = orch_outbound_base_url(req->service);
+  char *base = orch_client_base_url(req->service);
   if (!base)
-    return fail(err, ORCH_OUTBOUND_CONFIG,
+    return fail(err, ORCH_CLIENT_CONFIG,
                 "service '%s' is not configured (set ORCH_SERVICE_<NAME>_URL)", req->service);
   resp->url = orch_sprintf("%s%s", base, req->path);
   free(base);
 
   struct curl_slist *headers = NULL;
-  orch_outbound_fail result = ORCH_OUTBOUND_OK;
+  orch_client_fail result = ORCH_CLIENT_OK;
   CURL *h = curl_easy_init();
-  if (!h) return fail(err, ORCH_OUTBOUND_IO, "libcurl could not create a handle");
+  if (!h) return fail(err, ORCH_CLIENT_IO, "libcurl could not create a handle");
   for (size_t i = 0; i < req->nheaders; i++) {
     if (!header_ok(req->headers[i])) {
-      result = fail(err, ORCH_OUTBOUND_INVALID, "bad header '%s'", req->headers[i]);
+      result = fail(err, ORCH_CLIENT_INVALID, "bad header '%s'", req->headers[i]);
       goto out;
     }
     headers = curl_slist_append(headers, req->headers[i]);
@@ -266,7 +266,7 @@ orch_outbound_fail orch_outbound_perform(const orch_outbound_request *req,
   if (step_deadline_ns) { /* never past the step's time limit */
     long long left_ms = (step_deadline_ns - orch_now_ns()) / 1000000LL;
     if (left_ms <= 0) {
-      result = fail(err, ORCH_OUTBOUND_TIMEOUT, "the step's time limit is used up");
+      result = fail(err, ORCH_CLIENT_TIMEOUT, "the step's time limit is used up");
       goto out;
     }
     if (timeout > left_ms) timeout = (long)left_ms;
@@ -299,9 +299,9 @@ orch_outbound_fail orch_outbound_perform(const orch_outbound_request *req,
   CURLcode rc = curl_easy_perform(h);
   if (rc != CURLE_OK) {
     if (s.too_large)
-      result = fail(err, ORCH_OUTBOUND_TOO_LARGE, "response larger than %zu bytes", s.max);
+      result = fail(err, ORCH_CLIENT_TOO_LARGE, "response larger than %zu bytes", s.max);
     else if (rc == CURLE_OPERATION_TIMEDOUT)
-      result = fail(err, ORCH_OUTBOUND_TIMEOUT, "timed out after %ld ms", timeout);
+      result = fail(err, ORCH_CLIENT_TIMEOUT, "timed out after %ld ms", timeout);
     else
       result = fail(err, classify(rc), "%s", *errbuf ? errbuf : curl_easy_strerror(rc));
     goto out;
@@ -313,9 +313,9 @@ out:
   return result;
 }
 
-void orch_outbound_response_free(orch_outbound_response *resp) {
+void orch_client_response_free(orch_client_response *resp) {
   orch_buf_free(&resp->headers);
   orch_buf_free(&resp->body);
   free(resp->url);
-  *resp = (orch_outbound_response)ORCH_OUTBOUND_RESPONSE_INIT;
+  *resp = (orch_client_response)ORCH_CLIENT_RESPONSE_INIT;
 }
