@@ -147,21 +147,6 @@ static void compact(orch_batch *b) {
   b->n = w;
 }
 
-static void new_token(char out[37]) {
-  unsigned char r[16];
-  orch_random_bytes(r, sizeof r);
-  r[6] = (unsigned char)((r[6] & 0x0f) | 0x40); /* a version-4 uuid */
-  r[8] = (unsigned char)((r[8] & 0x3f) | 0x80);
-  static const char hex[] = "0123456789abcdef";
-  int o = 0;
-  for (int i = 0; i < 16; i++) {
-    if (i == 4 || i == 6 || i == 8 || i == 10) out[o++] = '-';
-    out[o++] = hex[r[i] >> 4];
-    out[o++] = hex[r[i] & 15];
-  }
-  out[o] = '\0';
-}
-
 static double wall_now(void) {
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
@@ -189,7 +174,7 @@ static int claim_into(const orch_engine_params *p, orch_db *db, orch_batch *b, o
   int room = b->cap - b->n;
   if (room <= 0) return 0;
   char token[37], ttl[16], limit[16];
-  new_token(token);
+  orch_uuid_v4(token);
   snprintf(ttl, sizeof ttl, "%d", p->lease_seconds);
   snprintf(limit, sizeof limit, "%d", room);
   const char *params[] = {p->owner, token, ttl, limit};

@@ -55,19 +55,11 @@ static int type_index(const char *type) {
   return -1;
 }
 
-static int is_uuid(const char *s) {
-  for (int i = 0; i < 36; i++) {
-    int dash = i == 8 || i == 13 || i == 18 || i == 23;
-    if (dash ? s[i] != '-' : !isxdigit((unsigned char)s[i])) return 0;
-  }
-  return s[36] == '\0';
-}
-
 int orch_events_valid(const char *type, const char *id) {
   int t = type_index(type);
   if (t < 0) return 0;
   if (!id) return 1;
-  return type_has_ids[t] && (!strcmp(id, "LIST") || is_uuid(id));
+  return type_has_ids[t] && (!strcmp(id, "LIST") || orch_uuid_valid(id, strlen(id)));
 }
 
 /* ---- collecting ---- */
@@ -118,7 +110,7 @@ int orch_events_emit(const char *type, const char *id) {
 }
 
 void orch_events_process_changed(const char *pid, int terminal) {
-  if (!pid || !is_uuid(pid)) return;
+  if (!pid || !orch_uuid_valid(pid, strlen(pid))) return;
   pthread_mutex_lock(&mu);
   if (running && !stopping) {
     int was_empty = !pending.any;
@@ -364,10 +356,7 @@ int orch_events_start(const char *database_uri, orch_error *err) {
   }
   for (int i = 0; i < 2; i++)
     fcntl(wake_pipe[i], F_SETFL, fcntl(wake_pipe[i], F_GETFL, 0) | O_NONBLOCK);
-  unsigned char r[8];
-  orch_random_bytes(r, sizeof r);
-  for (int i = 0; i < 8; i++)
-    snprintf(host_id + 2 * i, 3, "%02x", r[i]);
+  orch_random_hex(host_id, 8);
   db_uri = database_uri && *database_uri ? orch_strdup(database_uri) : NULL;
   stopping = 0;
   if (pthread_create(&thread, NULL, events_main, NULL) != 0) {

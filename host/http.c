@@ -806,10 +806,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     rs->started_ns = orch_now_ns();
     rs->method = orch_strdup(method);
     rs->url = orch_guard_mask_url(url); /* for the access log: no callback tokens */
-    unsigned char id[8];
-    orch_random_bytes(id, sizeof id);
-    for (int i = 0; i < 8; i++)
-      snprintf(rs->request_id + 2 * i, 3, "%02x", id[i]);
+    orch_random_hex(rs->request_id, 8);
     *req_cls = rs;
     conn_phase(h, conn, CONN_REQUEST); /* the request line and headers are in */
     const char *framing = ambiguous_framing(conn);

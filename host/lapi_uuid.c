@@ -11,30 +11,17 @@
 
 /* orch.uuid.v4() -> "xxxxxxxx-xxxx-4xxx-yxxx-xxxxxxxxxxxx" */
 static int l_uuid_v4(lua_State *L) {
-  unsigned char b[16];
-  orch_random_bytes(b, sizeof b);
-  b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
-  b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
   char out[37];
-  snprintf(out, sizeof out, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
-           b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13],
-           b[14], b[15]);
+  orch_uuid_v4(out);
   lua_pushstring(L, out);
   return 1;
 }
 
 /* orch.uuid.valid(s) -> true if s is a UUID in canonical 8-4-4-4-12 form (any case). */
 static int l_uuid_valid(lua_State *L) {
-  size_t len;
-  const char *s = lua_tolstring(L, 1, &len);
-  int ok = s && len == 36;
-  for (size_t i = 0; ok && i < 36; i++) {
-    if (i == 8 || i == 13 || i == 18 || i == 23)
-      ok = s[i] == '-';
-    else
-      ok = isxdigit((unsigned char)s[i]);
-  }
-  lua_pushboolean(L, ok);
+  size_t len = 0;
+  const char *s = lua_type(L, 1) == LUA_TSTRING ? lua_tolstring(L, 1, &len) : NULL;
+  lua_pushboolean(L, orch_uuid_valid(s, len));
   return 1;
 }
 

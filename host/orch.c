@@ -1,6 +1,7 @@
 /* orch.c - error shape and small allocation helpers shared by all modules. */
 #include "orch.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
@@ -151,6 +152,42 @@ struct timespec orch_deadline_ms(clockid_t clock, int ms) {
     until.tv_nsec -= 1000000000L;
   }
   return until;
+}
+
+static const char hex_digits[] = "0123456789abcdef";
+
+void orch_uuid_v4(char out[37]) {
+  unsigned char r[16];
+  orch_random_bytes(r, sizeof r);
+  r[6] = (unsigned char)((r[6] & 0x0f) | 0x40); /* version 4 */
+  r[8] = (unsigned char)((r[8] & 0x3f) | 0x80); /* variant 1 */
+  int o = 0;
+  for (int i = 0; i < 16; i++) {
+    if (i == 4 || i == 6 || i == 8 || i == 10) out[o++] = '-';
+    out[o++] = hex_digits[r[i] >> 4];
+    out[o++] = hex_digits[r[i] & 15];
+  }
+  out[o] = '\0';
+}
+
+int orch_uuid_valid(const char *s, size_t len) {
+  if (!s || len != 36) return 0;
+  for (size_t i = 0; i < 36; i++) {
+    int dash = i == 8 || i == 13 || i == 18 || i == 23;
+    if (dash ? s[i] != '-' : !isxdigit((unsigned char)s[i])) return 0;
+  }
+  return 1;
+}
+
+void orch_random_hex(char *out, size_t nbytes) {
+  unsigned char r[64];
+  if (nbytes > sizeof r) nbytes = sizeof r;
+  orch_random_bytes(r, nbytes);
+  for (size_t i = 0; i < nbytes; i++) {
+    out[2 * i] = hex_digits[r[i] >> 4];
+    out[2 * i + 1] = hex_digits[r[i] & 15];
+  }
+  out[2 * nbytes] = '\0';
 }
 
 void orch_sha256_hex(const void *data, size_t len, char hex[65]) {

@@ -72,6 +72,13 @@ long long orch_now_ns(void);
 /* The time `ms` milliseconds from now on `clock` (a pthread_cond_timedwait deadline). */
 struct timespec orch_deadline_ms(clockid_t clock, int ms);
 
+/* A random (version 4) UUID in canonical lowercase form, plus NUL. */
+void orch_uuid_v4(char out[37]);
+/* Whether s (len bytes) is a UUID in canonical 8-4-4-4-12 form, any case. */
+int orch_uuid_valid(const char *s, size_t len);
+/* 2 * nbytes random lowercase hex digits plus NUL into out (ids of hosts and requests). */
+void orch_random_hex(char *out, size_t nbytes);
+
 /* SHA-256 of data as 64 lowercase hex digits plus NUL. */
 void orch_sha256_hex(const void *data, size_t len, char hex[65]);
 /* Fill buf with cryptographically random bytes (OpenSSL); aborts if the RNG fails. */
