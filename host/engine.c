@@ -870,19 +870,12 @@ out:
 }
 
 int orch_engine_release(const orch_engine_params *p, orch_db *db, orch_batch *b, orch_error *err) {
-  static const char *sql =
-      "UPDATE orch_work_queue q SET lease_owner = NULL, lease_token = NULL,"
-      "   lease_expires = NULL, run_at = now()"
-      " FROM unnest($1::uuid[], $2::uuid[]) AS f(pid, token)"
-      " WHERE q.pid = ANY($1::uuid[]) AND q.pid = f.pid AND q.lease_token = f.token"
-      "   AND q.lease_owner = $3";
   int rc = ORCH_OK;
   for (int i = 0; i < b->n; i++)
     if (b->items[i].ran) settle(p, &b->items[i], 0);
   if (b->n) {
     char *pids = uuid_array(b, 0, 0), *tokens = uuid_array(b, 1, 0);
-    const char *params[] = {pids, tokens, p->owner};
-    if (orch_db_exec(db, sql, 3, params, NULL, err) < 0) rc = ORCH_EDB;
+    rc = release_leases(p, db, pids, tokens, err);
     free(pids);
     free(tokens);
   }

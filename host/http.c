@@ -232,13 +232,21 @@ static enum MHD_Result send_response(orch_http *h, struct MHD_Connection *conn, 
   return queue_response(conn, rs, (unsigned)resp->status, r);
 }
 
-static enum MHD_Result send_problem(orch_http *h, struct MHD_Connection *conn, req_state *rs,
-                                    int status, const char *detail) {
+/* A problem detail with one extra header (NULL: none). */
+static enum MHD_Result send_problem_with(orch_http *h, struct MHD_Connection *conn, req_state *rs,
+                                         int status, const char *detail, const char *header,
+                                         const char *value) {
   orch_http_response resp = {0};
   orch_http_problem(&resp, status, detail);
+  if (header) orch_kvlist_add(&resp.headers, header, value);
   enum MHD_Result ret = send_response(h, conn, rs, &resp);
   orch_http_response_clear(&resp);
   return ret;
+}
+
+static enum MHD_Result send_problem(orch_http *h, struct MHD_Connection *conn, req_state *rs,
+                                    int status, const char *detail) {
+  return send_problem_with(h, conn, rs, status, detail, NULL, NULL);
 }
 
 /* Answer a CORS preflight (OPTIONS with Access-Control-Request-Method). */
@@ -299,12 +307,7 @@ static int authenticate(struct MHD_Connection *conn, const char *action, const c
 }
 
 static enum MHD_Result send_unauthorized(orch_http *h, struct MHD_Connection *conn, req_state *rs) {
-  orch_http_response resp = {0};
-  orch_http_problem(&resp, 401, "Not authenticated");
-  orch_kvlist_add(&resp.headers, "WWW-Authenticate", "Bearer");
-  enum MHD_Result ret = send_response(h, conn, rs, &resp);
-  orch_http_response_clear(&resp);
-  return ret;
+  return send_problem_with(h, conn, rs, 401, "Not authenticated", "WWW-Authenticate", "Bearer");
 }
 
 /* ---- request hygiene: what bad input is refused before routing (docs/input-limits.md) ----
@@ -598,12 +601,7 @@ static enum MHD_Result route_and_dispatch(orch_http *h, struct MHD_Connection *c
   int m = orch_route_match(table, method, url, &route, params, &nparams, allow, sizeof allow);
   if (m == ORCH_ROUTE_NO_PATH) return send_problem(h, conn, rs, 404, "Not Found");
   if (m == ORCH_ROUTE_NO_METHOD) {
-    orch_http_response resp = {0};
-    orch_http_problem(&resp, 405, "Method Not Allowed");
-    orch_kvlist_add(&resp.headers, "Allow", allow);
-    enum MHD_Result ret = send_response(h, conn, rs, &resp);
-    orch_http_response_clear(&resp);
-    return ret;
+    return send_problem_with(h, conn, rs, 405, "Method Not Allowed", "Allow", allow);
   }
 
   if (foreign_write(h, conn, method)) return send_problem(h, conn, rs, 403, "Origin not allowed");
@@ -739,11 +737,8 @@ static void *lane_main(void *arg) {
     if (!rs) break;
     rs->on_lane = 1;
     if (stopping) {
-      orch_http_response resp = {0};
-      orch_http_problem(&resp, 503, "Service Unavailable: the server is stopping");
-      orch_kvlist_add(&resp.headers, "Retry-After", "5");
-      send_response(h, rs->conn, rs, &resp);
-      orch_http_response_clear(&resp);
+      send_problem_with(h, rs->conn, rs, 503, "Service Unavailable: the server is stopping",
+                        "Retry-After", "5");
     } else {
       orch_log_context(rs->request_id, NULL); /* JSON log lines of this request carry its id */
       handle(h, rs->conn, rs->req_url, rs->req_method, rs);
@@ -869,12 +864,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
       !MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, NULL, NULL))
     return answer_health(h, conn, rs);
   if (lane_enqueue(h, conn, rs, url, method)) return MHD_YES; /* resumed when served */
-  orch_http_response resp = {0};
-  orch_http_problem(&resp, 503, "Service Unavailable: the server is stopping");
-  orch_kvlist_add(&resp.headers, "Retry-After", "5");
-  enum MHD_Result ret = send_response(h, conn, rs, &resp);
-  orch_http_response_clear(&resp);
-  return ret;
+  return send_problem_with(h, conn, rs, 503, "Service Unavailable: the server is stopping",
+                           "Retry-After", "5");
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
