@@ -193,15 +193,8 @@ field_type_change = function(block, rt, f, recorded, linked, change)
   end
 end
 
-function catalog.plan()
-  local w, s = wanted(), stored()
-  local changes = {}
-  local function change(class, stage, text, run)
-    changes[#changes + 1] = { class = class, stage = stage, text = text, run = run }
-    return changes[#changes]
-  end
-
-  -- resource types
+-- Resource types to add or describe anew, for plan().
+local function plan_resource_types(w, s, change)
   for _, name in ipairs(sorted_keys(w.resource_types)) do
     local want, have = w.resource_types[name], s.resource_types[name]
     if not have then
@@ -215,160 +208,177 @@ function catalog.plan()
       end)
     end
   end
-  -- blocks, their resource types and their relations
-  for _, name in ipairs(sorted_keys(w.blocks)) do
-    local want, have = w.blocks[name], s.blocks[name]
-    if not have then
-      change("add", 2, "product block " .. name .. (want.tag and (" (tag " .. want.tag .. ")") or ""), function()
-        db.must("INSERT INTO product_blocks (name, description, tag, status) VALUES ($1, $2, $3, $4)", name,
-          want.description, want.tag, want.status)
+end
+
+-- A block's row and its fields (resource types and their stored types), for plan();
+-- returns what is stored of it (empty for a new block).
+local function plan_block(name, want, have, s, change)
+  if not have then
+    change("add", 2, "product block " .. name .. (want.tag and (" (tag " .. want.tag .. ")") or ""), function()
+      db.must("INSERT INTO product_blocks (name, description, tag, status) VALUES ($1, $2, $3, $4)", name,
+        want.description, want.tag, want.status)
+    end)
+    have = { rts = {}, children = {} }
+  else
+    if want.description ~= have.description then
+      change("update", 2, "product block " .. name .. ": description " .. quote(have.description) .. " -> "
+        .. quote(want.description), function()
+        db.must("UPDATE product_blocks SET description = $2 WHERE name = $1", name, want.description)
       end)
-      have = { rts = {}, children = {} }
-    else
-      if want.description ~= have.description then
-        change("update", 2, "product block " .. name .. ": description " .. quote(have.description) .. " -> "
-          .. quote(want.description), function()
-          db.must("UPDATE product_blocks SET description = $2 WHERE name = $1", name, want.description)
-        end)
+    end
+    if want.tag ~= nz(have.tag) then
+      change("update", 2, "product block " .. name .. ": tag " .. quote(nz(have.tag) or "") .. " -> "
+        .. quote(want.tag or ""), function()
+        db.must("UPDATE product_blocks SET tag = $2 WHERE name = $1", name, want.tag)
+      end)
+    end
+  end
+  for _, rt in ipairs(sorted_keys(want.rts)) do
+    if have.rts[rt] == nil then
+      change("add", 3, "field " .. name .. "." .. rt, function()
+        db.must([[INSERT INTO product_block_resource_types (product_block_id, resource_type_id)
+          SELECT b.product_block_id, rt.resource_type_id FROM product_blocks b, resource_types rt
+           WHERE b.name = $1 AND rt.resource_type = $2]], name, rt)
+      end)
+    end
+  end
+  for _, rt in ipairs(sorted_keys(have.rts)) do
+    if not want.rts[rt] then
+      local n = have.rts[rt]
+      local unlink = function()
+        db.must([[DELETE FROM subscription_instance_values v USING subscription_instances i, product_blocks b,
+            resource_types rt
+          WHERE v.subscription_instance_id = i.subscription_instance_id AND i.product_block_id = b.product_block_id
+            AND v.resource_type_id = rt.resource_type_id AND b.name = $1 AND rt.resource_type = $2]], name, rt)
+        db.must([[DELETE FROM product_block_resource_types l USING product_blocks b, resource_types rt
+          WHERE l.product_block_id = b.product_block_id AND l.resource_type_id = rt.resource_type_id
+            AND b.name = $1 AND rt.resource_type = $2]], name, rt)
       end
-      if want.tag ~= nz(have.tag) then
-        change("update", 2, "product block " .. name .. ": tag " .. quote(nz(have.tag) or "") .. " -> "
-          .. quote(want.tag or ""), function()
-          db.must("UPDATE product_blocks SET tag = $2 WHERE name = $1", name, want.tag)
-        end)
+      if n > 0 then
+        change("destructive", 6, "field " .. name .. "." .. rt .. ": removing it deletes " .. n
+          .. " stored value" .. (n == 1 and "" or "s"), unlink)
+      else
+        change("remove", 6, "field " .. name .. "." .. rt .. " (no stored values)", unlink)
       end
     end
-    for _, rt in ipairs(sorted_keys(want.rts)) do
-      if have.rts[rt] == nil then
-        change("add", 3, "field " .. name .. "." .. rt, function()
-          db.must([[INSERT INTO product_block_resource_types (product_block_id, resource_type_id)
-            SELECT b.product_block_id, rt.resource_type_id FROM product_blocks b, resource_types rt
-             WHERE b.name = $1 AND rt.resource_type = $2]], name, rt)
-        end)
-      end
+  end
+  if s.types then
+    for _, rt in ipairs(sorted_keys(want.types)) do
+      field_type_change(name, rt, want.types[rt], s.types[name .. "." .. rt], have.rts[rt] ~= nil, change)
     end
-    for _, rt in ipairs(sorted_keys(have.rts)) do
-      if not want.rts[rt] then
-        local n = have.rts[rt]
-        local unlink = function()
-          db.must([[DELETE FROM subscription_instance_values v USING subscription_instances i, product_blocks b,
-              resource_types rt
-            WHERE v.subscription_instance_id = i.subscription_instance_id AND i.product_block_id = b.product_block_id
-              AND v.resource_type_id = rt.resource_type_id AND b.name = $1 AND rt.resource_type = $2]], name, rt)
-          db.must([[DELETE FROM product_block_resource_types l USING product_blocks b, resource_types rt
-            WHERE l.product_block_id = b.product_block_id AND l.resource_type_id = rt.resource_type_id
-              AND b.name = $1 AND rt.resource_type = $2]], name, rt)
+  end
+  return have
+end
+
+-- A block's relations to the blocks it uses (min/max), for plan().
+local function plan_block_relations(name, want, have, change)
+  for _, child in ipairs(sorted_keys(want.children)) do
+    local c, old = want.children[child], have.children[child]
+    if not old then
+      change("add", 3, "block relation " .. name .. " -> " .. child, function()
+        db.must([[INSERT INTO product_block_relations (in_use_by_id, depends_on_id, min, max)
+          SELECT p.product_block_id, c.product_block_id, $3, $4 FROM product_blocks p, product_blocks c
+           WHERE p.name = $1 AND c.name = $2]], name, child, c.min, c.max)
+      end)
+    elseif nz(old.min) ~= c.min or nz(old.max) ~= c.max then
+      change("update", 3, "block relation " .. name .. " -> " .. child .. ": min/max " .. tostring(nz(old.min))
+        .. "/" .. tostring(nz(old.max)) .. " -> " .. tostring(c.min) .. "/" .. tostring(c.max), function()
+        db.must([[UPDATE product_block_relations r SET min = $3, max = $4 FROM product_blocks p, product_blocks c
+          WHERE r.in_use_by_id = p.product_block_id AND r.depends_on_id = c.product_block_id
+            AND p.name = $1 AND c.name = $2]], name, child, c.min, c.max)
+      end)
+    end
+  end
+  for _, child in ipairs(sorted_keys(have.children)) do
+    if not want.children[child] then
+      change("remove", 5, "block relation " .. name .. " -> " .. child, function()
+        db.must([[DELETE FROM product_block_relations r USING product_blocks p, product_blocks c
+          WHERE r.in_use_by_id = p.product_block_id AND r.depends_on_id = c.product_block_id
+            AND p.name = $1 AND c.name = $2]], name, child)
+      end)
+    end
+  end
+end
+
+-- A product's row, for plan(); returns what is stored of it (empty for a new product).
+local function plan_product(name, want, have, used, change)
+  if not have then
+    change("add", 4, "product " .. quote(name) .. " (" .. want.product_type .. ", tag " .. want.tag .. ")",
+      function()
+        db.must([[INSERT INTO products (name, description, product_type, tag, status)
+          VALUES ($1, $2, $3, $4, $5)]], name, want.description, want.product_type, want.tag, want.status)
+      end)
+    have = { fixed = {}, blocks = {} }
+  else
+    for _, col in ipairs({ "description", "tag", "product_type" }) do
+      if want[col] ~= have[col] then
+        local class = (col == "product_type" and used) and "destructive" or "update"
+        local text = "product " .. quote(name) .. ": " .. col .. " " .. quote(have[col]) .. " -> " .. quote(want[col])
+        if class == "destructive" then
+          text = text .. " (" .. have.nsubscriptions .. " subscriptions would change model)"
         end
-        if n > 0 then
-          change("destructive", 6, "field " .. name .. "." .. rt .. ": removing it deletes " .. n
-            .. " stored value" .. (n == 1 and "" or "s"), unlink)
-        else
-          change("remove", 6, "field " .. name .. "." .. rt .. " (no stored values)", unlink)
-        end
-      end
-    end
-    if s.types then
-      for _, rt in ipairs(sorted_keys(want.types)) do
-        field_type_change(name, rt, want.types[rt], s.types[name .. "." .. rt], have.rts[rt] ~= nil, change)
-      end
-    end
-    for _, child in ipairs(sorted_keys(want.children)) do
-      local c, old = want.children[child], have.children[child]
-      if not old then
-        change("add", 3, "block relation " .. name .. " -> " .. child, function()
-          db.must([[INSERT INTO product_block_relations (in_use_by_id, depends_on_id, min, max)
-            SELECT p.product_block_id, c.product_block_id, $3, $4 FROM product_blocks p, product_blocks c
-             WHERE p.name = $1 AND c.name = $2]], name, child, c.min, c.max)
-        end)
-      elseif nz(old.min) ~= c.min or nz(old.max) ~= c.max then
-        change("update", 3, "block relation " .. name .. " -> " .. child .. ": min/max " .. tostring(nz(old.min))
-          .. "/" .. tostring(nz(old.max)) .. " -> " .. tostring(c.min) .. "/" .. tostring(c.max), function()
-          db.must([[UPDATE product_block_relations r SET min = $3, max = $4 FROM product_blocks p, product_blocks c
-            WHERE r.in_use_by_id = p.product_block_id AND r.depends_on_id = c.product_block_id
-              AND p.name = $1 AND c.name = $2]], name, child, c.min, c.max)
-        end)
-      end
-    end
-    for _, child in ipairs(sorted_keys(have.children)) do
-      if not want.children[child] then
-        change("remove", 5, "block relation " .. name .. " -> " .. child, function()
-          db.must([[DELETE FROM product_block_relations r USING product_blocks p, product_blocks c
-            WHERE r.in_use_by_id = p.product_block_id AND r.depends_on_id = c.product_block_id
-              AND p.name = $1 AND c.name = $2]], name, child)
+        change(class, 4, text, function()
+          db.must("UPDATE products SET " .. col .. " = $2 WHERE name = $1", name, want[col])
         end)
       end
     end
   end
-  -- products, fixed inputs, product <-> block links
-  for _, name in ipairs(sorted_keys(w.products)) do
-    local want, have = w.products[name], s.products[name]
-    local used = have and have.nsubscriptions > 0
-    if not have then
-      change("add", 4, "product " .. quote(name) .. " (" .. want.product_type .. ", tag " .. want.tag .. ")",
-        function()
-          db.must([[INSERT INTO products (name, description, product_type, tag, status)
-            VALUES ($1, $2, $3, $4, $5)]], name, want.description, want.product_type, want.tag, want.status)
-        end)
-      have = { fixed = {}, blocks = {} }
-    else
-      for _, col in ipairs({ "description", "tag", "product_type" }) do
-        if want[col] ~= have[col] then
-          local class = (col == "product_type" and used) and "destructive" or "update"
-          local text = "product " .. quote(name) .. ": " .. col .. " " .. quote(have[col]) .. " -> " .. quote(want[col])
-          if class == "destructive" then
-            text = text .. " (" .. have.nsubscriptions .. " subscriptions would change model)"
-          end
-          change(class, 4, text, function()
-            db.must("UPDATE products SET " .. col .. " = $2 WHERE name = $1", name, want[col])
-          end)
-        end
-      end
-    end
-    for _, fname in ipairs(sorted_keys(want.fixed)) do
-      local value, old = want.fixed[fname], have.fixed[fname]
-      if old == nil then
-        change("add", 5, "fixed input " .. quote(name) .. "." .. fname .. " = " .. quote(value), function()
-          db.must([[INSERT INTO fixed_inputs (name, value, product_id) SELECT $2, $3, product_id FROM products
-            WHERE name = $1]], name, fname, value)
-        end)
-      elseif old ~= value then
-        local text = "fixed input " .. quote(name) .. "." .. fname .. ": " .. quote(old) .. " -> " .. quote(value)
-        change(used and "destructive" or "update", 5,
-          text .. (used and (" (" .. have.nsubscriptions .. " subscriptions have the old value)") or ""), function()
-          db.must([[UPDATE fixed_inputs f SET value = $3 FROM products p
-            WHERE f.product_id = p.product_id AND p.name = $1 AND f.name = $2]], name, fname, value)
-        end)
-      end
-    end
-    for _, fname in ipairs(sorted_keys(have.fixed)) do
-      if want.fixed[fname] == nil then
-        change(used and "destructive" or "remove", 6, "fixed input " .. quote(name) .. "." .. fname
-          .. (used and (" (" .. have.nsubscriptions .. " subscriptions have it)") or ""), function()
-          db.must([[DELETE FROM fixed_inputs f USING products p WHERE f.product_id = p.product_id AND p.name = $1
-            AND f.name = $2]], name, fname)
-        end)
-      end
-    end
-    for _, block in ipairs(sorted_keys(want.blocks)) do
-      if not have.blocks[block] then
-        change("add", 5, "product " .. quote(name) .. " uses block " .. block, function()
-          db.must([[INSERT INTO product_product_blocks (product_id, product_block_id)
-            SELECT p.product_id, b.product_block_id FROM products p, product_blocks b WHERE p.name = $1
-               AND b.name = $2]], name, block)
-        end)
-      end
-    end
-    for _, block in ipairs(sorted_keys(have.blocks)) do
-      if not want.blocks[block] then
-        change("remove", 6, "product " .. quote(name) .. " no longer uses block " .. block, function()
-          db.must([[DELETE FROM product_product_blocks l USING products p, product_blocks b
-            WHERE l.product_id = p.product_id AND l.product_block_id = b.product_block_id AND p.name = $1
-              AND b.name = $2]], name, block)
-        end)
-      end
+  return have
+end
+
+-- A product's fixed inputs, for plan().
+local function plan_fixed_inputs(name, want, have, used, change)
+  for _, fname in ipairs(sorted_keys(want.fixed)) do
+    local value, old = want.fixed[fname], have.fixed[fname]
+    if old == nil then
+      change("add", 5, "fixed input " .. quote(name) .. "." .. fname .. " = " .. quote(value), function()
+        db.must([[INSERT INTO fixed_inputs (name, value, product_id) SELECT $2, $3, product_id FROM products
+          WHERE name = $1]], name, fname, value)
+      end)
+    elseif old ~= value then
+      local text = "fixed input " .. quote(name) .. "." .. fname .. ": " .. quote(old) .. " -> " .. quote(value)
+      change(used and "destructive" or "update", 5,
+        text .. (used and (" (" .. have.nsubscriptions .. " subscriptions have the old value)") or ""), function()
+        db.must([[UPDATE fixed_inputs f SET value = $3 FROM products p
+          WHERE f.product_id = p.product_id AND p.name = $1 AND f.name = $2]], name, fname, value)
+      end)
     end
   end
-  -- what the definitions dropped
+  for _, fname in ipairs(sorted_keys(have.fixed)) do
+    if want.fixed[fname] == nil then
+      change(used and "destructive" or "remove", 6, "fixed input " .. quote(name) .. "." .. fname
+        .. (used and (" (" .. have.nsubscriptions .. " subscriptions have it)") or ""), function()
+        db.must([[DELETE FROM fixed_inputs f USING products p WHERE f.product_id = p.product_id AND p.name = $1
+          AND f.name = $2]], name, fname)
+      end)
+    end
+  end
+end
+
+-- Which blocks a product uses, for plan().
+local function plan_product_blocks(name, want, have, change)
+  for _, block in ipairs(sorted_keys(want.blocks)) do
+    if not have.blocks[block] then
+      change("add", 5, "product " .. quote(name) .. " uses block " .. block, function()
+        db.must([[INSERT INTO product_product_blocks (product_id, product_block_id)
+          SELECT p.product_id, b.product_block_id FROM products p, product_blocks b WHERE p.name = $1
+             AND b.name = $2]], name, block)
+      end)
+    end
+  end
+  for _, block in ipairs(sorted_keys(have.blocks)) do
+    if not want.blocks[block] then
+      change("remove", 6, "product " .. quote(name) .. " no longer uses block " .. block, function()
+        db.must([[DELETE FROM product_product_blocks l USING products p, product_blocks b
+          WHERE l.product_id = p.product_id AND l.product_block_id = b.product_block_id AND p.name = $1
+            AND b.name = $2]], name, block)
+      end)
+    end
+  end
+end
+
+-- What the definitions dropped (products, blocks, resource types), for plan().
+local function plan_dropped(w, s, change)
   for _, name in ipairs(sorted_keys(s.products)) do
     local have = s.products[name]
     if not w.products[name] then
@@ -411,6 +421,31 @@ function catalog.plan()
       end
     end
   end
+end
+
+-- plan() -> the changes that make the catalogue tables what the definitions say, in the
+-- order they must run: {class, stage, text, run}.
+function catalog.plan()
+  local w, s = wanted(), stored()
+  local changes = {}
+  local function change(class, stage, text, run)
+    changes[#changes + 1] = { class = class, stage = stage, text = text, run = run }
+    return changes[#changes]
+  end
+  plan_resource_types(w, s, change)
+  for _, name in ipairs(sorted_keys(w.blocks)) do
+    local want = w.blocks[name]
+    local have = plan_block(name, want, s.blocks[name], s, change)
+    plan_block_relations(name, want, have, change)
+  end
+  for _, name in ipairs(sorted_keys(w.products)) do
+    local want, have = w.products[name], s.products[name]
+    local used = have and have.nsubscriptions > 0
+    have = plan_product(name, want, have, used, change)
+    plan_fixed_inputs(name, want, have, used, change)
+    plan_product_blocks(name, want, have, change)
+  end
+  plan_dropped(w, s, change)
   table.sort(changes, function(a, b)
     if a.stage ~= b.stage then
       return a.stage < b.stage
