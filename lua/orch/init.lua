@@ -13,7 +13,7 @@ orch.workflow = require("orch.workflow")
 orch.workflows = require("orch.standard")
 orch.model = require("orch.model")
 -- The customers the API shows: products plug in their own (docs/products.md).
-orch.customers = require("orch.gql.customers")
+orch.customers = require("orch.api.graphql_schema.customers")
 -- Schedules of workflows: orch.schedule{name, workflow, cron | interval | at, ...} (docs/schedules.md).
 local schedules = require("orch.schedules")
 orch.schedule = schedules.define

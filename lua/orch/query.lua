@@ -1,6 +1,6 @@
 -- List queries: a connection's filterBy, query (the search language, orch.search_query)
 -- and sortBy turned into SQL for a list spec, the page and count queries built from them,
--- and run. The GraphQL lists use it (orch.gql); the Connection shape itself (page args,
+-- and run. The GraphQL lists use it (orch.api.graphql_schema); the Connection shape itself (page args,
 -- pageInfo) is the GraphQL engine's (orch.graphql.connection), which knows no SQL.
 
 local connection = require("orch.graphql.connection")

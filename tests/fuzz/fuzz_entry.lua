@@ -53,7 +53,7 @@ end
 
 local function search_specs()
   local specs = {}
-  for _, name in ipairs({ "orch.gql.processes", "orch.gql.subscriptions" }) do
+  for _, name in ipairs({ "orch.api.graphql_schema.processes", "orch.api.graphql_schema.subscriptions" }) do
     local mod = require(name)
     if type(mod.spec) == "function" then
       specs[#specs + 1] = mod.spec()
@@ -113,7 +113,7 @@ end
 -- Input: a document, optionally followed by "\n#variables\n" and a JSON object.
 function M.graphql(text)
   local graphql = require("orch.graphql")
-  local schema = require("orch.gql")
+  local schema = require("orch.api.graphql_schema")
   local query, variables = text, nil
   local at = text:find("\n#variables\n", 1, true)
   if at then

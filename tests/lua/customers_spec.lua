@@ -1,11 +1,11 @@
--- orch.customers (lua/orch/gql/customers.lua): the customers the API shows, from a
+-- orch.customers (lua/orch/api/graphql_schema/customers.lua): the customers the API shows, from a
 -- product's provider or core's default customer.
 describe("orch.customers", function()
   local C
 
   before_each(function()
-    package.loaded["orch.gql.customers"] = nil -- the provider lives in the module
-    C = require("orch.gql.customers")
+    package.loaded["orch.api.graphql_schema.customers"] = nil -- the provider lives in the module
+    C = require("orch.api.graphql_schema.customers")
   end)
 
   it("answers core's default customer without a provider", function()

@@ -104,16 +104,16 @@ describe("the require graph of lua/", function()
     assert.are.same({ "a b c" }, cycles(g))
   end)
 
-  it("keeps HTTP out of the services: only the API layers require orch.http, orch.api and orch.gql", function()
+  it("keeps HTTP out of the services: only the API layer requires orch.http and orch.api", function()
     local api = function(name)
-      return starts("orch.api")(name) or starts("orch.gql")(name) or name == "orch.http"
+      return starts("orch.api")(name) or name == "orch.http"
         or name == "orch" -- the orch table exports orch.http to the API modules
     end
     local services = function(name)
       return not api(name)
     end
     local http_side = function(name)
-      return name == "orch.http" or starts("orch.api")(name) or starts("orch.gql")(name)
+      return name == "orch.http" or starts("orch.api")(name)
     end
     assert.are.same({}, edges_matching(graph, services, http_side))
   end)

@@ -1,8 +1,8 @@
 -- POST /api/graphql: one GraphQL request ({query, variables, operationName}) against the
--- API schema (lua/orch/gql/). Always 200 with {data, errors?}, as GraphQL over HTTP does.
+-- API schema (lua/orch/api/graphql_schema/). Always 200 with {data, errors?}, as GraphQL over HTTP does.
 
 local graphql = require("orch.graphql")
-local schema = require("orch.gql")
+local schema = require("orch.api.graphql_schema")
 
 local api = {}
 

@@ -2,7 +2,7 @@
 -- ProcessStep types, and the process connection nested under subscriptions.
 
 local json = require("orch.json")
-local common = require("orch.gql.common")
+local common = require("orch.api.graphql_schema.common")
 local connection = require("orch.graphql.connection")
 
 local M = {}
@@ -194,7 +194,7 @@ function M.types(T)
             local d = common.DEFAULT_CUSTOMER -- a copy: what resolvers return gets annotated
             return { customer_id = d.customer_id, fullname = d.fullname, shortcode = d.shortcode }
           end
-          return require("orch.gql.customers").of(ctx, s.customer_id, function()
+          return require("orch.api.graphql_schema.customers").of(ctx, s.customer_id, function()
             local ids = {}
             local linked_map = parent._batch and parent._batch.cache["linked@" .. info.parent_type] or {}
             for _, list in pairs(linked_map) do

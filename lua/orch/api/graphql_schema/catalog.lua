@@ -3,7 +3,7 @@
 -- blocks, a block's resource types, ...) are loaded for the whole page in one query.
 
 local json = require("orch.json")
-local common = require("orch.gql.common")
+local common = require("orch.api.graphql_schema.common")
 local connection = require("orch.graphql.connection")
 
 local M = {}

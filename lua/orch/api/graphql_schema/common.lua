@@ -1,4 +1,4 @@
--- Shared pieces of the GraphQL API (lua/orch/gql/): the SQL of core's connections for
+-- Shared pieces of the GraphQL API (lua/orch/api/graphql_schema/): the SQL of core's connections for
 -- root lists and for lists nested under every item of a page (one query for the whole
 -- page, never one per item), per-page batching of child rows, and small helpers.
 
@@ -12,10 +12,10 @@ local null = json.null
 local common = {}
 
 -- core's DEFAULT_CUSTOMER_* settings (used when no product provides customers).
-common.DEFAULT_CUSTOMER = require("orch.gql.customers").DEFAULT
+common.DEFAULT_CUSTOMER = require("orch.api.graphql_schema.customers").DEFAULT
 
 -- The schema's areas (processes, subscriptions, catalog, workflows, misc) by name, registered
--- by orch.gql as it loads them: an area reaches another's loaders for nested fields through
+-- by orch.api.graphql_schema as it loads them: an area reaches another's loaders for nested fields through
 -- here at resolve time, never by requiring it (the areas would require each other).
 local areas = {}
 
@@ -26,7 +26,8 @@ end
 function common.area(name)
   local area = areas[name]
   if not area then
-    error("orch.gql: area '" .. tostring(name) .. "' is not registered (the schema is built by orch.gql)", 2)
+    error("orch.api.graphql_schema: area '" .. tostring(name)
+      .. "' is not registered (the schema is built by orch.api.graphql_schema)", 2)
   end
   return area
 end

@@ -2,11 +2,12 @@
 -- orchestrator UI queries them (docs/graphql.md, "The API schema"). Each area lives in
 -- its own module and adds its types and root fields here.
 
-local common = require("orch.gql.common")
+local common = require("orch.api.graphql_schema.common")
 local connection = require("orch.graphql.connection")
 
 local AREAS = {
-  "orch.gql.processes", "orch.gql.subscriptions", "orch.gql.catalog", "orch.gql.workflows", "orch.gql.misc",
+  "orch.api.graphql_schema.processes", "orch.api.graphql_schema.subscriptions",
+  "orch.api.graphql_schema.catalog", "orch.api.graphql_schema.workflows", "orch.api.graphql_schema.misc",
 }
 
 local schema

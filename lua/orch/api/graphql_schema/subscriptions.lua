@@ -7,7 +7,7 @@
 -- subqueries), so that a page of the default list is an index scan plus a count.
 
 local json = require("orch.json")
-local common = require("orch.gql.common")
+local common = require("orch.api.graphql_schema.common")
 local connection = require("orch.graphql.connection")
 
 local M = {}
@@ -258,7 +258,7 @@ function M.types(T)
         type = "Customer!",
         resolve = function(parent, _, ctx)
           -- one look-up for the customers of the whole page
-          return require("orch.gql.customers").of(ctx, parent.customer_id, function()
+          return require("orch.api.graphql_schema.customers").of(ctx, parent.customer_id, function()
             local ids = {}
             for i, it in ipairs(parent._batch and parent._batch.items or {}) do
               ids[i] = it.customer_id

@@ -3,7 +3,7 @@
 -- (lua/orch/schedules).
 
 local json = require("orch.json")
-local common = require("orch.gql.common")
+local common = require("orch.api.graphql_schema.common")
 local connection = require("orch.graphql.connection")
 
 local M = {}
@@ -14,7 +14,7 @@ M.CORE_COMPAT_VERSION = "5.3.0"
 
 -- The products' customers (orch.customers.provide), or core's default customer.
 local function customers()
-  return require("orch.gql.customers").list()
+  return require("orch.api.graphql_schema.customers").list()
 end
 
 function M.types(T)

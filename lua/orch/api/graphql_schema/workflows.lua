@@ -2,7 +2,7 @@
 -- one query per page, its steps from the registry of the loaded scripts).
 
 local json = require("orch.json")
-local common = require("orch.gql.common")
+local common = require("orch.api.graphql_schema.common")
 local connection = require("orch.graphql.connection")
 local workflow = require("orch.workflow")
 
