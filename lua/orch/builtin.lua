@@ -154,27 +154,14 @@ standard.task({
   run_predicate = builtin.no_uncompleted_instance("task_validate_awaiting_callbacks"),
   steps = {
     step("Fail timed out callbacks", function(_, ctx)
-      local rows = db.must([[
-        SELECT p.pid::text FROM processes p
-        JOIN LATERAL (SELECT state, started_at FROM process_steps s WHERE s.pid = p.pid
-                      ORDER BY completed_at DESC LIMIT 1) last ON true
-        WHERE p.last_status = 'awaiting_callback' AND last.state ? '__callback_timeout'
-          AND jsonb_typeof(last.state -> '__callback_timeout') = 'number'
-          AND last.started_at + make_interval(secs => (last.state ->> '__callback_timeout')::float) < now()]])
-      local ids = {}
-      for _, r in ipairs(rows) do
-        ids[#ids + 1] = r.pid
-      end
+      local steps_store = require("orch.store.process_steps")
+      local ids = steps_store.callbacks_timed_out()
       ctx:defer(function()
         for _, id in ipairs(ids) do
           -- Re-check the status under the row lock: a real callback may have won the race.
           local p = db.one("SELECT last_status FROM processes WHERE pid = $1 FOR UPDATE", id)
           if p and p.last_status == "awaiting_callback" then
-            db.must([[UPDATE process_steps SET status = 'failed',
-                        state = state || '{"error": "Callback timed out", "class": "CallbackTimeout"}'::jsonb,
-                        completed_at = now()
-                      WHERE stepid = (SELECT stepid FROM process_steps WHERE pid = $1
-                                      ORDER BY completed_at DESC LIMIT 1)]], id)
+            steps_store.fail_last_with_timeout(id)
             db.must([[UPDATE processes SET last_status = 'failed', failed_reason = 'Callback timed out',
                         last_modified_at = now() WHERE pid = $1]], id)
           end

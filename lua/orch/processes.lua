@@ -16,6 +16,7 @@ local errors = require("orch.errors")
 local events = require("orch.events")
 local workflow = require("orch.workflow")
 local forms = require("orch.forms")
+local steps_store = require("orch.store.process_steps")
 
 local processes = {}
 
@@ -222,10 +223,7 @@ end
 
 local CLEARED = { success = true, skipped = true, complete = true }
 
-local function step_rows(pid)
-  return db.must([[SELECT stepid::text, name, status, state, created_by, commit_hash FROM process_steps
-                   WHERE pid = $1 ORDER BY completed_at, started_at]], pid)
-end
+local step_rows = steps_store.of_process
 
 -- The code hash of the scripts this state runs (process_steps.commit_hash), or nil.
 local function code_hash()
@@ -321,10 +319,7 @@ end
 processes.lock_process = lock_process
 
 local function log_step(pid, name, status, state, user)
-  local hash = code_hash()
-  db.must([[INSERT INTO process_steps (pid, name, status, state, created_by, started_at, completed_at, commit_hash)
-            VALUES ($1, $2, $3, $4::jsonb, $5, now(), now(), left($6, 40))]], pid, name, status, json.encode(state),
-    user, hash)
+  steps_store.log(pid, name, status, state, user, code_hash())
 end
 
 local function set_status(pid, status, step_name, clear_failure)
@@ -471,7 +466,7 @@ function processes.callback(pid, token, payload)
     local key = state.__callback_result_key or "callback_result"
     state[key] = payload
     state.callback_progress = nil
-    db.must("UPDATE process_steps SET state = $2::jsonb WHERE stepid = $1", last.stepid, json.encode(state))
+    steps_store.set_state(last.stepid, state)
     local at, reason = processes.recover(pid, wf)
     if not at then
       errors.raise("conflict", reason)
@@ -488,7 +483,7 @@ function processes.callback_progress(pid, token, progress)
     local _, last = awaiting(pid, token)
     local state = last.state
     state.callback_progress = progress
-    db.must([[UPDATE process_steps SET state = $2::jsonb WHERE stepid = $1]], last.stepid, json.encode(state))
+    steps_store.set_state(last.stepid, state)
     db.must("UPDATE processes SET last_modified_at = now() WHERE pid = $1", pid)
   end)
   events.emit("processes", pid)
@@ -559,9 +554,7 @@ function processes.details(list, time)
   end
   local array = "{" .. table.concat(pids, ",") .. "}"
   local by_pid = {}
-  for _, s in ipairs(db.must("SELECT pid::text, stepid::text, name, status, state, created_by, "
-    .. time("started_at") .. " AS started, " .. time("completed_at") .. [[ AS completed, commit_hash
-    FROM process_steps WHERE pid = ANY($1::uuid[]) ORDER BY pid, completed_at, started_at]], array)) do
+  for _, s in ipairs(steps_store.of_processes(pids, time)) do
     local rows = by_pid[s.pid] or {}
     rows[#rows + 1] = s
     by_pid[s.pid] = rows

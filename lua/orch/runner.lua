@@ -292,8 +292,7 @@ function runner.realign(job, wf)
   if not job.generation or job.generation == 0 or not current or job.generation == current then
     return nil
   end
-  local last = require("orch.db").one([[SELECT name, status FROM process_steps WHERE pid = $1
-                                         ORDER BY completed_at DESC, started_at DESC LIMIT 1]], job.process_id)
+  local last = require("orch.store.process_steps").last(job.process_id)
   if not last then
     return nil
   end
