@@ -57,8 +57,7 @@ standard.task({
       end
       ctx:defer(function()
         if #ids > 0 then
-          db.must("UPDATE orch_work_queue SET run_at = now() WHERE pid = ANY($1::uuid[]) AND lease_owner IS NULL",
-            pg_uuid_array(ids))
+          require("orch.store.orch_work_queue").run_now(ids)
         end
       end)
       return { number_of_resumed_pids = #ids }

@@ -6,7 +6,8 @@
 -- Every transition runs in one transaction that locks the processes row
 -- (SELECT ... FOR UPDATE), so identical concurrent requests serialise: the
 -- first one changes the status, the others see the new status and get 409.
--- Work for the engine is a row in orch_work_queue; once it is committed the host wakes
+-- Work for the engine is a row of the work queue (orch.store.orch_work_queue); once it is
+-- committed the host wakes
 -- this host's idle workers and, with a NOTIFY at most every few milliseconds, the other
 -- hosts' (orch._host.wake_workers: the scheduler's one way to be woken; never per step).
 
@@ -17,6 +18,7 @@ local events = require("orch.events")
 local workflow = require("orch.workflow")
 local forms = require("orch.forms")
 local steps_store = require("orch.store.process_steps")
+local queue_store = require("orch.store.orch_work_queue")
 
 local processes = {}
 
@@ -52,13 +54,7 @@ local function wake_workers()
   db.after_commit(orch._host.wake_workers)
 end
 
-local function queue(pid, step_index, state)
-  db.must([[INSERT INTO orch_work_queue (pid, step_index, state, run_at)
-            VALUES ($1, $2, $3::jsonb, now())
-            ON CONFLICT (pid) DO UPDATE SET step_index = EXCLUDED.step_index, state = EXCLUDED.state,
-              run_at = now(), attempts = 0, lease_owner = NULL, lease_token = NULL, lease_expires = NULL]],
-    pid, step_index, json.encode(state))
-end
+local queue = queue_store.put
 
 local function workflow_row(name)
   return db.one([[SELECT workflow_id::text, name, target, is_task, description
@@ -344,7 +340,7 @@ function processes.resume(pid, inputs, opts)
     local p = lock_process(pid)
     -- `resumed` is resumable in core; here it means "already queued", and queuing it
     -- twice would be the double resume of core's issue #242.
-    local queued = db.one("SELECT 1 AS yes FROM orch_work_queue WHERE pid = $1", pid)
+    local queued = queue_store.has(pid)
     if not RESUMABLE[p.last_status] or (queued and p.last_status ~= "waiting") then
       errors.raise("conflict", "Resuming a " .. p.last_status:lower() .. " workflow is not possible")
     end
@@ -414,7 +410,7 @@ function processes.abort(pid, opts)
       return false
     end
     local at = processes.recover(pid, nil) or { state = {} }
-    db.must("DELETE FROM orch_work_queue WHERE pid = $1", pid)
+    queue_store.remove(pid)
     log_step(pid, "User Aborted", "abort", at.state, user)
     set_status(pid, "aborted", "User Aborted", false)
     subscription_ids = linked_subscriptions(pid)
@@ -552,18 +548,14 @@ function processes.details(list, time)
   for i, p in ipairs(list) do
     pids[i] = p.pid
   end
-  local array = "{" .. table.concat(pids, ",") .. "}"
   local by_pid = {}
   for _, s in ipairs(steps_store.of_processes(pids, time)) do
     local rows = by_pid[s.pid] or {}
     rows[#rows + 1] = s
     by_pid[s.pid] = rows
   end
-  local queued = {}
   -- A queued process (created, resumed, running) carries its newest state in the queue row.
-  for _, q in ipairs(db.must("SELECT pid::text, state FROM orch_work_queue WHERE pid = ANY($1::uuid[])", array)) do
-    queued[q.pid] = q.state
-  end
+  local queued = queue_store.states(pids)
   local out = {}
   for _, p in ipairs(list) do
     out[p.pid] = processes.detail_of(p.pid, p.wf, p.last_status, by_pid[p.pid] or {}, queued[p.pid])

@@ -25,14 +25,8 @@ local SQL = [[
 SELECT 'processes' AS k, w.name AS a, p.last_status AS b, count(*)::float8 AS v
   FROM processes p JOIN workflows w ON w.workflow_id = p.workflow_id GROUP BY w.name, p.last_status
 UNION ALL
-SELECT 'queue', NULL, NULL, count(*)::float8 FROM orch_work_queue
-UNION ALL
-SELECT 'runnable', NULL, NULL, count(*)::float8 FROM orch_work_queue WHERE run_at <= now()
-UNION ALL
-SELECT 'oldest', NULL, NULL,
-       coalesce(extract(epoch FROM now() - min(run_at)), 0)::float8 FROM orch_work_queue WHERE run_at <= now()
-UNION ALL
-SELECT 'leases', NULL, NULL, count(*)::float8 FROM orch_work_queue WHERE lease_expires > now()
+]] .. require("orch.store.orch_work_queue").GAUGES_SQL .. [[
+
 UNION ALL
 SELECT 'schedule_runs', status, NULL, count(*)::float8 FROM orch_schedule_runs GROUP BY status
 ]]
@@ -51,7 +45,7 @@ end
 
 local GAUGES = {
   { "processes", "orch_processes", "Processes by workflow and last status (database)", { "workflow", "status" } },
-  { "queue", "orch_queue_depth", "Processes with work to do: rows of orch_work_queue (database)" },
+  { "queue", "orch_queue_depth", "Processes with work to do: rows of the work queue (database)" },
   { "runnable", "orch_queue_runnable", "Queued processes whose time has come and that no live lease holds (database)" },
   { "oldest", "orch_queue_oldest_runnable_age_seconds", "Age of the oldest runnable queue row (database)" },
   { "leases", "orch_leases_held", "Processes under a live lease, on every host (database)" },

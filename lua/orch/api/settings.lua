@@ -3,6 +3,7 @@
 
 local http = require("orch.http")
 local db = require("orch.db")
+local queue_store = require("orch.store.orch_work_queue")
 
 local settings = {}
 
@@ -34,8 +35,7 @@ settings.routes = {
 -- (migrations/0002_engine.sql). A paused engine gives its leases back, so
 -- PAUSING turns into PAUSED when the last running step has committed.
 local function running_processes()
-  local row = db.one("SELECT count(*) AS n FROM orch_work_queue WHERE lease_expires > now()")
-  return row and row.n or 0
+  return queue_store.running()
 end
 
 local function status_of(locked, running)
@@ -98,12 +98,7 @@ end
 -- GET /api/settings/worker-status: hosts whose heartbeat is younger than
 -- their lease time are online; queued = due and not leased, running = leased.
 function settings.get_worker_status()
-  local row = db.one([[
-    SELECT (SELECT coalesce(sum(workers), 0) FROM orch_hosts
-             WHERE heartbeat_at > now() - make_interval(secs => lease_seconds)) AS online,
-           (SELECT count(*) FROM orch_work_queue
-             WHERE run_at <= now() AND (lease_expires IS NULL OR lease_expires <= now())) AS queued,
-           (SELECT count(*) FROM orch_work_queue WHERE lease_expires > now()) AS running]])
+  local row = queue_store.worker_status()
   return 200, {
     executor_type = "orchestrator",
     number_of_workers_online = row.online,
