@@ -13,6 +13,10 @@
 #include "lapi.h"
 
 #include <lauxlib.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #define EMPTY_ARRAY_SENTINEL "\"\\u0000[]\""
 
@@ -68,8 +72,64 @@ static int l_mark_empty_arrays(lua_State *L) {
   return 3;
 }
 
+/* ---- decode's tree walk of lua/orch/json.lua, in C (same rules; see its header) ---- */
+
+#define NOT_FINITE  "a number is out of range (JSON has no Infinity or NaN)"
+#define EMPTY_ARRAY "\0[]" /* 3 bytes */
+
+static int raise_not_finite(lua_State *L) {
+  lua_pushliteral(L, NOT_FINITE);
+  return lua_error(L); /* no position: the Lua half reports it as it is */
+}
+
+/* [-0, +0, e] Normalise the decoded table at idx (array_mt at index mt): whole floats become
+   integers, empty-array sentinels become empty arrays, tables with [1] are marked arrays. */
+static void normalise(lua_State *L, int idx, int mt) {
+  luaL_checkstack(L, 6, "JSON nesting");
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    int t = lua_type(L, -1);
+    if (t == LUA_TTABLE) {
+      normalise(L, lua_gettop(L), mt);
+    } else if (t == LUA_TNUMBER && !lua_isinteger(L, -1)) {
+      lua_Number x = lua_tonumber(L, -1);
+      if (!isfinite(x)) raise_not_finite(L);
+      if (x > -9007199254740992.0 && x < 9007199254740992.0 && x == floor(x)) {
+        lua_pushvalue(L, -2);
+        lua_pushinteger(L, (lua_Integer)x);
+        lua_rawset(L, idx); /* an existing key: allowed during lua_next */
+      }
+    } else if (t == LUA_TSTRING) {
+      size_t len;
+      const char *s = lua_tolstring(L, -1, &len);
+      if (len == 3 && !memcmp(s, EMPTY_ARRAY, 3)) {
+        lua_pushvalue(L, -2);
+        lua_newtable(L);
+        lua_pushvalue(L, mt);
+        lua_setmetatable(L, -2);
+        lua_rawset(L, idx);
+      }
+    }
+    lua_pop(L, 1);
+  }
+  if (lua_rawgeti(L, idx, 1) != LUA_TNIL) {
+    lua_pushvalue(L, mt);
+    lua_setmetatable(L, idx);
+  }
+  lua_pop(L, 1);
+}
+
+/* orch._json.normalise(v, array_mt) -> v, normalised in place (see normalise). */
+static int l_normalise(lua_State *L) {
+  luaL_checktype(L, 2, LUA_TTABLE);
+  if (lua_type(L, 1) == LUA_TTABLE) normalise(L, 1, 2);
+  lua_settop(L, 1);
+  return 1;
+}
+
 static const luaL_Reg json_funcs[] = {
     {"mark_empty_arrays", l_mark_empty_arrays},
+    {"normalise", l_normalise},
     {NULL, NULL},
 };
 

@@ -59,37 +59,9 @@ function json.ordered(t, keys)
   return setmetatable(t or {}, { __name = "orch.json.object", __jsonorder = keys or {} })
 end
 
--- Turn cjson's output into what the comment above promises, in place.
+-- cjson's output is turned into what the comment above promises, in place, by C's
+-- normalise (host/lapi_json.c).
 local NOT_FINITE = "a number is out of range (JSON has no Infinity or NaN)"
-
-local function normalise(v)
-  if type(v) == "number" and (v ~= v or v == math.huge or v == -math.huge) then
-    error(NOT_FINITE, 0)
-  end
-  if type(v) ~= "table" then
-    return v
-  end
-  for k, x in pairs(v) do
-    local tx = type(x)
-    if tx == "table" then
-      normalise(x)
-    elseif tx == "number" and mtype(x) == "float" then
-      if x ~= x or x == math.huge or x == -math.huge then
-        error(NOT_FINITE, 0)
-      end
-      local i = tointeger(x)
-      if i and x > -2 ^ 53 and x < 2 ^ 53 then
-        v[k] = i
-      end
-    elseif x == EMPTY_ARRAY then
-      v[k] = setmetatable({}, array_mt)
-    end
-  end
-  if rawget(v, 1) ~= nil then
-    setmetatable(v, array_mt)
-  end
-  return v
-end
 
 -- Decode or return nil and a message.
 function json.try_decode(text)
@@ -113,7 +85,7 @@ function json.try_decode(text)
     end
     return tointeger(v) or v
   end
-  local fine, result = pcall(normalise, v)
+  local fine, result = pcall(C.normalise, v, array_mt)
   if not fine then
     return nil, tostring(result)
   end

@@ -219,6 +219,15 @@ TEST(lua_json_round_trip_in_host) {
             "assert(j.decode('{\"x\":null}').x == j.null)\n"
             "assert(math.type(j.decode('[3]')[1]) == 'integer')\n"
             "assert(j.encode({n = 12345678901234567}) == '{\"n\":12345678901234567}')\n"
+            /* the decode walk (host/lapi_json.c): whole floats, 2^53, empty arrays, Inf */
+            "assert(math.type(j.decode('{\"a\":{\"b\":[1.0, 2.5]}}').a.b[1]) == 'integer')\n"
+            "assert(math.type(j.decode('{\"a\":{\"b\":[1.0, 2.5]}}').a.b[2]) == 'float')\n"
+            "assert(math.type(j.decode('[9007199254740993]')[1]) == 'float')\n"
+            "assert(getmetatable(j.decode('{\"a\":[]}').a) == j.array_mt)\n"
+            "assert(getmetatable(j.decode('{\"a\":[{\"b\":2}]}').a) == j.array_mt)\n"
+            "assert(j.encode(j.decode('{\"a\":{\"b\":[]}}')) == '{\"a\":{\"b\":[]}}')\n"
+            "local inf, why = j.try_decode('{\"x\":[1e999]}')\n"
+            "assert(inf == nil and why:find('out of range'), tostring(why))\n"
             "local v, err = j.try_decode('{')\n"
             "assert(v == nil and type(err) == 'string')\n");
 }

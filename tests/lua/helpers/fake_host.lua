@@ -40,6 +40,37 @@ local function mark_empty_arrays(text)
   return table.concat(out), true
 end
 
+-- host/lapi_json.c's normalise in plain Lua (the same rules).
+local NOT_FINITE = "a number is out of range (JSON has no Infinity or NaN)"
+local EMPTY_ARRAY = "\0[]"
+local mtype, tointeger = math.type, math.tointeger
+
+local function normalise(v, array_mt)
+  if type(v) ~= "table" then
+    return v
+  end
+  for k, x in pairs(v) do
+    local tx = type(x)
+    if tx == "table" then
+      normalise(x, array_mt)
+    elseif tx == "number" and mtype(x) == "float" then
+      if x ~= x or x == math.huge or x == -math.huge then
+        error(NOT_FINITE, 0)
+      end
+      local i = tointeger(x)
+      if i and x > -2 ^ 53 and x < 2 ^ 53 then
+        v[k] = i
+      end
+    elseif x == EMPTY_ARRAY then
+      v[k] = setmetatable({}, array_mt)
+    end
+  end
+  if rawget(v, 1) ~= nil then
+    setmetatable(v, array_mt)
+  end
+  return v
+end
+
 function fake.install()
   fake.queries = {}
   fake.results = {}
@@ -51,7 +82,7 @@ function fake.install()
       warn = function() end,
       error = function() end,
     },
-    _json = { mark_empty_arrays = mark_empty_arrays },
+    _json = { mark_empty_arrays = mark_empty_arrays, normalise = normalise },
     -- host/lapi_time.c in plain Lua
     time = {
       now = function()
