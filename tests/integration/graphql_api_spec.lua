@@ -664,10 +664,10 @@ describe("GraphQL API", function()
     end)
   end)
 
-  it("reads the steps of a whole page of processes in a bounded number of statements", function()
+  -- A GraphQL request through tests/fixtures/graphql_api/gqlcount (orch_invoke): the decoded
+  -- {response, statements} and the raw output.
+  local function counted(body)
     local invoke_bin = assert(os.getenv("ORCH_INVOKE"), "ORCH_INVOKE is not set")
-    local body = { query = [[{ processes(first: 15) { page { processId steps { name status stateDelta }
-      currentState } pageInfo { totalItems } } }]] }
     local cmd = string.format("%s --database %s --lua-dir %s --products %s gqlcount execute %s 2>&1",
       H.shell_quote(invoke_bin), H.shell_quote(string.format("postgresql://postgres@/%s?host=%s", dbname, dir)),
       H.shell_quote(H.source .. "/lua"), H.shell_quote(H.source .. "/tests/fixtures/graphql_api"),
@@ -675,7 +675,13 @@ describe("GraphQL API", function()
     local p = io.popen(cmd)
     local out = p:read("a")
     assert(p:close(), "orch_invoke failed:\n" .. out)
-    local result = H.json.decode(out)
+    return H.json.decode(out), out
+  end
+
+  it("reads the steps of a whole page of processes in a bounded number of statements", function()
+    local body = { query = [[{ processes(first: 15) { page { processId steps { name status stateDelta }
+      currentState } pageInfo { totalItems } } }]] }
+    local result, out = counted(body)
     assert.is_nil(result.response.errors, out)
     local page = result.response.data.processes.page
     assert.is_true(#page >= 3, out)
@@ -696,20 +702,12 @@ describe("GraphQL API", function()
       INSERT INTO processes_subscriptions (pid, subscription_id)
       SELECT ']] .. pids.completed .. [['::uuid, subscription_id FROM subscriptions WHERE customer_id = 'cust-3';
       ]])
-    local invoke_bin = assert(os.getenv("ORCH_INVOKE"), "ORCH_INVOKE is not set")
     local body = { query = [[{ subscriptions(first: 50, filterBy: {field: "customerId", value: "cust-3"}) { page {
       subscriptionId metadata fixedInputs product { name productBlocks { name } } customerDescriptions { id }
       productBlockInstances { id }
       processes { page { processId workflowName product { name } } pageInfo { totalItems } } }
       pageInfo { totalItems } } }]] }
-    local cmd = string.format("%s --database %s --lua-dir %s --products %s gqlcount execute %s 2>&1",
-      H.shell_quote(invoke_bin), H.shell_quote(string.format("postgresql://postgres@/%s?host=%s", dbname, dir)),
-      H.shell_quote(H.source .. "/lua"), H.shell_quote(H.source .. "/tests/fixtures/graphql_api"),
-      H.shell_quote(H.json.encode(body)))
-    local p = io.popen(cmd)
-    local out = p:read("a")
-    assert(p:close(), "orch_invoke failed:\n" .. out)
-    local result = H.json.decode(out)
+    local result, out = counted(body)
     assert.is_nil(result.response.errors, out)
     local d = result.response.data
     assert.are.equal(40, #d.subscriptions.page)
