@@ -857,12 +857,13 @@ for _, h in ipairs(hosts) do
     proc.kill(h.pid, "TERM")
     local how, code = proc.wait(h.pid)
     local log = h:log()
-    if log:find("AddressSanitizer", 1, true) or log:find("runtime error:", 1, true) then
-      violation("host %d has a sanitizer report:\n%s", h.index, log)
+    if sanitizer_report(log) then
+      violation("host %d has a sanitizer report:\n%s", h.index, log:sub(-6000))
     end
     if how ~= "exited" or code ~= 0 then
-      violation("host %d did not stop cleanly (%s %s)", h.index, tostring(how), tostring(code))
+      violation("host %d did not stop cleanly (%s %s):\n%s", h.index, tostring(how), tostring(code), log:sub(-2000))
     end
+    os.remove(h.log_path)
   end
 end
 pg_ctl("-m immediate stop")
