@@ -177,7 +177,7 @@ local fig = {
   cycles = 0, faults = {}, processes = 0, starts_sent = 0, duplicate_starts = 0, lost = 0, duplicates = 0,
   stuck = 0, wrong_end = 0, double_transitions = 0, worst_recovery = 0, recoveries = {}, outage_answers = {},
   worst_throughput_s = 0, throughput = {}, violations = {}, callbacks = 0, resumes = 0, aborts = 0, modifies = 0,
-  throughput_late = 0, locked = {}, stale_leases = 0, worst_first_step = 0,
+  throughput_late = 0, locked = {}, stale_leases = 0, worst_first_step = 0, races = 0,
 }
 function violation(fmt, ...)
   local msg = string.format(fmt, ...)
@@ -307,7 +307,26 @@ local function retry_starts()
   pending_starts = left
 end
 
+-- The same request at the same moment on two hosts (two curl processes): their status codes
+-- (nil for no answer). Of two racing callbacks or resumes exactly one may make the transition.
+local function race(two, method, path, body)
+  local cmds = {}
+  for i, h in ipairs(two) do
+    cmds[i] = string.format("curl -s -o /dev/null -w 'R%d %%{http_code}\\n' -m 20 -X %s %s %s &", i, method,
+      body and ("-H 'content-type: application/json' --data " .. q(body)) or "", q(h.base .. path))
+  end
+  local p = io.popen("{ " .. table.concat(cmds, " ") .. " wait; } 2>/dev/null")
+  local out = p:read("a")
+  p:close()
+  local codes = {}
+  for i, code in out:gmatch("R(%d) (%d+)") do
+    codes[tonumber(i)] = code ~= "000" and tonumber(code) or nil
+  end
+  return { codes[1], codes[2] }
+end
+
 -- One pass of the client: answer callbacks, resume input steps, abort, resume waiting processes.
+-- Sometimes twice: one after the other on one host, or at the same moment on two hosts.
 local function act()
   if not pg.up then
     return
@@ -327,30 +346,36 @@ local function act()
     local pid, status, token = line:match("^([^|]+)|([^|]+)|(.*)$")
     local p = pid and accepted[pid]
     if p and math.random() < 0.5 then -- at random times
-      local h = pick(list)
-      local times = math.random() < 0.3 and 2 or 1 -- sometimes twice: one must be refused
-      for _ = 1, times do
-        local code
-        if status == "awaiting_callback" and token ~= "" then
-          code = request(h, "POST", "/api/processes/" .. pid .. "/callback/" .. token, { ok = true })
-          if code == 200 then
-            p.ok.callback = (p.ok.callback or 0) + 1
-            fig.callbacks = fig.callbacks + 1
-          end
-        elseif status == "suspended" and p.kind == "abort" then
-          code = request(h, "PUT", "/api/processes/" .. pid .. "/abort")
-          if code and code < 300 then
-            p.ok.abort = (p.ok.abort or 0) + 1
-            fig.aborts = fig.aborts + 1
-          end
-        elseif status == "suspended" then
-          code = request(h, "PUT", "/api/processes/" .. pid .. "/resume", { { approved = true } })
-          if code and code < 300 then
-            p.ok.resume = (p.ok.resume or 0) + 1
-            fig.resumes = fig.resumes + 1
-          end
-        elseif status == "waiting" then
-          code = request(h, "PUT", "/api/processes/" .. pid .. "/resume", "{}")
+      local method, path, body, counter, ok
+      if status == "awaiting_callback" and token ~= "" then
+        method, path, body = "POST", "/api/processes/" .. pid .. "/callback/" .. token, '{"ok": true}'
+        counter = "callback"
+        ok = function(code) return code == 200 end
+      elseif status == "suspended" and p.kind == "abort" then
+        method, path, counter = "PUT", "/api/processes/" .. pid .. "/abort", "abort"
+      elseif status == "suspended" then
+        method, path, body, counter = "PUT", "/api/processes/" .. pid .. "/resume", '[{"approved": true}]', "resume"
+      elseif status == "waiting" then
+        method, path, body = "PUT", "/api/processes/" .. pid .. "/resume", "{}"
+      end
+      ok = ok or function(code) return code < 300 end
+      local codes = {}
+      if method and #list >= 2 and math.random() < 0.15 then
+        local a = math.random(#list)
+        local b = (a % #list) + 1
+        codes = race({ list[a], list[b] }, method, path, body)
+        fig.races = fig.races + 1
+      elseif method then
+        local h = pick(list)
+        for i = 1, math.random() < 0.3 and 2 or 1 do -- sometimes twice: the second must be refused
+          codes[i] = request(h, method, path, body)
+        end
+      end
+      for i = 1, 2 do
+        local code = codes[i]
+        if code and counter and ok(code) then
+          p.ok[counter] = (p.ok[counter] or 0) + 1
+          fig[counter .. "s"] = fig[counter .. "s"] + 1
         end
         if code and code >= 500 and code ~= 503 then
           violation("%s of %s answered %d", status, pid, code)
@@ -759,7 +784,7 @@ local function report(title)
   cycles            %d in %.0f s
   faults            %s
   processes         %d accepted (%d start requests, %d deliberate duplicates),
-                    %d callbacks, %d resumes, %d aborts, %d modifies
+                    %d callbacks, %d resumes, %d aborts, %d modifies; %d callbacks/resumes/aborts raced on two hosts
   lost/duplicate/stuck  %d/%d/%d (wrong end state %d, double transitions %d, leases not taken over %d,
                     subscriptions left locked %d)
   worst recovery    %.2f s after SIGKILL/SIGSTOP (limit lease %d s + 2 s; %d kills and stops)
@@ -767,7 +792,7 @@ local function report(title)
                     first step after the return: worst %.2f s
   answers while PostgreSQL was down: %s
   violations        %d]], title, opts.seed, fig.cycles, H.now() - opts.t0, table.concat(faults, ", "), fig.processes,
-    fig.starts_sent, fig.duplicate_starts, fig.callbacks, fig.resumes, fig.aborts, fig.modifies, fig.lost,
+    fig.starts_sent, fig.duplicate_starts, fig.callbacks, fig.resumes, fig.aborts, fig.modifies, fig.races, fig.lost,
     fig.duplicates, fig.stuck, fig.wrong_end, fig.double_transitions, fig.stale_leases, n_locked,
     fig.worst_recovery, opts.lease, #fig.recoveries, tp_ok, tp_n, worst_tp,
     opts.throughput_strict == 0 and ", not enforced" or "", fig.worst_throughput_s, fig.worst_first_step,
