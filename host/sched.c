@@ -120,18 +120,29 @@ static void database_back(orch_sched *s) {
 
 /* A back-off: sleep `ms` milliseconds, until a stop, or until the keeper reconnected after `seen`
  * (the database is back: sleeping out a back-off of seconds would leave it idle). Ordinary
- * wake-ups do not end it, so a worker whose commits keep failing does not retry at their rate. */
-static void wait_for_backoff(orch_sched *s, unsigned long seen, int ms) {
+ * wake-ups do not end it, so a worker whose commits keep failing does not retry at their rate.
+ * Returns 1 when the keeper's reconnect ended it. */
+static int wait_for_backoff(orch_sched *s, unsigned long seen, int ms) {
   struct timespec until = orch_deadline_ms(CLOCK_MONOTONIC, ms);
   pthread_mutex_lock(&s->mu);
   while (s->back_seq == seen && !atomic_load(&s->stopping))
     if (pthread_cond_timedwait(&s->cv, &s->mu, &until) == ETIMEDOUT) break;
+  int back = s->back_seq != seen;
   pthread_mutex_unlock(&s->mu);
+  return back;
 }
 
 /* The next back-off after a database failure: doubled, capped. */
 static int next_backoff(int ms) {
   return ms <= 0 ? BACKOFF_FIRST_MS : ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : ms * 2;
+}
+
+/* A worker's back-off after a failure: doubled, capped; from the start again once the keeper
+ * reached the database (a first try that still fails then waits 250 ms, not the longest wait). */
+static void back_off(orch_sched *s, unsigned long seen, int *backoff) {
+  *backoff = next_backoff(*backoff);
+  if (wait_for_backoff(s, seen, *backoff))
+    *backoff = -1; /* still failing; the next wait is the first */
 }
 
 int orch_sched_notify(orch_db *db, orch_error *err) {
@@ -164,7 +175,7 @@ static void *worker_main(void *arg) {
   orch_db *db = s->thread_db();
   orch_batch *b = w->batch;
   long long last_complaint = 0;
-  int backoff = 0; /* ms; > 0 while the database is failing */
+  int backoff = 0; /* ms; nonzero while the database is failing (-1: start the back-off again) */
   orch_error err = ORCH_ERROR_INIT;
   while (!atomic_load(&s->stopping)) {
     unsigned long back = back_seq(s); /* before this round's attempts: a return during one counts */
@@ -182,8 +193,7 @@ static void *worker_main(void *arg) {
       if (orch_engine_confirm(&w->params, db, b, &err) < 0) {
         complain("confirming leases after a failed commit", &err, &last_complaint);
         orch_error_clear(&err);
-        backoff = next_backoff(backoff);
-        wait_for_backoff(s, back, backoff);
+        back_off(s, back, &backoff);
         continue;
       }
       if (backoff) LOG_INFO("sched", "worker %s: the database is back", w->owner);
@@ -195,8 +205,7 @@ static void *worker_main(void *arg) {
       if (n < 0) {
         complain("claiming work", &err, &last_complaint);
         orch_error_clear(&err);
-        backoff = next_backoff(backoff);
-        wait_for_backoff(s, back, backoff);
+        back_off(s, back, &backoff);
         continue;
       }
       backoff = 0;
@@ -212,8 +221,7 @@ static void *worker_main(void *arg) {
     if (orch_engine_commit(&w->params, db, b, more, NULL, &err) != ORCH_OK) {
       complain("committing steps", &err, &last_complaint);
       orch_error_clear(&err);
-      backoff = next_backoff(backoff);
-      wait_for_backoff(s, back, backoff);
+      back_off(s, back, &backoff);
     }
   }
   if (orch_batch_count(b) && orch_engine_release(&w->params, db, b, &err) != ORCH_OK)
