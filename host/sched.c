@@ -46,9 +46,10 @@ struct orch_sched {
   int keeper_started;
   orch_db *keeper_db; /* owned; the LISTEN connection, used by the keeper thread only */
   int wake_pipe[2];   /* stop wakes the keeper out of poll() */
-  pthread_mutex_t mu; /* guards wake_seq and the condition */
+  pthread_mutex_t mu; /* guards wake_seq, back_seq and the condition */
   pthread_cond_t cv;
   unsigned long wake_seq;
+  unsigned long back_seq; /* bumped when the keeper (re)connects: the database answers again */
   atomic_int stopping;
   atomic_int paused; /* engine_settings.global_lock, as last read */
   orch_sched *next;  /* registry of running schedulers, for orch_sched_notify */
@@ -102,18 +103,46 @@ static void wait_for_wake(orch_sched *s, unsigned long seen, int ms) {
   pthread_mutex_unlock(&s->mu);
 }
 
-/* Sleep `ms` milliseconds or until a stop; wake-ups do not end it (a back-off). */
-static void wait_for_stop(orch_sched *s, int ms) {
+static unsigned long back_seq(orch_sched *s) {
+  pthread_mutex_lock(&s->mu);
+  unsigned long seq = s->back_seq;
+  pthread_mutex_unlock(&s->mu);
+  return seq;
+}
+
+/* The keeper reached the database again: end the workers' back-offs. */
+static void database_back(orch_sched *s) {
+  pthread_mutex_lock(&s->mu);
+  s->back_seq++;
+  pthread_cond_broadcast(&s->cv);
+  pthread_mutex_unlock(&s->mu);
+}
+
+/* A back-off: sleep `ms` milliseconds, until a stop, or until the keeper reconnected after `seen`
+ * (the database is back: sleeping out a back-off of seconds would leave it idle). Ordinary
+ * wake-ups do not end it, so a worker whose commits keep failing does not retry at their rate.
+ * Returns 1 when the keeper's reconnect ended it. */
+static int wait_for_backoff(orch_sched *s, unsigned long seen, int ms) {
   struct timespec until = orch_deadline_ms(CLOCK_MONOTONIC, ms);
   pthread_mutex_lock(&s->mu);
-  while (!atomic_load(&s->stopping))
+  while (s->back_seq == seen && !atomic_load(&s->stopping))
     if (pthread_cond_timedwait(&s->cv, &s->mu, &until) == ETIMEDOUT) break;
+  int back = s->back_seq != seen;
   pthread_mutex_unlock(&s->mu);
+  return back;
 }
 
 /* The next back-off after a database failure: doubled, capped. */
 static int next_backoff(int ms) {
   return ms <= 0 ? BACKOFF_FIRST_MS : ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : ms * 2;
+}
+
+/* A worker's back-off after a failure: doubled, capped; from the start again once the keeper
+ * reached the database (a first try that still fails then waits 250 ms, not the longest wait). */
+static void back_off(orch_sched *s, unsigned long seen, int *backoff) {
+  *backoff = next_backoff(*backoff);
+  if (wait_for_backoff(s, seen, *backoff))
+    *backoff = -1; /* still failing; the next wait is the first */
 }
 
 int orch_sched_notify(orch_db *db, orch_error *err) {
@@ -146,9 +175,10 @@ static void *worker_main(void *arg) {
   orch_db *db = s->thread_db();
   orch_batch *b = w->batch;
   long long last_complaint = 0;
-  int backoff = 0; /* ms; > 0 while the database is failing */
+  int backoff = 0; /* ms; nonzero while the database is failing (-1: start the back-off again) */
   orch_error err = ORCH_ERROR_INIT;
   while (!atomic_load(&s->stopping)) {
+    unsigned long back = back_seq(s); /* before this round's attempts: a return during one counts */
     if (atomic_load(&s->paused)) {
       /* Stop before the next step; the processes stay `running` and queued. */
       if (orch_batch_count(b) && orch_engine_release(&w->params, db, b, &err) != ORCH_OK)
@@ -163,8 +193,7 @@ static void *worker_main(void *arg) {
       if (orch_engine_confirm(&w->params, db, b, &err) < 0) {
         complain("confirming leases after a failed commit", &err, &last_complaint);
         orch_error_clear(&err);
-        backoff = next_backoff(backoff);
-        wait_for_stop(s, backoff);
+        back_off(s, back, &backoff);
         continue;
       }
       if (backoff) LOG_INFO("sched", "worker %s: the database is back", w->owner);
@@ -176,8 +205,7 @@ static void *worker_main(void *arg) {
       if (n < 0) {
         complain("claiming work", &err, &last_complaint);
         orch_error_clear(&err);
-        backoff = next_backoff(backoff);
-        wait_for_stop(s, backoff);
+        back_off(s, back, &backoff);
         continue;
       }
       backoff = 0;
@@ -193,8 +221,7 @@ static void *worker_main(void *arg) {
     if (orch_engine_commit(&w->params, db, b, more, NULL, &err) != ORCH_OK) {
       complain("committing steps", &err, &last_complaint);
       orch_error_clear(&err);
-      backoff = next_backoff(backoff);
-      wait_for_stop(s, backoff);
+      back_off(s, back, &backoff);
     }
   }
   if (orch_batch_count(b) && orch_engine_release(&w->params, db, b, &err) != ORCH_OK)
@@ -280,6 +307,7 @@ static void *keeper_main(void *arg) {
         listening = NULL;
       } else {
         listening = orch_db_conn(s->keeper_db);
+        database_back(s); /* a new connection: workers backing off from an outage try again now */
       }
       orch_error_clear(&err);
     }
