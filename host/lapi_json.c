@@ -5,7 +5,9 @@
  * so that the Lua side can turn it into a table marked as an array. The
  * sentinel starts with a NUL; the scanner also reports NUL characters (\u0000)
  * in the input's strings, which the Lua side refuses, so no input string can
- * pass for a sentinel.
+ * pass for a sentinel. normalise() is the Lua half's walk over cjson's result (whole floats
+ * to integers, sentinels to empty arrays, arrays marked), here because it runs on every
+ * decoded step state.
  */
 #include "orch.h"
 
@@ -14,8 +16,6 @@
 
 #include <lauxlib.h>
 #include <math.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #define EMPTY_ARRAY_SENTINEL "\"\\u0000[]\""
